@@ -1,0 +1,293 @@
+/* Tests for the unit loader: resolved values, merging, provenance, and a corpus of bad units
+ * with the exact messages expected (VIGIL_UPDATE_EXPECTED=1 rewrites the .expected files). */
+#include <dirent.h>
+#include <signal.h>
+
+#include "lexer.h"
+#include "tap.h"
+#include "unit.h"
+
+static const unit_load_options opts = { .policy_dir = "units/policies" };
+
+static unit *load(const char *path, const char *as) {
+        diag_list diags = {};
+        unit *u = NULL;
+        int r;
+
+        r = unit_load_file(path, as, &opts, &diags, &u);
+        if (!tap_ok(r == 0 && diags.n_errors == 0, "%s loads", as ?: path))
+                diag_list_print(&diags, stdout);
+        diag_list_done(&diags);
+        return u;
+}
+
+static char *join(char **l) {
+        char *s = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&s, &n);
+
+        STRV_FOREACH(i, l)
+                fprintf(f, "%s%s", i == l ? "" : "|", *i);
+        fclose(f);
+        return s;
+}
+
+#define STRV_EQ(l, want, what)                                                                     \
+        do {                                                                                       \
+                _cleanup_free_ char *_j = join(l);                                                 \
+                tap_streq(_j, want, what);                                                         \
+        } while (0)
+
+static char *source(const unit *u, const char *section, const char *key) {
+        const unit_source *s = unit_directive_source(u, section, key);
+        char *r = NULL;
+
+        if (s && asprintf(&r, "%s:%u", s->path, s->line) < 0)
+                r = NULL;
+        return r;
+}
+
+#define SOURCE_EQ(u, section, key, want)                                                           \
+        do {                                                                                       \
+                _cleanup_free_ char *_s = source(u, section, key);                                 \
+                tap_streq(_s, want, "source of %s.%s", section, key);                              \
+        } while (0)
+
+static void test_full(void) {
+        _cleanup_unit_free_ unit *u = load("units/good/full.service", NULL);
+
+        if (!u)
+                return;
+        tap_streq(u->description, "Every directive vigil accepts, once", "Description");
+        STRV_EQ(u->documentation, "man:vigil(8)|https://example.org/docs", "Documentation");
+        STRV_EQ(u->after, "network.target|other.service", "After");
+        STRV_EQ(u->requires, "db.service", "Requires");
+        STRV_EQ(u->binds_to, "bound.service", "BindsTo");
+        tap_inteq(u->start_limit_interval, 30 * USEC_PER_SEC, "StartLimitIntervalSec");
+        tap_inteq(u->start_limit_burst, 3, "StartLimitBurst");
+        tap_inteq(u->type, SERVICE_NOTIFY, "Type");
+        tap_inteq(u->exec_start_pre.n, 1, "one ExecStartPre");
+        tap_inteq(u->exec_start_pre.items[0].flags, EXEC_IGNORE_FAILURE, "- prefix");
+        tap_inteq(u->exec_start.n, 1, "one ExecStart");
+        tap_streq(u->exec_start.items[0].path, "/usr/bin/server", "@: path");
+        STRV_EQ(u->exec_start.items[0].argv,
+                "game-server|--port|8303|--motd=hello ; world|a b", "@: argv with quoting");
+        tap_inteq(u->exec_start_post.items[0].flags, EXEC_NO_ENV_EXPAND, ": prefix");
+        STRV_EQ(u->exec_start_post.items[0].argv, "/bin/echo|$NOT_EXPANDED",
+                "$VAR is kept for start time");
+        tap_inteq(u->exec_stop.items[0].flags, EXEC_PRIVILEGED, "+ prefix");
+        tap_inteq(u->restart, RESTART_ON_FAILURE, "Restart");
+        tap_inteq(u->restart_sec, 1500 * USEC_PER_MSEC, "RestartSec=1.5s");
+        tap_inteq(u->restart_steps, 5, "RestartSteps");
+        tap_inteq(u->restart_max_delay, 60 * USEC_PER_SEC, "RestartMaxDelaySec");
+        tap_ok(exit_status_set_has_status(&u->restart_prevent_exit_status, 64) &&
+                       exit_status_set_has_status(&u->restart_prevent_exit_status, 75) &&
+                       exit_status_set_has_signal(&u->restart_prevent_exit_status, SIGKILL) &&
+                       !exit_status_set_has_status(&u->restart_prevent_exit_status, 0),
+               "RestartPreventExitStatus=64 TEMPFAIL SIGKILL");
+        tap_ok(exit_status_set_has_status(&u->success_exit_status, 2) &&
+                       exit_status_set_has_signal(&u->success_exit_status, SIGUSR1),
+               "SuccessExitStatus");
+        tap_inteq(u->timeout_start, 150 * USEC_PER_SEC, "TimeoutStartSec=2min 30s");
+        tap_ok(u->timeout_stop == USEC_INFINITY, "TimeoutStopSec=0 is no timeout");
+        tap_inteq(u->kill_signal, SIGINT, "KillSignal");
+        tap_inteq(u->kill_mode, KILL_MIXED, "KillMode");
+        tap_inteq(u->watchdog, 10 * USEC_PER_SEC, "WatchdogSec");
+        tap_streq(u->user, "game", "User");
+        tap_streq(u->group, "1000", "Group");
+        STRV_EQ(u->supplementary_groups, "audio|video", "SupplementaryGroups");
+        tap_streq(u->working_directory, "/var/lib/game", "WorkingDirectory");
+        tap_ok(u->working_directory_missing_ok, "WorkingDirectory=- prefix");
+        STRV_EQ(u->environment, "GREETING=hello world|PLAIN=1|TAB=a\tb", "Environment");
+        tap_ok(u->n_environment_files == 1 && u->environment_files[0].missing_ok &&
+                       strcmp(u->environment_files[0].path, "/etc/default/game") == 0,
+               "EnvironmentFile");
+        tap_inteq(u->umask, 027, "UMask");
+        tap_ok(u->limits[RLIMIT_NOFILE].set && u->limits[RLIMIT_NOFILE].limit.rlim_cur == 1024 &&
+                       u->limits[RLIMIT_NOFILE].limit.rlim_max == 4096,
+               "LimitNOFILE=1024:4096");
+        tap_ok(u->limits[RLIMIT_CORE].limit.rlim_cur == RLIM_INFINITY, "LimitCORE=infinity");
+        tap_inteq(u->limits[RLIMIT_MEMLOCK].limit.rlim_cur, 64 << 20, "LimitMEMLOCK=64M");
+        tap_inteq(u->limits[RLIMIT_CPU].limit.rlim_cur, 3600, "LimitCPU=1h");
+        tap_inteq(u->limits[RLIMIT_NICE].limit.rlim_cur, 25, "LimitNICE=-5");
+        tap_ok(!u->limits[RLIMIT_AS].set, "LimitAS not set");
+        tap_ok(u->std_output.kind == OUTPUT_JOURNAL && u->std_output.console,
+               "StandardOutput=journal+console");
+        tap_ok(u->std_error.kind == OUTPUT_APPEND &&
+                       strcmp(u->std_error.path, "/var/log/game.err") == 0,
+               "StandardError=append:");
+        tap_streq(u->syslog_identifier, "game", "SyslogIdentifier");
+        STRV_EQ(u->wanted_by, "multi-user.target", "WantedBy");
+        SOURCE_EQ(u, "Service", "KillMode", "units/good/full.service:29");
+        tap_ok(unit_directive_source(u, "Service", "Policy") == NULL,
+               "an unset directive has no source");
+}
+
+static void test_defaults(void) {
+        _cleanup_unit_free_ unit *u = load("units/good/crlf-bom.service", NULL);
+
+        if (!u)
+                return;
+        STRV_EQ(u->exec_start.items[0].argv, "/bin/sh|-c|echo a ; echo b|#|kept",
+                "CRLF and BOM: ; inside quotes and # after them are arguments");
+        STRV_EQ(u->environment, "A=1|B=2", "a continuation line in CRLF");
+        tap_inteq(u->type, SERVICE_SIMPLE, "default Type=simple");
+        tap_inteq(u->restart, RESTART_NO, "default Restart=no");
+        tap_inteq(u->restart_sec, 100 * USEC_PER_MSEC, "default RestartSec=100ms");
+        tap_inteq(u->timeout_start, 90 * USEC_PER_SEC, "default TimeoutStartSec=90s");
+        tap_inteq(u->kill_signal, SIGTERM, "default KillSignal=SIGTERM");
+        tap_inteq(u->kill_mode, KILL_CONTROL_GROUP, "default KillMode=control-group");
+        tap_inteq(u->start_limit_burst, 5, "default StartLimitBurst=5");
+        tap_inteq(u->umask, 022, "default UMask=0022");
+        tap_inteq(u->std_output.kind, OUTPUT_JOURNAL, "default StandardOutput=journal");
+        tap_inteq(u->std_error.kind, OUTPUT_INHERIT, "default StandardError=inherit");
+}
+
+static void test_policy_merge(void) {
+        _cleanup_unit_free_ unit *u = load("units/good/policy-merge.service", NULL);
+
+        if (!u)
+                return;
+        tap_streq(u->policy, "gameserver", "Policy=");
+        tap_streq(u->policy_path, "units/policies/gameserver.policy", "policy path");
+        tap_inteq(u->restart, RESTART_ALWAYS, "Restart= from the policy");
+        tap_inteq(u->restart_sec, USEC_PER_SEC, "the unit's RestartSec= wins");
+        tap_inteq(u->start_limit_burst, 20, "StartLimitBurst= from the policy's [Unit]");
+        STRV_EQ(u->environment, "FROM_POLICY=1|SHARED=unit|OWN=1",
+                "the unit's Environment= adds to the policy's, replacing a variable it sets");
+        tap_inteq(u->limits[RLIMIT_NOFILE].limit.rlim_max, 65536, "LimitNOFILE from the policy");
+        SOURCE_EQ(u, "Service", "Restart", "units/policies/gameserver.policy:7");
+        SOURCE_EQ(u, "Service", "RestartSec", "units/good/policy-merge.service:4");
+        SOURCE_EQ(u, "Unit", "StartLimitBurst", "units/policies/gameserver.policy:4");
+        SOURCE_EQ(u, "Service", "TimeoutSec", NULL);
+}
+
+static void test_dropins(void) {
+        _cleanup_unit_free_ unit *u = load("units/good/dropin.service", NULL);
+
+        if (!u)
+                return;
+        tap_streq(u->description, "from 20-b", "drop-ins apply in lexical order");
+        tap_inteq(u->exec_start.n, 1, "an empty ExecStart= resets the list");
+        tap_streq(u->exec_start.items[0].path, "/bin/replaced", "the drop-in's command");
+        STRV_EQ(u->environment, "AFTER_RESET=1", "an empty Environment= resets the list");
+        SOURCE_EQ(u, "Unit", "Description", "units/good/dropin.service.d/20-b.conf:2");
+        STRV_EQ(u->files,
+                "units/good/dropin.service|units/good/dropin.service.d/10-a.conf|"
+                "units/good/dropin.service.d/20-b.conf",
+                "only *.conf files are drop-ins");
+}
+
+static void test_template(void) {
+        _cleanup_unit_free_ unit *u = load("units/good/tmpl@.service", "tmpl@foo.service");
+        _cleanup_unit_free_ unit *t = load("units/good/tmpl@.service", NULL);
+
+        if (u) {
+                tap_streq(u->name, "tmpl@foo.service", "instance name");
+                STRV_EQ(u->exec_start.items[0].argv,
+                        "/bin/echo|foo|tmpl@foo.service|tmpl|tmpl@foo|%", "%%i %%n %%p %%N %%%%");
+                tap_streq(u->description, "Instance foo of tmpl", "specifiers in Description=");
+                STRV_EQ(u->environment, "INSTANCE=foo|T=template|I=instance",
+                        "template drop-ins, then the instance's");
+        }
+        if (t)
+                tap_streq(t->instance, "instance", "a template alone is checked as an instance");
+}
+
+static void test_oneshot(void) {
+        _cleanup_unit_free_ unit *u = load("units/good/oneshot.service", NULL);
+
+        if (!u)
+                return;
+        tap_inteq(u->exec_start.n, 3, "a lone ; separates commands; Type=oneshot takes several");
+        STRV_EQ(u->exec_start.items[1].argv, "/bin/echo|two|;|three", "\\; is an argument");
+}
+
+static void test_buffer(void) {
+        static const char text[] = "[Service]\nExecStart=/bin/true\nPolicy=whatever\n";
+        diag_list diags = {};
+        unit *u = NULL;
+
+        tap_inteq(unit_load_buffer("buf.service", "buf.service", text, sizeof(text) - 1, &diags,
+                                   &u),
+                  0, "unit_load_buffer checks Policy= for syntax only");
+        unit_free(u);
+        u = NULL;
+        tap_inteq(unit_load_buffer("x@y@z.service", "b", text, sizeof(text) - 1, &diags, &u),
+                  -EINVAL, "unit_load_buffer refuses an invalid name");
+        diag_list_done(&diags);
+}
+
+static char *render(const char *path, bool policy) {
+        diag_list diags = {};
+        char *s = NULL;
+        size_t n = 0;
+        FILE *f;
+        unit *u = NULL;
+
+        if (policy)
+                policy_check_file(path, &diags);
+        else
+                unit_load_file(path, NULL, &opts, &diags, &u);
+        unit_free(u);
+        f = open_memstream(&s, &n);
+        diag_list_print(&diags, f);
+        fclose(f);
+        diag_list_done(&diags);
+        return s;
+}
+
+static int cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Each bad file must fail with exactly the messages in its .expected file. */
+static void test_bad_corpus(const char *dir) {
+        bool update = getenv("VIGIL_UPDATE_EXPECTED") != NULL;
+        char *names[256];
+        size_t n = 0;
+        struct dirent *de;
+        DIR *d = opendir(dir);
+
+        if (!tap_ok(d != NULL, "open %s", dir))
+                return;
+        while ((de = readdir(d)) && n < ELEMENTSOF(names))
+                if (de->d_name[0] != '.' && !endswith(de->d_name, ".expected"))
+                        names[n++] = strdup(de->d_name);
+        closedir(d);
+        qsort(names, n, sizeof(char *), cmp);
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = NULL, *exp_path = NULL, *got = NULL, *want = NULL;
+                size_t size;
+
+                if (asprintf(&path, "%s/%s", dir, names[i]) < 0 ||
+                    asprintf(&exp_path, "%s.expected", path) < 0)
+                        abort();
+                got = render(path, endswith(path, ".policy"));
+                if (update) {
+                        FILE *f = fopen(exp_path, "we");
+
+                        fputs(got, f);
+                        fclose(f);
+                }
+                if (read_file_bounded(exp_path, 1 << 20, &want, &size) < 0)
+                        want = NULL;
+                tap_ok(strstr(got, ": error: ") != NULL, "%s is rejected", path);
+                tap_streq(got, want, "%s: messages as expected", path);
+                free(names[i]);
+        }
+}
+
+int main(void) {
+        test_full();
+        test_defaults();
+        test_policy_merge();
+        test_dropins();
+        test_template();
+        test_oneshot();
+        test_buffer();
+        test_bad_corpus("units/bad");
+        test_bad_corpus("units/bad-policies");
+        return tap_done();
+}

@@ -1,0 +1,1432 @@
+/* The unit loader: one table of directives, policy + unit + drop-ins merged into one unit. */
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "config.h"
+#include "known.h"
+#include "lexer.h"
+#include "unit.h"
+
+/* Each parser returns 0, -EINVAL after reporting the problem, or -ENOMEM. */
+typedef struct load_ctx load_ctx;
+typedef int (*parse_fn)(load_ctx *c, const char *value, void *field);
+
+enum {
+        D_SPECIFIERS = 1 << 0, /* %n %N %p %i %% are expanded first */
+        D_POLICY = 1 << 1,     /* may also be set in a *.policy file */
+};
+
+typedef struct directive {
+        const char *section;
+        const char *key;
+        parse_fn parse;
+        size_t offset;
+        unsigned flags;
+        int arg;
+} directive;
+
+struct load_ctx {
+        unit *u;
+        diag_list *diags;
+        const char *path; /* the file being applied */
+        unsigned line;
+        const directive *d;
+        bool policy; /* applying a policy file */
+        specifier_context spec;
+        bool section_ignored;
+        bool exec_start_failed; /* so that a bad ExecStart= is not also reported as missing */
+};
+
+_printf_(2, 3) static int report(load_ctx *c, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        diag_add(c->diags, DIAG_ERROR, c->path, c->line, "%s", msg);
+        return -EINVAL;
+}
+
+_printf_(2, 3) static void warn(load_ctx *c, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r >= 0)
+                diag_add(c->diags, DIAG_WARNING, c->path, c->line, "%s", msg);
+}
+
+/* "invalid Key= value "v": why" — the common shape of a bad value. */
+static int invalid(load_ctx *c, const char *value, const char *why) {
+        char esc[INI_ESCAPE_MAX];
+
+        return report(c, "invalid %s= value \"%s\": %s", c->d->key,
+                      ini_escape(value, esc, sizeof(esc)), why);
+}
+
+/* Defaults as systemd has them; an empty assignment restores these. */
+static const unit unit_defaults = {
+        .start_limit_interval = 10 * USEC_PER_SEC,
+        .start_limit_burst = 5,
+        .type = SERVICE_SIMPLE,
+        .restart = RESTART_NO,
+        .restart_sec = 100 * USEC_PER_MSEC,
+        .restart_max_delay = USEC_INFINITY,
+        .timeout_start = 90 * USEC_PER_SEC,
+        .timeout_stop = 90 * USEC_PER_SEC,
+        .kill_signal = SIGTERM,
+        .kill_mode = KILL_CONTROL_GROUP,
+        .umask = 0022,
+        .std_output = { .kind = OUTPUT_JOURNAL },
+        .std_error = { .kind = OUTPUT_INHERIT },
+};
+
+static void reset_scalar(load_ctx *c, void *field, size_t size) {
+        memcpy(field, (const char *) &unit_defaults + c->d->offset, size);
+}
+
+static int list_add(load_ctx *c, char ***l, const char *s) {
+        if (strv_length(*l) >= UNIT_LIST_MAX)
+                return report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
+        return strv_extend(l, s);
+}
+
+/* ---- parsers ------------------------------------------------------------------------------ */
+
+static int parse_string(load_ctx *c, const char *value, void *field) {
+        char **s = field, *d = NULL;
+
+        if (*value) {
+                d = strdup(value);
+                if (!d)
+                        return -ENOMEM;
+        }
+        free(*s);
+        *s = d;
+        return 0;
+}
+
+static int parse_identifier(load_ctx *c, const char *value, void *field) {
+        for (const char *p = value; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return invalid(c, value, "control characters are not allowed");
+        return parse_string(c, value, field);
+}
+
+static int parse_documentation(load_ctx *c, const char *value, void *field) {
+        static const char *const schemes[] = { "http://", "https://", "file:", "info:", "man:" };
+        char ***l = field;
+        const char *p = value, *reason = NULL;
+        int r;
+
+        if (!*value) {
+                *l = strv_free(*l);
+                return 0;
+        }
+        for (;;) {
+                _cleanup_free_ char *w = NULL;
+                bool ok = false;
+
+                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return invalid(c, value, reason);
+                if (r == 0)
+                        return 0;
+                for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
+                        if (startswith(w, schemes[i]) && w[strlen(schemes[i])])
+                                ok = true;
+                if (!ok)
+                        return invalid(c, w, "a URI must start with http://, https://, "
+                                             "file:, info: or man:");
+                r = list_add(c, l, w);
+                if (r < 0)
+                        return r;
+        }
+}
+
+enum {
+        DEP_ORDER,      /* After=, Before=: any unit name, a missing unit is fine */
+        DEP_REQUIRE,    /* Requires=, BindsTo=: must be a .service or .target */
+        DEP_WANT,       /* Wants=, Conflicts=, WantedBy=: other unit types are ignored */
+};
+
+static int parse_deps(load_ctx *c, const char *value, void *field) {
+        char ***l = field, esc[INI_ESCAPE_MAX];
+        const char *p = value, *reason = NULL;
+        int r;
+
+        if (!*value) {
+                *l = strv_free(*l);
+                return 0;
+        }
+        for (;;) {
+                _cleanup_free_ char *w = NULL;
+                const char *suffix;
+
+                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return invalid(c, value, reason);
+                if (r == 0)
+                        return 0;
+                if (!unit_name_is_valid(w, UNIT_NAME_PLAIN | UNIT_NAME_INSTANCE))
+                        return invalid(c, w, "not a valid unit name");
+                suffix = unit_name_suffix(w);
+                if (!streq(suffix, ".service") && !streq(suffix, ".target")) {
+                        if (c->d->arg == DEP_REQUIRE)
+                                return invalid(c, w, "vigil manages only .service and .target "
+                                                     "units, so this could never be satisfied");
+                        if (c->d->arg == DEP_WANT) {
+                                warn(c, "%s=%s is ignored: vigil manages only .service and "
+                                        ".target units",
+                                     c->d->key, ini_escape(w, esc, sizeof(esc)));
+                                continue;
+                        }
+                }
+                if (strv_contains(*l, w))
+                        continue;
+                r = list_add(c, l, w);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int parse_sec_field(load_ctx *c, const char *value, void *field) {
+        usec_t t;
+        int r;
+
+        if (!*value) {
+                reset_scalar(c, field, sizeof(usec_t));
+                return 0;
+        }
+        r = parse_sec(value, &t);
+        if (r == -ERANGE)
+                return invalid(c, value, "time span out of range");
+        if (r < 0)
+                return invalid(c, value, "expected a time span such as \"90s\", "
+                                         "\"1min 30s\", \"500ms\" or \"infinity\"");
+        *(usec_t *) field = t;
+        return 0;
+}
+
+/* TimeoutStartSec=0 and TimeoutStopSec=0 mean no timeout, as in systemd. */
+static int parse_timeout(load_ctx *c, const char *value, void *field) {
+        int r = parse_sec_field(c, value, field);
+
+        if (r >= 0 && *value && *(usec_t *) field == 0)
+                *(usec_t *) field = USEC_INFINITY;
+        return r;
+}
+
+static void mark_source(load_ctx *c, size_t offset);
+
+/* TimeoutSec= sets TimeoutStartSec= and TimeoutStopSec= at once. */
+static int parse_timeout_both(load_ctx *c, const char *value, void *field) {
+        unit *u = c->u;
+        int r;
+
+        r = parse_timeout(c, value, &u->timeout_start);
+        if (r < 0)
+                return r;
+        u->timeout_stop = u->timeout_start;
+        if (!*value) {
+                u->timeout_start = unit_defaults.timeout_start;
+                u->timeout_stop = unit_defaults.timeout_stop;
+        }
+        mark_source(c, offsetof(unit, timeout_start));
+        mark_source(c, offsetof(unit, timeout_stop));
+        return 0;
+}
+
+static int parse_unsigned_field(load_ctx *c, const char *value, void *field) {
+        unsigned v;
+        int r;
+
+        if (!*value) {
+                reset_scalar(c, field, sizeof(unsigned));
+                return 0;
+        }
+        r = parse_unsigned(value, &v);
+        if (r == -ERANGE)
+                return invalid(c, value, "number out of range");
+        if (r < 0)
+                return invalid(c, value, "expected a non-negative integer");
+        if (c->d->arg > 0 && v > (unsigned) c->d->arg) {
+                char why[64];
+
+                snprintf(why, sizeof(why), "must be at most %d", c->d->arg);
+                return invalid(c, value, why);
+        }
+        *(unsigned *) field = v;
+        return 0;
+}
+
+/* Looks value up in a table of names indexed by enum value. */
+static int parse_enum(load_ctx *c, const char *value, void *field, const char *const *names,
+                      size_t n, const char *expected) {
+        if (!*value) {
+                reset_scalar(c, field, sizeof(int));
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (names[i] && streq(names[i], value)) {
+                        *(int *) field = (int) i;
+                        return 0;
+                }
+        return invalid(c, value, expected);
+}
+
+static const char *const service_type_names[_SERVICE_TYPE_MAX] = {
+        [SERVICE_SIMPLE] = "simple",
+        [SERVICE_EXEC] = "exec",
+        [SERVICE_ONESHOT] = "oneshot",
+        [SERVICE_NOTIFY] = "notify",
+};
+
+static int parse_type(load_ctx *c, const char *value, void *field) {
+        static const char *const unsupported[] = { "forking", "dbus", "idle", "notify-reload" };
+
+        for (size_t i = 0; i < ELEMENTSOF(unsupported); i++)
+                if (streq(value, unsupported[i]))
+                        return report(c, "Type=%s is not supported by vigil; use simple, exec, "
+                                         "oneshot or notify (a service must not daemonize)",
+                                      value);
+        return parse_enum(c, value, field, service_type_names, _SERVICE_TYPE_MAX,
+                          "expected simple, exec, oneshot or notify");
+}
+
+static const char *const restart_mode_names[_RESTART_MODE_MAX] = {
+        [RESTART_NO] = "no",
+        [RESTART_ON_SUCCESS] = "on-success",
+        [RESTART_ON_FAILURE] = "on-failure",
+        [RESTART_ON_ABNORMAL] = "on-abnormal",
+        [RESTART_ON_WATCHDOG] = "on-watchdog",
+        [RESTART_ON_ABORT] = "on-abort",
+        [RESTART_ALWAYS] = "always",
+};
+
+static int parse_restart(load_ctx *c, const char *value, void *field) {
+        return parse_enum(c, value, field, restart_mode_names, _RESTART_MODE_MAX,
+                          "expected no, on-success, on-failure, on-abnormal, on-watchdog, "
+                          "on-abort or always");
+}
+
+static const char *const kill_mode_names[_KILL_MODE_MAX] = {
+        [KILL_CONTROL_GROUP] = "control-group",
+        [KILL_MIXED] = "mixed",
+        [KILL_PROCESS] = "process",
+        [KILL_NONE] = "none",
+};
+
+static int parse_kill_mode(load_ctx *c, const char *value, void *field) {
+        int r = parse_enum(c, value, field, kill_mode_names, _KILL_MODE_MAX,
+                           "expected control-group, mixed, process or none");
+
+        if (r >= 0 && streq(value, "none"))
+                warn(c, "KillMode=none leaves processes running after the service stopped; "
+                        "it is deprecated, use mixed or control-group");
+        return r;
+}
+
+static int parse_signal_field(load_ctx *c, const char *value, void *field) {
+        int sig;
+
+        if (!*value) {
+                reset_scalar(c, field, sizeof(int));
+                return 0;
+        }
+        if (parse_signal(value, &sig) < 0)
+                return invalid(c, value, "expected a signal name such as SIGTERM or a number "
+                                         "from 1 to 64");
+        *(int *) field = sig;
+        return 0;
+}
+
+static void exit_status_set_add(exit_status_set *s, int status, int sig) {
+        if (status >= 0)
+                s->status[status / 64] |= UINT64_C(1) << (status % 64);
+        else
+                s->signal |= UINT64_C(1) << (sig - 1);
+}
+
+bool exit_status_set_has_status(const exit_status_set *s, int status) {
+        return status >= 0 && status <= 255 && (s->status[status / 64] >> (status % 64)) & 1;
+}
+
+bool exit_status_set_has_signal(const exit_status_set *s, int sig) {
+        return sig >= 1 && sig <= 64 && (s->signal >> (sig - 1)) & 1;
+}
+
+bool exit_status_set_is_empty(const exit_status_set *s) {
+        return !(s->status[0] | s->status[1] | s->status[2] | s->status[3] | s->signal);
+}
+
+static int parse_exit_status_set(load_ctx *c, const char *value, void *field) {
+        exit_status_set *s = field, n = *s;
+        const char *p = value, *reason = NULL;
+        int r;
+
+        if (!*value) {
+                *s = (exit_status_set){};
+                return 0;
+        }
+        for (;;) {
+                _cleanup_free_ char *w = NULL;
+                int v;
+
+                r = extract_first_word(&p, &w, 0, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return invalid(c, value, reason);
+                if (r == 0)
+                        break;
+                if (parse_exit_status(w, &v) >= 0)
+                        exit_status_set_add(&n, v, 0);
+                else if (parse_signal(w, &v) >= 0)
+                        exit_status_set_add(&n, -1, v);
+                else
+                        return invalid(c, w, "expected an exit status from 0 to 255, its name "
+                                             "(e.g. TEMPFAIL) or a signal name");
+        }
+        *s = n;
+        return 0;
+}
+
+static int parse_exec(load_ctx *c, const char *value, void *field) {
+        exec_list *l = field;
+        const char *reason = NULL;
+        int r;
+
+        if (!*value) {
+                for (size_t i = 0; i < l->n; i++)
+                        exec_command_done(&l->items[i]);
+                free(l->items);
+                *l = (exec_list){};
+                return 0;
+        }
+        if (l->n >= UNIT_LIST_MAX)
+                return report(c, "%s= has more than %d commands", c->d->key, UNIT_LIST_MAX);
+        r = parse_exec_line(value, &l->items, &l->n, &reason);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return invalid(c, value, reason ? reason : "not a valid command line");
+        return 0;
+}
+
+static int parse_user_group(load_ctx *c, const char *value, void *field) {
+        if (*value && !user_group_name_is_valid(value))
+                return invalid(c, value, "not a valid user or group name or numeric id");
+        return parse_string(c, value, field);
+}
+
+static int parse_groups(load_ctx *c, const char *value, void *field) {
+        char ***l = field;
+        const char *p = value, *reason = NULL;
+        int r;
+
+        if (!*value) {
+                *l = strv_free(*l);
+                return 0;
+        }
+        for (;;) {
+                _cleanup_free_ char *w = NULL;
+
+                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return invalid(c, value, reason);
+                if (r == 0)
+                        return 0;
+                if (!user_group_name_is_valid(w))
+                        return invalid(c, w, "not a valid group name or numeric id");
+                if (strv_contains(*l, w))
+                        continue;
+                r = list_add(c, l, w);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int parse_working_directory(load_ctx *c, const char *value, void *field) {
+        unit *u = c->u;
+        bool missing_ok = false;
+        const char *p = value;
+
+        if (*p == '-') {
+                missing_ok = true;
+                p++;
+        }
+        if (!*value) {
+                u->working_directory = mfree(u->working_directory);
+                u->working_directory_home = u->working_directory_missing_ok = false;
+                return 0;
+        }
+        if (!streq(p, "~") && !path_is_normalized_absolute(p))
+                return invalid(c, value, "expected an absolute, normalized path or \"~\"");
+        if (parse_string(c, streq(p, "~") ? "" : p, &u->working_directory) < 0)
+                return -ENOMEM;
+        u->working_directory_home = streq(p, "~");
+        u->working_directory_missing_ok = missing_ok;
+        return 0;
+}
+
+static int parse_env(load_ctx *c, const char *value, void *field) {
+        char ***l = field;
+        const char *reason = NULL;
+        int r;
+
+        if (!*value) {
+                *l = strv_free(*l);
+                return 0;
+        }
+        if (strv_length(*l) >= UNIT_LIST_MAX)
+                return report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
+        r = parse_environment(value, l, &reason);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return invalid(c, value, reason ? reason : "not a valid NAME=VALUE list");
+        return 0;
+}
+
+static int parse_env_file(load_ctx *c, const char *value, void *field) {
+        unit *u = c->u;
+        bool missing_ok = *value == '-';
+        const char *p = value + missing_ok;
+        env_file *f;
+
+        if (!*value) {
+                for (size_t i = 0; i < u->n_environment_files; i++)
+                        free(u->environment_files[i].path);
+                u->environment_files = mfree(u->environment_files);
+                u->n_environment_files = 0;
+                return 0;
+        }
+        if (!path_is_normalized_absolute(p))
+                return invalid(c, value, "expected an absolute, normalized path");
+        if (u->n_environment_files >= UNIT_LIST_MAX)
+                return report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
+        f = reallocarray(u->environment_files, u->n_environment_files + 1, sizeof(env_file));
+        if (!f)
+                return -ENOMEM;
+        u->environment_files = f;
+        f[u->n_environment_files] = (env_file){ .path = strdup(p), .missing_ok = missing_ok };
+        if (!f[u->n_environment_files].path)
+                return -ENOMEM;
+        u->n_environment_files++;
+        return 0;
+}
+
+static int parse_umask_field(load_ctx *c, const char *value, void *field) {
+        mode_t m;
+
+        if (!*value) {
+                reset_scalar(c, field, sizeof(mode_t));
+                return 0;
+        }
+        if (parse_umask(value, &m) < 0)
+                return invalid(c, value, "expected an octal mode from 0000 to 0777");
+        *(mode_t *) field = m;
+        return 0;
+}
+
+static int parse_limit(load_ctx *c, const char *value, void *field) {
+        rlimit_setting *s = field;
+        struct rlimit rl;
+        int r;
+
+        if (!*value) {
+                *s = (rlimit_setting){};
+                return 0;
+        }
+        r = parse_rlimit(c->d->arg, value, &rl);
+        if (r == -ERANGE)
+                return invalid(c, value, "value out of range");
+        if (r < 0)
+                return invalid(c, value, "expected a value or SOFT:HARD (soft not above hard), "
+                                         "or \"infinity\"");
+        *s = (rlimit_setting){ .set = true, .limit = rl };
+        return 0;
+}
+
+static int parse_output(load_ctx *c, const char *value, void *field) {
+        static const struct {
+                const char *name;
+                output_kind kind;
+                bool console;
+        } kinds[] = {
+                { "inherit", OUTPUT_INHERIT, false },
+                { "null", OUTPUT_NULL, false },
+                { "journal", OUTPUT_JOURNAL, false },
+                { "syslog", OUTPUT_JOURNAL, false },
+                { "kmsg", OUTPUT_KMSG, false },
+                { "journal+console", OUTPUT_JOURNAL, true },
+                { "syslog+console", OUTPUT_JOURNAL, true },
+                { "kmsg+console", OUTPUT_KMSG, true },
+        };
+        static const struct {
+                const char *prefix;
+                output_kind kind;
+        } files[] = {
+                { "file:", OUTPUT_FILE },
+                { "append:", OUTPUT_APPEND },
+                { "truncate:", OUTPUT_TRUNCATE },
+        };
+        output_setting *o = field;
+
+        if (!*value) {
+                free(o->path);
+                reset_scalar(c, field, sizeof(output_setting));
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+                if (streq(value, kinds[i].name)) {
+                        free(o->path);
+                        *o = (output_setting){ .kind = kinds[i].kind,
+                                               .console = kinds[i].console };
+                        return 0;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                const char *p = startswith(value, files[i].prefix);
+                char *d;
+
+                if (!p)
+                        continue;
+                if (!path_is_normalized_absolute(p))
+                        return invalid(c, value, "expected an absolute, normalized path");
+                d = strdup(p);
+                if (!d)
+                        return -ENOMEM;
+                free(o->path);
+                *o = (output_setting){ .kind = files[i].kind, .path = d };
+                return 0;
+        }
+        return invalid(c, value, "vigil supports inherit, null, journal, syslog, kmsg, "
+                                 "journal+console, syslog+console, kmsg+console, file:PATH, "
+                                 "append:PATH and truncate:PATH");
+}
+
+#define POLICY_NAME_MAX 64
+
+static bool policy_name_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > POLICY_NAME_MAX || s[0] == '.')
+                return false;
+        return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+static int parse_policy(load_ctx *c, const char *value, void *field) {
+        if (*value && !policy_name_is_valid(value))
+                return invalid(c, value, "a policy name has up to 64 letters, digits, \"_\", "
+                                         "\".\" or \"-\" and does not start with \".\"");
+        return parse_string(c, value, field);
+}
+
+/* ---- the table ----------------------------------------------------------------------------- */
+
+#define F(field) offsetof(unit, field)
+#define LIMIT(name, res)                                                                           \
+        { "Service", "Limit" name, parse_limit, F(limits[res]), D_POLICY, res }
+
+static const directive directives[] = {
+        { "Unit", "Description", parse_string, F(description), D_SPECIFIERS, 0 },
+        { "Unit", "Documentation", parse_documentation, F(documentation), D_SPECIFIERS, 0 },
+        { "Unit", "After", parse_deps, F(after), D_SPECIFIERS, DEP_ORDER },
+        { "Unit", "Before", parse_deps, F(before), D_SPECIFIERS, DEP_ORDER },
+        { "Unit", "Requires", parse_deps, F(requires), D_SPECIFIERS, DEP_REQUIRE },
+        { "Unit", "Wants", parse_deps, F(wants), D_SPECIFIERS, DEP_WANT },
+        { "Unit", "BindsTo", parse_deps, F(binds_to), D_SPECIFIERS, DEP_REQUIRE },
+        { "Unit", "BindTo", parse_deps, F(binds_to), D_SPECIFIERS, DEP_REQUIRE },
+        { "Unit", "Conflicts", parse_deps, F(conflicts), D_SPECIFIERS, DEP_WANT },
+        { "Unit", "StartLimitIntervalSec", parse_sec_field, F(start_limit_interval), D_POLICY, 0 },
+        { "Unit", "StartLimitInterval", parse_sec_field, F(start_limit_interval), D_POLICY, 0 },
+        { "Unit", "StartLimitBurst", parse_unsigned_field, F(start_limit_burst), D_POLICY, 0 },
+
+        { "Service", "Type", parse_type, F(type), 0, 0 },
+        { "Service", "ExecStartPre", parse_exec, F(exec_start_pre), D_SPECIFIERS, 0 },
+        { "Service", "ExecStart", parse_exec, F(exec_start), D_SPECIFIERS, 0 },
+        { "Service", "ExecStartPost", parse_exec, F(exec_start_post), D_SPECIFIERS, 0 },
+        { "Service", "ExecStop", parse_exec, F(exec_stop), D_SPECIFIERS, 0 },
+        { "Service", "ExecReload", parse_exec, F(exec_reload), D_SPECIFIERS, 0 },
+        { "Service", "Restart", parse_restart, F(restart), D_POLICY, 0 },
+        { "Service", "RestartSec", parse_sec_field, F(restart_sec), D_POLICY, 0 },
+        { "Service", "RestartSteps", parse_unsigned_field, F(restart_steps), D_POLICY, 10000 },
+        { "Service", "RestartMaxDelaySec", parse_sec_field, F(restart_max_delay), D_POLICY, 0 },
+        { "Service", "RestartPreventExitStatus", parse_exit_status_set,
+          F(restart_prevent_exit_status), D_POLICY, 0 },
+        { "Service", "SuccessExitStatus", parse_exit_status_set, F(success_exit_status),
+          D_POLICY, 0 },
+        { "Service", "TimeoutStartSec", parse_timeout, F(timeout_start), D_POLICY, 0 },
+        { "Service", "TimeoutStopSec", parse_timeout, F(timeout_stop), D_POLICY, 0 },
+        { "Service", "TimeoutSec", parse_timeout_both, F(timeout_start), D_POLICY, 0 },
+        { "Service", "KillSignal", parse_signal_field, F(kill_signal), D_POLICY, 0 },
+        { "Service", "KillMode", parse_kill_mode, F(kill_mode), D_POLICY, 0 },
+        { "Service", "WatchdogSec", parse_sec_field, F(watchdog), D_POLICY, 0 },
+        { "Service", "StartLimitInterval", parse_sec_field, F(start_limit_interval), D_POLICY, 0 },
+        { "Service", "StartLimitBurst", parse_unsigned_field, F(start_limit_burst), D_POLICY, 0 },
+        { "Service", "User", parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "Group", parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "SupplementaryGroups", parse_groups, F(supplementary_groups),
+          D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "WorkingDirectory", parse_working_directory, F(working_directory),
+          D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "Environment", parse_env, F(environment), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "EnvironmentFile", parse_env_file, F(environment_files),
+          D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "UMask", parse_umask_field, F(umask), D_POLICY, 0 },
+        LIMIT("CPU", RLIMIT_CPU),
+        LIMIT("FSIZE", RLIMIT_FSIZE),
+        LIMIT("DATA", RLIMIT_DATA),
+        LIMIT("STACK", RLIMIT_STACK),
+        LIMIT("CORE", RLIMIT_CORE),
+        LIMIT("RSS", RLIMIT_RSS),
+        LIMIT("NOFILE", RLIMIT_NOFILE),
+        LIMIT("AS", RLIMIT_AS),
+        LIMIT("NPROC", RLIMIT_NPROC),
+        LIMIT("MEMLOCK", RLIMIT_MEMLOCK),
+        LIMIT("LOCKS", RLIMIT_LOCKS),
+        LIMIT("SIGPENDING", RLIMIT_SIGPENDING),
+        LIMIT("MSGQUEUE", RLIMIT_MSGQUEUE),
+        LIMIT("NICE", RLIMIT_NICE),
+        LIMIT("RTPRIO", RLIMIT_RTPRIO),
+        LIMIT("RTTIME", RLIMIT_RTTIME),
+        { "Service", "StandardOutput", parse_output, F(std_output), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "StandardError", parse_output, F(std_error), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "SyslogIdentifier", parse_identifier, F(syslog_identifier),
+          D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "Policy", parse_policy, F(policy), D_SPECIFIERS, 0 },
+
+        { "Install", "WantedBy", parse_deps, F(wanted_by), D_SPECIFIERS, DEP_WANT },
+};
+
+#define N_DIRECTIVES ELEMENTSOF(directives)
+
+static const directive *directive_find(const char *section, const char *key) {
+        for (size_t i = 0; i < N_DIRECTIVES; i++)
+                if (streq(directives[i].section, section) && streq(directives[i].key, key))
+                        return &directives[i];
+        return NULL;
+}
+
+/* Every row that writes the same field shares its source (aliases, TimeoutSec=). */
+static void mark_source(load_ctx *c, size_t offset) {
+        for (size_t i = 0; i < N_DIRECTIVES; i++)
+                if (directives[i].offset == offset)
+                        c->u->sources[i] = (unit_source){ .path = c->path, .line = c->line };
+}
+
+const unit_source *unit_directive_source(const unit *u, const char *section, const char *key) {
+        const directive *d = directive_find(section, key);
+        const unit_source *s;
+
+        if (!d)
+                return NULL;
+        s = &u->sources[d - directives];
+        return s->path ? s : NULL;
+}
+
+/* ---- applying files ------------------------------------------------------------------------ */
+
+static bool section_is_known(const char *s) {
+        return streq(s, "Unit") || streq(s, "Service") || streq(s, "Install") ||
+               streq(s, "Container");
+}
+
+static int apply_section(load_ctx *c, const char *section) {
+        static const char *const other_types[] = { "Socket", "Timer", "Mount", "Automount", "Swap",
+                                                   "Path",   "Slice", "Scope", "Device" };
+        char esc[INI_ESCAPE_MAX];
+
+        c->section_ignored = true;
+        if (startswith(section, "X-"))
+                return 0;
+        if (c->policy) {
+                if (streq(section, "Service") || streq(section, "Container") ||
+                    streq(section, "Unit")) {
+                        c->section_ignored = false;
+                        return 0;
+                }
+                return report(c, "unknown section [%s] in a policy: a policy has [Unit], "
+                                 "[Service] and [Container]",
+                              ini_escape(section, esc, sizeof(esc)));
+        }
+        if (section_is_known(section)) {
+                c->section_ignored = false;
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(other_types); i++)
+                if (streq(section, other_types[i]))
+                        return report(c, "section [%s] belongs to systemd .%c%s units; "
+                                         "vigil runs only .service units",
+                                      section, section[0] + 'a' - 'A', section + 1);
+        return report(c, "unknown section [%s]: vigil units have [Unit], [Service], "
+                         "[Container] and [Install]",
+                      ini_escape(section, esc, sizeof(esc)));
+}
+
+static int unknown_directive(load_ctx *c, const char *section, const char *key) {
+        char esc[INI_ESCAPE_MAX];
+
+        ini_escape(key, esc, sizeof(esc));
+        if (streq(section, "Container"))
+                return report(c, quadlet_knows_container_key(key)
+                                         ? "[Container] %s= is a Quadlet key that vigil does "
+                                           "not support yet"
+                                         : "unknown directive %s= in [Container]",
+                              esc);
+        for (size_t i = 0; i < N_DIRECTIVES; i++)
+                if (streq(directives[i].key, key))
+                        return report(c, "%s= belongs in [%s], not [%s]", esc,
+                                      directives[i].section, section);
+        if (systemd_knows_directive(section, key))
+                return report(c, "[%s] %s= is a systemd directive that vigil does not support",
+                              section, esc);
+        return report(c, "unknown directive %s= in [%s] (neither vigil nor systemd knows it)",
+                      esc, section);
+}
+
+/* Expands specifiers if the directive wants them, then parses. */
+static int apply_value(load_ctx *c, const directive *d, const char *value) {
+        _cleanup_free_ char *expanded = NULL;
+        const char *key = d->key;
+        char esc[INI_ESCAPE_MAX];
+        int r;
+
+        if (d->flags & D_SPECIFIERS) {
+                char bad = 0;
+
+                r = specifier_expand(value, &c->spec, &expanded, &bad);
+                if (r == -EBADMSG && bad == 0)
+                        return report(c, "%s= ends in a lone %%; write %%%% for a percent sign",
+                                      key);
+                if (r == -EBADMSG) {
+                        char b[2] = { bad, 0 };
+
+                        return report(c, "specifier %%%s in %s= is not supported (vigil knows "
+                                         "%%n %%N %%p %%i and %%%%)",
+                                      ini_escape(b, esc, sizeof(esc)), key);
+                }
+                if (r == -E2BIG)
+                        return report(c, "%s= is too long after expanding specifiers", key);
+                if (r < 0)
+                        return r;
+                value = expanded;
+        }
+
+        r = d->parse(c, value, (char *) c->u + d->offset);
+        if (r < 0)
+                return r;
+        mark_source(c, d->offset);
+        return 0;
+}
+
+static int apply_assignment(load_ctx *c, const char *section, const char *key,
+                            const char *value) {
+        const directive *d;
+        int r;
+
+        if (c->section_ignored || startswith(key, "X-"))
+                return 0;
+        d = directive_find(section, key);
+        if (!d)
+                return unknown_directive(c, section, key);
+        if (c->policy && !(d->flags & D_POLICY))
+                return report(c, "%s= cannot be set in a policy, only in a unit", key);
+        c->d = d;
+        r = apply_value(c, d, value);
+        if (r < 0 && d->offset == offsetof(unit, exec_start))
+                c->exec_start_failed = true;
+        return r;
+}
+
+/* One lexed file, kept so that Policy= can be found before anything is applied. */
+typedef struct assignment {
+        char *section, *key, *value; /* key NULL: a section header */
+        unsigned line;
+} assignment;
+
+typedef struct file_events {
+        const char *path; /* points into unit->files */
+        assignment *items;
+        size_t n;
+} file_events;
+
+static void file_events_done(file_events *f) {
+        for (size_t i = 0; i < f->n; i++) {
+                free(f->items[i].section);
+                free(f->items[i].key);
+                free(f->items[i].value);
+        }
+        free(f->items);
+        *f = (file_events){};
+}
+
+static int collect_event(const ini_event *ev, void *userdata) {
+        file_events *f = userdata;
+        assignment *a;
+
+        a = reallocarray(f->items, f->n + 1, sizeof(assignment));
+        if (!a)
+                return -ENOMEM;
+        f->items = a;
+        a = &f->items[f->n];
+        *a = (assignment){ .line = ev->line };
+        a->section = strdup(ev->section);
+        if (ev->kind == INI_ASSIGNMENT) {
+                a->key = strdup(ev->key);
+                a->value = strdup(ev->value);
+        }
+        f->n++; /* counted before the checks so that file_events_done() frees it */
+        if (!a->section || (ev->kind == INI_ASSIGNMENT && (!a->key || !a->value)))
+                return -ENOMEM;
+        return 0;
+}
+
+static int lex_buffer(const char *path, const char *data, size_t size, diag_list *diags,
+                      file_events *ret) {
+        int r;
+
+        ret->path = path;
+        if (size > UNIT_FILE_MAX) {
+                diag_add(diags, DIAG_ERROR, path, 0, "file is larger than %d bytes",
+                         UNIT_FILE_MAX);
+                return -EFBIG;
+        }
+        r = ini_parse_buffer(path, data, size, diags, collect_event, ret);
+        return r;
+}
+
+static const char *describe_read_error(int r) {
+        switch (r) {
+        case -EFBIG:
+                return "file is larger than 1 MiB";
+        case -EBADFD:
+                return "not a regular file";
+        default:
+                return strerror(-r);
+        }
+}
+
+static int lex_file(const char *path, diag_list *diags, file_events *ret) {
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+        int r;
+
+        ret->path = path;
+        r = read_file_bounded(path, UNIT_FILE_MAX, &data, &size);
+        if (r < 0) {
+                diag_add(diags, DIAG_ERROR, path, 0, "cannot read: %s", describe_read_error(r));
+                return r;
+        }
+        return lex_buffer(path, data, size, diags, ret);
+}
+
+static int apply_events(load_ctx *c, const file_events *f, bool policy) {
+        int r;
+
+        c->path = f->path;
+        c->policy = policy;
+        c->section_ignored = true;
+        for (size_t i = 0; i < f->n; i++) {
+                const assignment *a = &f->items[i];
+
+                c->line = a->line;
+                c->d = NULL;
+                if (!a->key)
+                        r = apply_section(c, a->section);
+                else
+                        r = apply_assignment(c, a->section, a->key, a->value);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- the unit ------------------------------------------------------------------------------ */
+
+static void exec_list_done(exec_list *l) {
+        for (size_t i = 0; i < l->n; i++)
+                exec_command_done(&l->items[i]);
+        free(l->items);
+        *l = (exec_list){};
+}
+
+unit *unit_free(unit *u) {
+        if (!u)
+                return NULL;
+        free(u->name);
+        free(u->prefix);
+        free(u->instance);
+        free(u->path);
+        free(u->policy_path);
+        strv_free(u->files);
+        free(u->description);
+        strv_free(u->documentation);
+        strv_free(u->after);
+        strv_free(u->before);
+        strv_free(u->requires);
+        strv_free(u->wants);
+        strv_free(u->binds_to);
+        strv_free(u->conflicts);
+        exec_list_done(&u->exec_start_pre);
+        exec_list_done(&u->exec_start);
+        exec_list_done(&u->exec_start_post);
+        exec_list_done(&u->exec_stop);
+        exec_list_done(&u->exec_reload);
+        free(u->user);
+        free(u->group);
+        strv_free(u->supplementary_groups);
+        free(u->working_directory);
+        strv_free(u->environment);
+        for (size_t i = 0; i < u->n_environment_files; i++)
+                free(u->environment_files[i].path);
+        free(u->environment_files);
+        free(u->std_output.path);
+        free(u->std_error.path);
+        free(u->syslog_identifier);
+        free(u->policy);
+        strv_free(u->wanted_by);
+        free(u->sources);
+        free(u);
+        return NULL;
+}
+
+/* Sets name, prefix and instance; a template is checked as "NAME@instance". */
+static int unit_new(const char *name, unit **ret) {
+        _cleanup_unit_free_ unit *u = NULL;
+        const char *at, *suffix;
+
+        u = malloc(sizeof(unit));
+        if (!u)
+                return -ENOMEM;
+        *u = unit_defaults;
+        u->sources = calloc(N_DIRECTIVES, sizeof(unit_source));
+        if (!u->sources)
+                return -ENOMEM;
+
+        at = strchr(name, '@');
+        suffix = unit_name_suffix(name);
+        if (at && at + 1 == suffix) {
+                if (asprintf(&u->name, "%.*sinstance%s", (int) (suffix - name), name, suffix) < 0)
+                        u->name = NULL;
+                u->instance = strdup("instance");
+        } else {
+                u->name = strdup(name);
+                u->instance = at ? strndup(at + 1, (size_t) (suffix - at - 1)) : NULL;
+        }
+        u->prefix = strndup(name, (size_t) ((at ?: suffix) - name));
+        if (!u->name || !u->prefix || (at && !u->instance))
+                return -ENOMEM;
+        *ret = TAKE_PTR(u);
+        return 0;
+}
+
+static void load_ctx_init(load_ctx *c, unit *u, diag_list *diags) {
+        *c = (load_ctx){
+                .u = u,
+                .diags = diags,
+                .spec = {
+                        .name = u->name,
+                        .prefix = u->prefix,
+                        .instance = u->instance ?: "",
+                },
+        };
+}
+
+/* Checks that need the whole unit. */
+static void unit_verify(load_ctx *c) {
+        const unit *u = c->u;
+        const unit_source *s;
+        char a[64], b[64];
+
+#define AT(key)                                                                                    \
+        do {                                                                                       \
+                s = unit_directive_source(u, "Service", key);                                      \
+                c->path = s ? s->path : u->path;                                                   \
+                c->line = s ? s->line : 0;                                                         \
+        } while (0)
+
+        if (u->exec_start.n == 0 && !c->exec_start_failed) {
+                AT("ExecStart");
+                report(c, "no ExecStart= in [Service]: nothing to run");
+        }
+        if (u->exec_start.n > 1 && u->type != SERVICE_ONESHOT) {
+                AT("ExecStart");
+                report(c, "more than one ExecStart= command is only allowed with Type=oneshot");
+        }
+        if (u->type == SERVICE_ONESHOT &&
+            (u->restart == RESTART_ALWAYS || u->restart == RESTART_ON_SUCCESS)) {
+                AT("Restart");
+                report(c, "Restart=%s is not allowed with Type=oneshot: the finished command "
+                          "would be started again forever",
+                       restart_mode_to_string(u->restart));
+        }
+        if (u->restart_steps > 0 && u->restart_max_delay == USEC_INFINITY) {
+                AT("RestartSteps");
+                report(c, "RestartSteps= needs RestartMaxDelaySec=: the delay grows from "
+                          "RestartSec= to RestartMaxDelaySec= in that many steps");
+        }
+        if (u->restart_steps == 0 && u->restart_max_delay != USEC_INFINITY) {
+                AT("RestartMaxDelaySec");
+                report(c, "RestartMaxDelaySec= needs RestartSteps= (how many steps the delay "
+                          "takes to grow from RestartSec=)");
+        }
+        if (u->restart_max_delay != USEC_INFINITY && u->restart_max_delay < u->restart_sec) {
+                AT("RestartMaxDelaySec");
+                report(c, "RestartMaxDelaySec=%s is below RestartSec=%s",
+                       format_timespan(a, sizeof(a), u->restart_max_delay),
+                       format_timespan(b, sizeof(b), u->restart_sec));
+        }
+#undef AT
+}
+
+static bool is_dev_null(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+typedef struct dropin {
+        char *name, *path;
+} dropin;
+
+static int dropin_cmp(const void *a, const void *b) {
+        return strcmp(((const dropin *) a)->name, ((const dropin *) b)->name);
+}
+
+/* Adds DIR/?*.conf; a file of the same name in a later directory replaces the earlier one. */
+static int dropins_add_dir(const char *dir, dropin **list, size_t *n, diag_list *diags) {
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        d = opendir(dir);
+        if (!d)
+                return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+        while ((de = readdir(d))) {
+                char *path = NULL, *name = NULL;
+                size_t i;
+
+                if (de->d_name[0] == '.' || !endswith(de->d_name, ".conf"))
+                        continue;
+                for (i = 0; i < *n; i++)
+                        if (streq((*list)[i].name, de->d_name))
+                                break;
+                if (i == *n && *n >= UNIT_DROPINS_MAX) {
+                        diag_add(diags, DIAG_ERROR, dir, 0, "more than %d drop-ins",
+                                 UNIT_DROPINS_MAX);
+                        r = -E2BIG;
+                        break;
+                }
+                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 ||
+                    !(name = strdup(de->d_name))) {
+                        if (path)
+                                free(path);
+                        r = -ENOMEM;
+                        break;
+                }
+                if (i < *n) {
+                        free((*list)[i].name);
+                        free((*list)[i].path);
+                } else {
+                        dropin *l = reallocarray(*list, *n + 1, sizeof(dropin));
+
+                        if (!l) {
+                                free(path);
+                                free(name);
+                                r = -ENOMEM;
+                                break;
+                        }
+                        *list = l;
+                        (*n)++;
+                }
+                (*list)[i] = (dropin){ .name = name, .path = path };
+        }
+        closedir(d);
+        return r;
+}
+
+static char *policy_dir_default(void) {
+        return strdup(VIGIL_CONFIG_DIR "/policies");
+}
+
+/* The Policy= value the unit ends up with, specifiers expanded, and where it
+ * was set; NULL if none or invalid (the error is reported when applying). */
+static char *find_policy(const file_events *files, size_t n, const specifier_context *spec,
+                         load_ctx *at) {
+        const char *v = NULL;
+        char *expanded = NULL, bad;
+
+        for (size_t f = 0; f < n; f++)
+                for (size_t i = 0; i < files[f].n; i++) {
+                        const assignment *a = &files[f].items[i];
+
+                        if (a->key && streq(a->section, "Service") && streq(a->key, "Policy")) {
+                                v = *a->value ? a->value : NULL;
+                                at->path = files[f].path;
+                                at->line = a->line;
+                        }
+                }
+        if (!v || specifier_expand(v, spec, &expanded, &bad) < 0)
+                return NULL;
+        if (!policy_name_is_valid(expanded))
+                return mfree(expanded);
+        return expanded;
+}
+
+static int unit_add_file(unit *u, const char *path, const char **ret) {
+        int r = strv_extend(&u->files, path);
+
+        if (r < 0)
+                return r;
+        *ret = u->files[strv_length(u->files) - 1];
+        return 0;
+}
+
+int unit_load_file(const char *path, const char *load_as, const unit_load_options *opts,
+                   diag_list *diags, unit **ret) {
+        _cleanup_unit_free_ unit *u = NULL;
+        _cleanup_free_ char *dir = NULL, *base = NULL, *policy = NULL, *pdir = NULL;
+        file_events files[1 + UNIT_DROPINS_MAX] = {}, policy_events = {};
+        dropin *dropins = NULL;
+        size_t n_dropins = 0, n_files = 0, errors_before = diags->n_errors;
+        const char *slash, *name, *stored;
+        load_ctx c;
+        int r;
+
+        slash = strrchr(path, '/');
+        dir = slash ? strndup(path, (size_t) (slash - path)) : strdup(".");
+        base = strdup(slash ? slash + 1 : path);
+        if (!dir || !base)
+                return -ENOMEM;
+        if (slash && !*dir) {
+                free(dir);
+                dir = strdup("/");
+                if (!dir)
+                        return -ENOMEM;
+        }
+        name = load_as ?: base;
+
+        if (!unit_name_is_valid(name, UNIT_NAME_ANY) || !endswith(name, ".service")) {
+                char esc[INI_ESCAPE_MAX];
+
+                diag_add(diags, DIAG_ERROR, path, 0,
+                         "\"%s\" is not a valid service name (letters, digits, \":-_.\\\", at "
+                         "most one \"@\", ending in .service, at most %d bytes)",
+                         ini_escape(name, esc, sizeof(esc)), UNIT_NAME_MAX);
+                return -EINVAL;
+        }
+        if (load_as && !streq(load_as, base)) {
+                const char *at = strchr(load_as, '@');
+
+                if (!at || strncmp(base, load_as, (size_t) (at - load_as + 1)) != 0 ||
+                    !streq(base + (at - load_as + 1), ".service")) {
+                        diag_add(diags, DIAG_ERROR, path, 0,
+                                 "%s cannot be loaded from %s (only an instance from its "
+                                 "template)",
+                                 load_as, base);
+                        return -EINVAL;
+                }
+        }
+        if (is_dev_null(path)) {
+                diag_add(diags, DIAG_ERROR, path, 0, "unit is masked (a link to /dev/null)");
+                return -ENOENT;
+        }
+
+        r = unit_new(name, &u);
+        if (r < 0)
+                return r;
+        u->path = strdup(path);
+        if (!u->path)
+                return -ENOMEM;
+
+        /* The template's drop-ins first, then the instance's; later names win. */
+        if (u->instance) {
+                _cleanup_free_ char *tdir = NULL;
+
+                if (asprintf(&tdir, "%s/%s@.service.d", dir, u->prefix) < 0)
+                        return -ENOMEM;
+                r = dropins_add_dir(tdir, &dropins, &n_dropins, diags);
+        }
+        if (r >= 0) {
+                _cleanup_free_ char *idir = NULL;
+
+                if (asprintf(&idir, "%s/%s.d", dir, name) < 0)
+                        r = -ENOMEM;
+                else if (!strchr(name, '@') || !endswith(name, "@.service"))
+                        r = dropins_add_dir(idir, &dropins, &n_dropins, diags);
+        }
+        if (r < 0)
+                goto finish;
+        if (n_dropins > 0)
+                qsort(dropins, n_dropins, sizeof(dropin), dropin_cmp);
+
+        r = unit_add_file(u, path, &stored);
+        if (r < 0)
+                goto finish;
+        r = lex_file(stored, diags, &files[n_files++]);
+        if (r == -ENOMEM)
+                goto finish;
+        for (size_t i = 0; i < n_dropins; i++) {
+                if (is_dev_null(dropins[i].path))
+                        continue;
+                r = unit_add_file(u, dropins[i].path, &stored);
+                if (r < 0)
+                        goto finish;
+                r = lex_file(stored, diags, &files[n_files++]);
+                if (r == -ENOMEM)
+                        goto finish;
+        }
+
+        load_ctx_init(&c, u, diags);
+        policy = find_policy(files, n_files, &c.spec, &c);
+        if (policy) {
+                pdir = opts && opts->policy_dir ? strdup(opts->policy_dir) : policy_dir_default();
+                if (!pdir || asprintf(&u->policy_path, "%s/%s.policy", pdir, policy) < 0) {
+                        u->policy_path = NULL;
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                if (access(u->policy_path, F_OK) < 0) {
+                        report(&c, "Policy=%s: no such policy (%s: %s)", policy, u->policy_path,
+                               strerror(errno));
+                        r = 0;
+                        goto finish;
+                }
+                r = unit_add_file(u, u->policy_path, &stored);
+                if (r < 0)
+                        goto finish;
+                r = lex_file(stored, diags, &policy_events);
+                if (r == -ENOMEM)
+                        goto finish;
+                r = apply_events(&c, &policy_events, true);
+                if (r < 0)
+                        goto finish;
+        }
+        for (size_t i = 0; i < n_files; i++) {
+                r = apply_events(&c, &files[i], false);
+                if (r < 0)
+                        goto finish;
+        }
+        unit_verify(&c);
+        r = 0;
+
+finish:
+        for (size_t i = 0; i < n_files; i++)
+                file_events_done(&files[i]);
+        file_events_done(&policy_events);
+        for (size_t i = 0; i < n_dropins; i++) {
+                free(dropins[i].name);
+                free(dropins[i].path);
+        }
+        free(dropins);
+        if (r == -ENOMEM)
+                diag_add(diags, DIAG_ERROR, path, 0, "out of memory");
+        if (r < 0)
+                return r;
+        if (diags->n_errors > errors_before)
+                return -EBADMSG;
+        *ret = TAKE_PTR(u);
+        return 0;
+}
+
+int unit_load_buffer(const char *name, const char *path, const char *data, size_t size,
+                     diag_list *diags, unit **ret) {
+        _cleanup_unit_free_ unit *u = NULL;
+        file_events f = {};
+        size_t errors_before = diags->n_errors;
+        const char *stored;
+        load_ctx c;
+        int r;
+
+        if (!unit_name_is_valid(name, UNIT_NAME_ANY) || !endswith(name, ".service"))
+                return -EINVAL;
+        r = unit_new(name, &u);
+        if (r < 0)
+                return r;
+        u->path = strdup(path);
+        if (!u->path)
+                return -ENOMEM;
+        r = unit_add_file(u, path, &stored);
+        if (r < 0)
+                return r;
+        load_ctx_init(&c, u, diags);
+        r = lex_buffer(stored, data, size, diags, &f);
+        if (r >= 0)
+                r = apply_events(&c, &f, false);
+        file_events_done(&f);
+        if (r < 0 && r != -EFBIG)
+                return r;
+        unit_verify(&c);
+        if (diags->n_errors > errors_before)
+                return -EBADMSG;
+        *ret = TAKE_PTR(u);
+        return 0;
+}
+
+int policy_check_buffer(const char *path, const char *data, size_t size, diag_list *diags) {
+        _cleanup_unit_free_ unit *u = NULL;
+        file_events f = {};
+        size_t errors_before = diags->n_errors;
+        load_ctx c;
+        int r;
+
+        /* Specifiers in a policy are expanded for each unit; check them against an example. */
+        r = unit_new("example.service", &u);
+        if (r < 0)
+                return r;
+        r = lex_buffer(path, data, size, diags, &f);
+        if (r >= 0) {
+                load_ctx_init(&c, u, diags);
+                r = apply_events(&c, &f, true);
+        }
+        file_events_done(&f);
+        if (r < 0 && r != -EFBIG)
+                return r;
+        return diags->n_errors > errors_before ? -EBADMSG : 0;
+}
+
+int policy_check_file(const char *path, diag_list *diags) {
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+        int r;
+
+        r = read_file_bounded(path, UNIT_FILE_MAX, &data, &size);
+        if (r < 0) {
+                diag_add(diags, DIAG_ERROR, path, 0, "cannot read: %s", describe_read_error(r));
+                return r;
+        }
+        return policy_check_buffer(path, data, size, diags);
+}
+
+const char *service_type_to_string(service_type t) {
+        return t < _SERVICE_TYPE_MAX ? service_type_names[t] : NULL;
+}
+
+const char *restart_mode_to_string(restart_mode m) {
+        return m < _RESTART_MODE_MAX ? restart_mode_names[m] : NULL;
+}
+
+const char *kill_mode_to_string(kill_mode m) {
+        return m < _KILL_MODE_MAX ? kill_mode_names[m] : NULL;
+}

@@ -1,0 +1,173 @@
+/* The unit model: a service resolved from its policy, unit file and drop-ins. */
+#pragma once
+
+#include <sys/resource.h>
+
+#include "diag.h"
+#include "strv.h"
+#include "value.h"
+
+typedef enum service_type {
+        SERVICE_SIMPLE,
+        SERVICE_EXEC,
+        SERVICE_ONESHOT,
+        SERVICE_NOTIFY,
+        _SERVICE_TYPE_MAX,
+} service_type;
+
+typedef enum restart_mode {
+        RESTART_NO,
+        RESTART_ON_SUCCESS,
+        RESTART_ON_FAILURE,
+        RESTART_ON_ABNORMAL,
+        RESTART_ON_WATCHDOG,
+        RESTART_ON_ABORT,
+        RESTART_ALWAYS,
+        _RESTART_MODE_MAX,
+} restart_mode;
+
+typedef enum kill_mode {
+        KILL_CONTROL_GROUP,
+        KILL_MIXED,
+        KILL_PROCESS,
+        KILL_NONE,
+        _KILL_MODE_MAX,
+} kill_mode;
+
+typedef enum output_kind {
+        OUTPUT_INHERIT, /* stdout: the console; stderr: wherever stdout goes */
+        OUTPUT_NULL,
+        OUTPUT_JOURNAL, /* vigil's log capture; "syslog" is an alias */
+        OUTPUT_KMSG,    /* log capture, copied to the kernel log */
+        OUTPUT_FILE,    /* file:PATH */
+        OUTPUT_APPEND,  /* append:PATH */
+        OUTPUT_TRUNCATE,
+        _OUTPUT_KIND_MAX,
+} output_kind;
+
+typedef struct output_setting {
+        output_kind kind;
+        bool console; /* "+console": also echoed to the console */
+        char *path;   /* for file:, append:, truncate: */
+} output_setting;
+
+/* Exit codes 0..255 and signals 1..64 that a status list names. */
+typedef struct exit_status_set {
+        uint64_t status[4];
+        uint64_t signal;
+} exit_status_set;
+
+bool exit_status_set_has_status(const exit_status_set *s, int status);
+bool exit_status_set_has_signal(const exit_status_set *s, int sig);
+bool exit_status_set_is_empty(const exit_status_set *s);
+
+typedef struct exec_list {
+        exec_command *items;
+        size_t n;
+} exec_list;
+
+typedef struct env_file {
+        char *path;
+        bool missing_ok; /* "-" prefix */
+} env_file;
+
+typedef struct rlimit_setting {
+        bool set;
+        struct rlimit limit;
+} rlimit_setting;
+
+#define RLIMIT_COUNT RLIMIT_NLIMITS
+
+/* Where a value came from: the last assignment that set it. */
+typedef struct unit_source {
+        const char *path; /* points into unit->files */
+        unsigned line;
+} unit_source;
+
+typedef struct unit unit;
+
+struct unit {
+        char *name;      /* foo@bar.service */
+        char *prefix;    /* foo */
+        char *instance;  /* bar, or NULL */
+        char *path;      /* the unit file */
+        char *policy_path;
+        char **files;    /* every file that contributed: policy, unit, drop-ins */
+
+        /* [Unit] */
+        char *description;
+        char **documentation;
+        char **after, **before, **requires, **wants, **binds_to, **conflicts;
+        usec_t start_limit_interval;
+        unsigned start_limit_burst;
+
+        /* [Service] */
+        service_type type;
+        exec_list exec_start_pre, exec_start, exec_start_post, exec_stop, exec_reload;
+        restart_mode restart;
+        usec_t restart_sec;
+        unsigned restart_steps;
+        usec_t restart_max_delay; /* USEC_INFINITY: not set */
+        exit_status_set restart_prevent_exit_status, success_exit_status;
+        usec_t timeout_start, timeout_stop; /* USEC_INFINITY: no timeout */
+        int kill_signal;
+        kill_mode kill_mode;
+        usec_t watchdog;
+        char *user, *group;
+        char **supplementary_groups;
+        char *working_directory; /* NULL: "/" for root, or ~ */
+        bool working_directory_home;       /* "~": the user's home */
+        bool working_directory_missing_ok; /* "-" prefix */
+        char **environment;
+        env_file *environment_files;
+        size_t n_environment_files;
+        mode_t umask;
+        rlimit_setting limits[RLIMIT_COUNT];
+        output_setting std_output, std_error;
+        char *syslog_identifier;
+        char *policy;
+
+        /* [Install] */
+        char **wanted_by;
+
+        unit_source *sources; /* one per directive table row, see unit_directive_source() */
+};
+
+typedef struct unit_load_options {
+        const char *policy_dir; /* where Policy=NAME is looked up; NULL: VIGIL_CONFIG_DIR/policies */
+} unit_load_options;
+
+#define UNIT_FILE_MAX (1024 * 1024)
+#define UNIT_DROPINS_MAX 256
+#define UNIT_LIST_MAX 4096 /* entries in one list directive */
+
+unit *unit_free(unit *u);
+static inline void unit_freep(unit **u) {
+        unit_free(*u);
+}
+#define _cleanup_unit_free_ _cleanup_(unit_freep)
+
+/* Loads PATH (a NAME.service file), its drop-ins NAME.service.d/?*.conf (for an
+ * instance also the template's, first) and the policy it names. Every problem
+ * goes to diags. Returns 0 and the unit, -EBADMSG when any error was
+ * reported (no unit), or another -errno (also reported). A template file
+ * (foo@.service) is checked as if instantiated with "instance"; load_as,
+ * when not NULL, names the instance to load PATH as. */
+int unit_load_file(const char *path, const char *load_as, const unit_load_options *opts,
+                   diag_list *diags, unit **ret);
+
+/* Parses a unit from memory with no file system access (Policy= is checked
+ * for syntax only). For fuzzing and tests. */
+int unit_load_buffer(const char *name, const char *path, const char *data, size_t size,
+                     diag_list *diags, unit **ret);
+
+/* Checks a policy file on its own. */
+int policy_check_file(const char *path, diag_list *diags);
+int policy_check_buffer(const char *path, const char *data, size_t size, diag_list *diags);
+
+/* The file:line that set Section.Key, or NULL when it has its default. */
+const unit_source *unit_directive_source(const unit *u, const char *section, const char *key);
+
+const char *service_type_to_string(service_type t);
+const char *restart_mode_to_string(restart_mode m);
+const char *kill_mode_to_string(kill_mode m);
