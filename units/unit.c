@@ -428,6 +428,9 @@ static int parse_exec(load_ctx *c, const char *value, void *field) {
                 return r;
         if (r < 0)
                 return invalid(c, value, reason ? reason : "not a valid command line");
+        /* One line may hold many commands separated by ";". */
+        if (l->n > UNIT_LIST_MAX)
+                return report(c, "%s= has more than %d commands", c->d->key, UNIT_LIST_MAX);
         return 0;
 }
 

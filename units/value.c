@@ -18,6 +18,7 @@
 #define ENV_ASSIGNMENT_MAX (128 * 1024)    /* one NAME=VALUE, far below ARG_MAX */
 #define SPECIFIER_OUTPUT_MAX (1024 * 1024) /* expanded text */
 #define UNESCAPE_INPUT_MAX (1024 * 1024)   /* same bound as systemd's longest unit file line */
+#define ENV_ENTRIES_MAX 4096               /* variables one service may set */
 #define USER_NAME_MAX 256
 #define FILENAME_MAX_LEN 255 /* NAME_MAX */
 
@@ -103,7 +104,7 @@ static char *strbuf_steal(strbuf *b) {
 
 static void strbuf_done(strbuf *b) {
         free(b->s);
-        *b = (strbuf) {};
+        *b = (strbuf){};
 }
 
 /* ---- booleans ---------------------------------------------------------------------------- */
@@ -123,7 +124,7 @@ int parse_boolean(const char *s) {
         return -EINVAL;
 }
 
-/* ---- time spans ---------------------------------------------------------------------------- */
+/* ---- time spans -------------------------------------------------------------------------- */
 
 #define USEC_PER_HOUR (60 * USEC_PER_MINUTE)
 #define USEC_PER_DAY (24 * USEC_PER_HOUR)
@@ -136,17 +137,36 @@ static const struct {
         const char *suffix;
         usec_t usec;
 } time_units[] = {
-        { "seconds", USEC_PER_SEC },   { "second", USEC_PER_SEC },    { "sec", USEC_PER_SEC },
-        { "s", USEC_PER_SEC },         { "minutes", USEC_PER_MINUTE }, { "minute", USEC_PER_MINUTE },
-        { "min", USEC_PER_MINUTE },    { "months", USEC_PER_MONTH },  { "month", USEC_PER_MONTH },
-        { "M", USEC_PER_MONTH },       { "msec", USEC_PER_MSEC },     { "ms", USEC_PER_MSEC },
-        { "m", USEC_PER_MINUTE },      { "hours", USEC_PER_HOUR },    { "hour", USEC_PER_HOUR },
-        { "hr", USEC_PER_HOUR },       { "h", USEC_PER_HOUR },        { "days", USEC_PER_DAY },
-        { "day", USEC_PER_DAY },       { "d", USEC_PER_DAY },         { "weeks", USEC_PER_WEEK },
-        { "week", USEC_PER_WEEK },     { "w", USEC_PER_WEEK },        { "years", USEC_PER_YEAR },
-        { "year", USEC_PER_YEAR },     { "y", USEC_PER_YEAR },        { "usec", 1 },
-        { "us", 1 },                   { "\xce\xbcs", 1 }, /* U+03BC GREEK SMALL LETTER MU */
-        { "\xc2\xb5s", 1 },                                /* U+00B5 MICRO SIGN */
+        { "seconds", USEC_PER_SEC },
+        { "second", USEC_PER_SEC },
+        { "sec", USEC_PER_SEC },
+        { "s", USEC_PER_SEC },
+        { "minutes", USEC_PER_MINUTE },
+        { "minute", USEC_PER_MINUTE },
+        { "min", USEC_PER_MINUTE },
+        { "months", USEC_PER_MONTH },
+        { "month", USEC_PER_MONTH },
+        { "M", USEC_PER_MONTH },
+        { "msec", USEC_PER_MSEC },
+        { "ms", USEC_PER_MSEC },
+        { "m", USEC_PER_MINUTE },
+        { "hours", USEC_PER_HOUR },
+        { "hour", USEC_PER_HOUR },
+        { "hr", USEC_PER_HOUR },
+        { "h", USEC_PER_HOUR },
+        { "days", USEC_PER_DAY },
+        { "day", USEC_PER_DAY },
+        { "d", USEC_PER_DAY },
+        { "weeks", USEC_PER_WEEK },
+        { "week", USEC_PER_WEEK },
+        { "w", USEC_PER_WEEK },
+        { "years", USEC_PER_YEAR },
+        { "year", USEC_PER_YEAR },
+        { "y", USEC_PER_YEAR },
+        { "usec", 1 },
+        { "us", 1 },
+        { "\xce\xbcs", 1 }, /* U+03BC GREEK SMALL LETTER MU */
+        { "\xc2\xb5s", 1 }, /* U+00B5 MICRO SIGN */
 };
 
 static const char *time_unit(const char *p, usec_t *ret) {
@@ -261,39 +281,18 @@ char *format_timespan(char *buf, size_t len, usec_t t) {
                 return buf;
         }
 
-        /* Exact to the microsecond, like systemd with accuracy 1, so parse_sec() reads it back. */
+        /* Exact to the microsecond ("1s 500ms"), so parse_sec() reads it back. */
         for (size_t i = 0; i < ELEMENTSOF(table) && t > 0; i++) {
-                usec_t a, b;
-                bool done = false;
-                int k = 0;
+                int k;
                 size_t n;
 
                 if (t < table[i].usec)
                         continue;
                 if (l <= 1)
                         break;
-
-                a = t / table[i].usec;
-                b = t % table[i].usec;
-
-                /* Below a minute a remainder is shown as decimals of the largest unit. */
-                if (t < USEC_PER_MINUTE && b > 0) {
-                        int digits = 0;
-
-                        for (usec_t cc = table[i].usec; cc > 1; cc /= 10)
-                                digits++;
-                        if (digits > 0) {
-                                k = snprintf(p, l, "%s%" PRIu64 ".%0*" PRIu64 "%s", p > buf ? " " : "",
-                                             a, digits, b, table[i].suffix);
-                                t = 0;
-                                done = true;
-                        }
-                }
-                if (!done) {
-                        k = snprintf(p, l, "%s%" PRIu64 "%s", p > buf ? " " : "", a,
-                                     table[i].suffix);
-                        t = b;
-                }
+                k = snprintf(p, l, "%s%" PRIu64 "%s", p > buf ? " " : "", t / table[i].usec,
+                             table[i].suffix);
+                t %= table[i].usec;
                 if (k < 0)
                         break;
                 n = (size_t) k < l - 1 ? (size_t) k : l - 1;
@@ -304,16 +303,21 @@ char *format_timespan(char *buf, size_t len, usec_t t) {
         return buf;
 }
 
-/* ---- sizes and plain numbers ---------------------------------------------------------------- */
+/* ---- sizes and plain numbers ------------------------------------------------------------- */
 
 int parse_size(const char *s, uint64_t *ret) {
         static const struct {
                 const char *suffix;
                 uint64_t factor;
         } table[] = {
-                { "E", UINT64_C(1) << 60 }, { "P", UINT64_C(1) << 50 }, { "T", UINT64_C(1) << 40 },
-                { "G", UINT64_C(1) << 30 }, { "M", UINT64_C(1) << 20 }, { "K", UINT64_C(1) << 10 },
-                { "B", 1 },                 { "", 1 },
+                { "E", UINT64_C(1) << 60 },
+                { "P", UINT64_C(1) << 50 },
+                { "T", UINT64_C(1) << 40 },
+                { "G", UINT64_C(1) << 30 },
+                { "M", UINT64_C(1) << 20 },
+                { "K", UINT64_C(1) << 10 },
+                { "B", 1 },
+                { "", 1 },
         };
         uint64_t total = 0;
         size_t start = 0;
@@ -322,7 +326,7 @@ int parse_size(const char *s, uint64_t *ret) {
         if (!s)
                 return -EINVAL;
 
-        /* Several components are summed, each with a smaller suffix than the one before ("1G 512M"). */
+        /* Components add up, each with a smaller suffix than the one before: "1G 512M". */
         p = s;
         do {
                 uint64_t whole, v, f, frac = 0, scale = 1;
@@ -340,7 +344,7 @@ int parse_size(const char *s, uint64_t *ret) {
                         return r;
 
                 if (*e == '.') {
-                        /* Digits past 10^-18 cannot change a 64-bit result: read and ignore them. */
+                        /* digits past 10^-18 cannot change a 64-bit result: skip them */
                         for (e++; ascii_isdigit(*e); e++)
                                 if (scale <= UINT64_C(100000000000000000)) {
                                         frac = frac * 10 + (uint64_t) (*e - '0');
@@ -406,28 +410,47 @@ int parse_unsigned(const char *s, unsigned *ret) {
         return 0;
 }
 
-/* ---- signals ------------------------------------------------------------------------------- */
+/* ---- signals ----------------------------------------------------------------------------- */
 
 static const char *const signal_names[KERNEL_SIGRTMIN] = {
-        [SIGHUP] = "SIGHUP",       [SIGINT] = "SIGINT",       [SIGQUIT] = "SIGQUIT",
-        [SIGILL] = "SIGILL",       [SIGTRAP] = "SIGTRAP",     [SIGABRT] = "SIGABRT",
-        [SIGBUS] = "SIGBUS",       [SIGFPE] = "SIGFPE",       [SIGKILL] = "SIGKILL",
-        [SIGUSR1] = "SIGUSR1",     [SIGSEGV] = "SIGSEGV",     [SIGUSR2] = "SIGUSR2",
-        [SIGPIPE] = "SIGPIPE",     [SIGALRM] = "SIGALRM",     [SIGTERM] = "SIGTERM",
+        [SIGHUP] = "SIGHUP",
+        [SIGINT] = "SIGINT",
+        [SIGQUIT] = "SIGQUIT",
+        [SIGILL] = "SIGILL",
+        [SIGTRAP] = "SIGTRAP",
+        [SIGABRT] = "SIGABRT",
+        [SIGBUS] = "SIGBUS",
+        [SIGFPE] = "SIGFPE",
+        [SIGKILL] = "SIGKILL",
+        [SIGUSR1] = "SIGUSR1",
+        [SIGSEGV] = "SIGSEGV",
+        [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE",
+        [SIGALRM] = "SIGALRM",
+        [SIGTERM] = "SIGTERM",
 #ifdef SIGSTKFLT
         [SIGSTKFLT] = "SIGSTKFLT",
 #endif
-        [SIGCHLD] = "SIGCHLD",     [SIGCONT] = "SIGCONT",     [SIGSTOP] = "SIGSTOP",
-        [SIGTSTP] = "SIGTSTP",     [SIGTTIN] = "SIGTTIN",     [SIGTTOU] = "SIGTTOU",
-        [SIGURG] = "SIGURG",       [SIGXCPU] = "SIGXCPU",     [SIGXFSZ] = "SIGXFSZ",
-        [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF",     [SIGWINCH] = "SIGWINCH",
+        [SIGCHLD] = "SIGCHLD",
+        [SIGCONT] = "SIGCONT",
+        [SIGSTOP] = "SIGSTOP",
+        [SIGTSTP] = "SIGTSTP",
+        [SIGTTIN] = "SIGTTIN",
+        [SIGTTOU] = "SIGTTOU",
+        [SIGURG] = "SIGURG",
+        [SIGXCPU] = "SIGXCPU",
+        [SIGXFSZ] = "SIGXFSZ",
+        [SIGVTALRM] = "SIGVTALRM",
+        [SIGPROF] = "SIGPROF",
+        [SIGWINCH] = "SIGWINCH",
         [SIGIO] = "SIGIO",
 #ifdef SIGPWR
         [SIGPWR] = "SIGPWR",
 #endif
         [SIGSYS] = "SIGSYS",
         /* 32 and 33 belong to the C library's threads and have no name */
-        [32] = "32",               [33] = "33",
+        [32] = "32",
+        [33] = "33",
 };
 
 /* Spelled out rather than formatted so that signal_to_string() needs no buffer. */
@@ -517,7 +540,7 @@ int parse_signal(const char *s, int *ret) {
         return -EINVAL;
 }
 
-/* ---- exit statuses, umask ------------------------------------------------------------------ */
+/* ---- exit statuses, umask ---------------------------------------------------------------- */
 
 int parse_exit_status(const char *s, int *ret) {
         static const struct {
@@ -587,25 +610,17 @@ int parse_umask(const char *s, mode_t *ret) {
         return 0;
 }
 
-/* ---- resource limits ------------------------------------------------------------------------- */
+/* ---- resource limits --------------------------------------------------------------------- */
 
 static const char *const rlimit_names[RLIM_NLIMITS] = {
-        [RLIMIT_CPU] = "CPU",
-        [RLIMIT_FSIZE] = "FSIZE",
-        [RLIMIT_DATA] = "DATA",
-        [RLIMIT_STACK] = "STACK",
-        [RLIMIT_CORE] = "CORE",
-        [RLIMIT_RSS] = "RSS",
-        [RLIMIT_NOFILE] = "NOFILE",
-        [RLIMIT_AS] = "AS",
-        [RLIMIT_NPROC] = "NPROC",
-        [RLIMIT_MEMLOCK] = "MEMLOCK",
-        [RLIMIT_LOCKS] = "LOCKS",
-        [RLIMIT_SIGPENDING] = "SIGPENDING",
-        [RLIMIT_MSGQUEUE] = "MSGQUEUE",
-        [RLIMIT_NICE] = "NICE",
-        [RLIMIT_RTPRIO] = "RTPRIO",
-        [RLIMIT_RTTIME] = "RTTIME",
+        [RLIMIT_CPU] = "CPU",           [RLIMIT_FSIZE] = "FSIZE",
+        [RLIMIT_DATA] = "DATA",         [RLIMIT_STACK] = "STACK",
+        [RLIMIT_CORE] = "CORE",         [RLIMIT_RSS] = "RSS",
+        [RLIMIT_NOFILE] = "NOFILE",     [RLIMIT_AS] = "AS",
+        [RLIMIT_NPROC] = "NPROC",       [RLIMIT_MEMLOCK] = "MEMLOCK",
+        [RLIMIT_LOCKS] = "LOCKS",       [RLIMIT_SIGPENDING] = "SIGPENDING",
+        [RLIMIT_MSGQUEUE] = "MSGQUEUE", [RLIMIT_NICE] = "NICE",
+        [RLIMIT_RTPRIO] = "RTPRIO",     [RLIMIT_RTTIME] = "RTTIME",
 };
 
 int rlimit_from_string(const char *s) {
@@ -653,7 +668,7 @@ static int rlimit_parse_one(int resource, const char *s, rlim_t *ret) {
                         *ret = RLIM_INFINITY;
                         return 0;
                 }
-                /* the kernel counts whole seconds; round up so a limit is never tighter than asked */
+                /* the kernel counts whole seconds; round up, never tighter than asked */
                 v = t / USEC_PER_SEC + (t % USEC_PER_SEC != 0);
                 break;
 
@@ -735,11 +750,11 @@ int parse_rlimit(int resource, const char *s, struct rlimit *ret) {
                 }
         }
 
-        *ret = (struct rlimit) { .rlim_cur = sl, .rlim_max = hl };
+        *ret = (struct rlimit){ .rlim_cur = sl, .rlim_max = hl };
         return 0;
 }
 
-/* ---- UTF-8 ------------------------------------------------------------------------------------- */
+/* ---- UTF-8 ------------------------------------------------------------------------------- */
 
 /* The code points systemd accepts: no surrogates, no non-characters, nothing past U+10FFFF. */
 static bool unichar_is_valid(uint32_t c) {
@@ -819,7 +834,7 @@ static bool utf8_is_valid(const char *s) {
         return true;
 }
 
-/* ---- escapes and words ------------------------------------------------------------------------- */
+/* ---- escapes and words ------------------------------------------------------------------- */
 
 static int unhex(char c) {
         if (c >= '0' && c <= '9')
@@ -833,7 +848,8 @@ static int unhex(char c) {
 
 /* Decodes the escape whose letter is at p (after the backslash), reading at most avail bytes.
  * Writes up to 4 bytes to out and returns how many input bytes it used. */
-static int unescape_one(const char *p, size_t avail, char *out, size_t *out_len, const char **reason) {
+static int unescape_one(const char *p, size_t avail, char *out, size_t *out_len,
+                        const char **reason) {
         static const char simple_from[] = "abfnrtv\\\"'s";
         static const char simple_to[] = "\a\b\f\n\r\t\v\\\"' ";
         const char *simple;
@@ -1035,6 +1051,8 @@ int cunescape(const char *s, size_t len, char **ret, const char **reason) {
                 }
                 if (i + 1 >= len)
                         return fail(reason, -EINVAL, "trailing backslash");
+                if (s[i + 1] == '\0')
+                        return fail(reason, -EINVAL, "NUL byte in input");
                 r = unescape_one(s + i + 1, len - i - 1, buf + n, &out_len, reason);
                 if (r < 0)
                         return r;
@@ -1046,14 +1064,14 @@ int cunescape(const char *s, size_t len, char **ret, const char **reason) {
         return 0;
 }
 
-/* ---- command lines ----------------------------------------------------------------------------- */
+/* ---- command lines ----------------------------------------------------------------------- */
 
 void exec_command_done(exec_command *c) {
         if (!c)
                 return;
         free(c->path);
         strv_free(c->argv);
-        *c = (exec_command) {};
+        *c = (exec_command){};
 }
 
 static bool filename_is_valid(const char *s) {
@@ -1112,6 +1130,23 @@ static void path_simplify(char *s) {
         *out = '\0';
 }
 
+/* Appends s (owned on success) to the NULL-terminated list *l of *n entries. strv_push() counts
+ * the list on every call; this grows geometrically so that long lines stay linear. */
+static int list_append(char ***l, size_t *n, size_t *cap, char *s) {
+        if (*n + 2 > *cap) {
+                size_t c = *cap ? *cap * 2 : 8;
+                char **t = reallocarray(*l, c, sizeof(char *));
+
+                if (!t)
+                        return -ENOMEM;
+                *l = t;
+                *cap = c;
+        }
+        (*l)[(*n)++] = s;
+        (*l)[*n] = NULL;
+        return 0;
+}
+
 static bool exec_separator_at(const char *p, size_t skip) {
         return p[skip] == '\0' || strchr(WHITESPACE, p[skip]);
 }
@@ -1123,14 +1158,14 @@ static void exec_commands_free(exec_command *cmds, size_t n) {
 }
 
 /* Parses one command starting with its already extracted first word. */
-static int exec_command_parse(char *first, const char **p, exec_command *ret, bool *semicolon,
+static int exec_command_parse(const char *first, const char **p, exec_command *ret, bool *semicolon,
                               const char **reason) {
         _cleanup_free_ char *path = NULL;
         _cleanup_strv_free_ char **argv = NULL;
         const unsigned word_flags = EXTRACT_UNQUOTE | EXTRACT_CUNESCAPE | EXTRACT_KEEP_SEMICOLON;
         unsigned flags = 0;
         bool separate_argv0 = false;
-        size_t n_argv = 0;
+        size_t n_argv = 0, cap_argv = 0;
         const char *f;
         int r;
 
@@ -1170,10 +1205,15 @@ static int exec_command_parse(char *first, const char **p, exec_command *ret, bo
                 return -ENOMEM;
         if (!separate_argv0) {
                 /* argv[0] keeps the spelling the user wrote, the path is tidied */
-                r = strv_extend(&argv, path);
-                if (r < 0)
+                char *argv0 = strdup(path);
+
+                if (!argv0)
+                        return -ENOMEM;
+                r = list_append(&argv, &n_argv, &cap_argv, argv0);
+                if (r < 0) {
+                        free(argv0);
                         return r;
-                n_argv++;
+                }
         }
         if (path[0] == '/')
                 path_simplify(path);
@@ -1208,18 +1248,17 @@ static int exec_command_parse(char *first, const char **p, exec_command *ret, bo
                         free(word);
                         return fail(reason, -E2BIG, "too many arguments (at most 4096)");
                 }
-                r = strv_push(&argv, word);
+                r = list_append(&argv, &n_argv, &cap_argv, word);
                 if (r < 0) {
                         free(word);
                         return r;
                 }
-                n_argv++;
         }
 
         if (n_argv == 0)
                 return fail(reason, -EINVAL, "the @ prefix needs argv[0] after the path");
 
-        *ret = (exec_command) {
+        *ret = (exec_command){
                 .path = TAKE_PTR(path),
                 .argv = TAKE_PTR(argv),
                 .flags = flags,
@@ -1230,7 +1269,7 @@ static int exec_command_parse(char *first, const char **p, exec_command *ret, bo
 int parse_exec_line(const char *s, exec_command **cmds, size_t *n, const char **reason) {
         const unsigned word_flags = EXTRACT_UNQUOTE | EXTRACT_CUNESCAPE | EXTRACT_KEEP_SEMICOLON;
         exec_command *parsed = NULL, *grown;
-        size_t n_parsed = 0;
+        size_t n_parsed = 0, cap_parsed = 0;
         const char *p = s;
         bool semicolon;
         int r;
@@ -1260,13 +1299,18 @@ int parse_exec_line(const char *s, exec_command **cmds, size_t *n, const char **
                 if (r < 0)
                         goto fail;
 
-                grown = reallocarray(parsed, n_parsed + 1, sizeof(exec_command));
-                if (!grown) {
-                        exec_command_done(&c);
-                        r = -ENOMEM;
-                        goto fail;
+                if (n_parsed == cap_parsed) {
+                        size_t cap = cap_parsed ? cap_parsed * 2 : 4;
+
+                        grown = reallocarray(parsed, cap, sizeof(exec_command));
+                        if (!grown) {
+                                exec_command_done(&c);
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        parsed = grown;
+                        cap_parsed = cap;
                 }
-                parsed = grown;
                 parsed[n_parsed++] = c;
         } while (semicolon);
 
@@ -1289,7 +1333,7 @@ fail:
         return r;
 }
 
-/* ---- environment ----------------------------------------------------------------------------- */
+/* ---- environment ------------------------------------------------------------------------- */
 
 static bool env_name_is_valid_n(const char *s, size_t n) {
         if (n == 0 || n > ENV_ASSIGNMENT_MAX || ascii_isdigit(s[0]))
@@ -1327,6 +1371,7 @@ bool env_assignment_is_valid(const char *s) {
 
 int parse_environment(const char *s, char ***env, const char **reason) {
         _cleanup_strv_free_ char **words = NULL, **merged = NULL;
+        size_t n_words = 0, cap_words = 0, n_merged, cap_merged;
         const char *p = s;
         int r;
 
@@ -1343,17 +1388,19 @@ int parse_environment(const char *s, char ***env, const char **reason) {
                 if (r == 0)
                         break;
                 problem = env_assignment_problem(word);
+                if (!problem && n_words >= ENV_ENTRIES_MAX)
+                        problem = "too many environment variables (at most 4096)";
                 if (problem) {
                         free(word);
-                        return fail(reason, -EINVAL, problem);
+                        return fail(reason, n_words >= ENV_ENTRIES_MAX ? -E2BIG : -EINVAL, problem);
                 }
-                r = strv_push(&words, word);
+                r = list_append(&words, &n_words, &cap_words, word);
                 if (r < 0) {
                         free(word);
                         return r;
                 }
         }
-        if (!words)
+        if (n_words == 0)
                 return 0;
 
         /* Work on a copy so that a failed allocation leaves *env untouched. A later assignment of
@@ -1361,25 +1408,33 @@ int parse_environment(const char *s, char ***env, const char **reason) {
         merged = strv_copy(*env);
         if (!merged)
                 return -ENOMEM;
+        n_merged = strv_length(merged);
+        cap_merged = n_merged + 1;
         STRV_FOREACH(w, words) {
                 size_t name_len = strcspn(*w, "=") + 1;
+                char *copy = strdup(*w);
                 bool replaced = false;
 
-                for (char **e = merged; *e; e++)
-                        if (strncmp(*e, *w, name_len) == 0) {
-                                char *copy = strdup(*w);
-
-                                if (!copy)
-                                        return -ENOMEM;
-                                free(*e);
-                                *e = copy;
+                if (!copy)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n_merged; i++)
+                        if (strncmp(merged[i], *w, name_len) == 0) {
+                                free(merged[i]);
+                                merged[i] = copy;
                                 replaced = true;
                                 break;
                         }
-                if (!replaced) {
-                        r = strv_extend(&merged, *w);
-                        if (r < 0)
-                                return r;
+                if (replaced)
+                        continue;
+                if (n_merged >= ENV_ENTRIES_MAX) {
+                        free(copy);
+                        return fail(reason, -E2BIG,
+                                    "too many environment variables (at most 4096)");
+                }
+                r = list_append(&merged, &n_merged, &cap_merged, copy);
+                if (r < 0) {
+                        free(copy);
+                        return r;
                 }
         }
 
@@ -1388,7 +1443,7 @@ int parse_environment(const char *s, char ***env, const char **reason) {
         return 0;
 }
 
-/* ---- names and paths ------------------------------------------------------------------------- */
+/* ---- names and paths --------------------------------------------------------------------- */
 
 const char *unit_name_suffix(const char *s) {
         static const char *const types[] = {
@@ -1493,7 +1548,7 @@ bool path_is_normalized_absolute(const char *s) {
         return true;
 }
 
-/* ---- specifiers ------------------------------------------------------------------------------ */
+/* ---- specifiers -------------------------------------------------------------------------- */
 
 int specifier_expand(const char *s, const specifier_context *ctx, char **ret, char *bad) {
         _cleanup_(strbuf_done) strbuf b = {};
