@@ -1,7 +1,7 @@
 /* The lexer for unit and policy files: systemd's line syntax on top of inih. */
 #include <fcntl.h>
-#include <stdint.h>
 #include <ini.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "lexer.h"
@@ -98,8 +98,7 @@ static int collect_logical_line(lexer *lx, bool *broken) {
                         n--;
 
                 if (memchr(p, 0, n)) {
-                        diag_add(lx->diags, DIAG_ERROR, lx->path, line,
-                                 "line contains a NUL byte");
+                        diag_add(lx->diags, DIAG_ERROR, lx->path, line, "line contains a NUL byte");
                         *broken = true;
                         if (!continuing)
                                 first = line;

@@ -151,8 +151,9 @@ static int parse_documentation(load_ctx *c, const char *value, void *field) {
                         if (startswith(w, schemes[i]) && w[strlen(schemes[i])])
                                 ok = true;
                 if (!ok)
-                        return invalid(c, w, "a URI must start with http://, https://, "
-                                             "file:, info: or man:");
+                        return invalid(c, w,
+                                       "a URI must start with http://, https://, "
+                                       "file:, info: or man:");
                 r = list_add(c, l, w);
                 if (r < 0)
                         return r;
@@ -160,9 +161,9 @@ static int parse_documentation(load_ctx *c, const char *value, void *field) {
 }
 
 enum {
-        DEP_ORDER,      /* After=, Before=: any unit name, a missing unit is fine */
-        DEP_REQUIRE,    /* Requires=, BindsTo=: must be a .service or .target */
-        DEP_WANT,       /* Wants=, Conflicts=, WantedBy=: other unit types are ignored */
+        DEP_ORDER,   /* After=, Before=: any unit name, a missing unit is fine */
+        DEP_REQUIRE, /* Requires=, BindsTo=: must be a .service or .target */
+        DEP_WANT,    /* Wants=, Conflicts=, WantedBy=: other unit types are ignored */
 };
 
 static int parse_deps(load_ctx *c, const char *value, void *field) {
@@ -190,11 +191,13 @@ static int parse_deps(load_ctx *c, const char *value, void *field) {
                 suffix = unit_name_suffix(w);
                 if (!streq(suffix, ".service") && !streq(suffix, ".target")) {
                         if (c->d->arg == DEP_REQUIRE)
-                                return invalid(c, w, "vigil manages only .service and .target "
-                                                     "units, so this could never be satisfied");
+                                return invalid(c, w,
+                                               "vigil manages only .service and .target "
+                                               "units, so this could never be satisfied");
                         if (c->d->arg == DEP_WANT) {
-                                warn(c, "%s=%s is ignored: vigil manages only .service and "
-                                        ".target units",
+                                warn(c,
+                                     "%s=%s is ignored: vigil manages only .service and "
+                                     ".target units",
                                      c->d->key, ini_escape(w, esc, sizeof(esc)));
                                 continue;
                         }
@@ -219,8 +222,9 @@ static int parse_sec_field(load_ctx *c, const char *value, void *field) {
         if (r == -ERANGE)
                 return invalid(c, value, "time span out of range");
         if (r < 0)
-                return invalid(c, value, "expected a time span such as \"90s\", "
-                                         "\"1min 30s\", \"500ms\" or \"infinity\"");
+                return invalid(c, value,
+                               "expected a time span such as \"90s\", "
+                               "\"1min 30s\", \"500ms\" or \"infinity\"");
         *(usec_t *) field = t;
         return 0;
 }
@@ -304,8 +308,9 @@ static int parse_type(load_ctx *c, const char *value, void *field) {
 
         for (size_t i = 0; i < ELEMENTSOF(unsupported); i++)
                 if (streq(value, unsupported[i]))
-                        return report(c, "Type=%s is not supported by vigil; use simple, exec, "
-                                         "oneshot or notify (a service must not daemonize)",
+                        return report(c,
+                                      "Type=%s is not supported by vigil; use simple, exec, "
+                                      "oneshot or notify (a service must not daemonize)",
                                       value);
         return parse_enum(c, value, field, service_type_names, _SERVICE_TYPE_MAX,
                           "expected simple, exec, oneshot or notify");
@@ -352,8 +357,9 @@ static int parse_signal_field(load_ctx *c, const char *value, void *field) {
                 return 0;
         }
         if (parse_signal(value, &sig) < 0)
-                return invalid(c, value, "expected a signal name such as SIGTERM or a number "
-                                         "from 1 to 64");
+                return invalid(c, value,
+                               "expected a signal name such as SIGTERM or a number "
+                               "from 1 to 64");
         *(int *) field = sig;
         return 0;
 }
@@ -402,8 +408,9 @@ static int parse_exit_status_set(load_ctx *c, const char *value, void *field) {
                 else if (parse_signal(w, &v) >= 0)
                         exit_status_set_add(&n, -1, v);
                 else
-                        return invalid(c, w, "expected an exit status from 0 to 255, its name "
-                                             "(e.g. TEMPFAIL) or a signal name");
+                        return invalid(c, w,
+                                       "expected an exit status from 0 to 255, its name "
+                                       "(e.g. TEMPFAIL) or a signal name");
         }
         *s = n;
         return 0;
@@ -565,8 +572,9 @@ static int parse_limit(load_ctx *c, const char *value, void *field) {
         if (r == -ERANGE)
                 return invalid(c, value, "value out of range");
         if (r < 0)
-                return invalid(c, value, "expected a value or SOFT:HARD (soft not above hard), "
-                                         "or \"infinity\"");
+                return invalid(c, value,
+                               "expected a value or SOFT:HARD (soft not above hard), "
+                               "or \"infinity\"");
         *s = (rlimit_setting){ .set = true, .limit = rl };
         return 0;
 }
@@ -604,8 +612,7 @@ static int parse_output(load_ctx *c, const char *value, void *field) {
         for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
                 if (streq(value, kinds[i].name)) {
                         free(o->path);
-                        *o = (output_setting){ .kind = kinds[i].kind,
-                                               .console = kinds[i].console };
+                        *o = (output_setting){ .kind = kinds[i].kind, .console = kinds[i].console };
                         return 0;
                 }
         for (size_t i = 0; i < ELEMENTSOF(files); i++) {
@@ -623,9 +630,10 @@ static int parse_output(load_ctx *c, const char *value, void *field) {
                 *o = (output_setting){ .kind = files[i].kind, .path = d };
                 return 0;
         }
-        return invalid(c, value, "vigil supports inherit, null, journal, syslog, kmsg, "
-                                 "journal+console, syslog+console, kmsg+console, file:PATH, "
-                                 "append:PATH and truncate:PATH");
+        return invalid(c, value,
+                       "vigil supports inherit, null, journal, syslog, kmsg, "
+                       "journal+console, syslog+console, kmsg+console, file:PATH, "
+                       "append:PATH and truncate:PATH");
 }
 
 #define POLICY_NAME_MAX 64
@@ -640,8 +648,9 @@ static bool policy_name_is_valid(const char *s) {
 
 static int parse_policy(load_ctx *c, const char *value, void *field) {
         if (*value && !policy_name_is_valid(value))
-                return invalid(c, value, "a policy name has up to 64 letters, digits, \"_\", "
-                                         "\".\" or \"-\" and does not start with \".\"");
+                return invalid(c, value,
+                               "a policy name has up to 64 letters, digits, \"_\", "
+                               "\".\" or \"-\" and does not start with \".\"");
         return parse_string(c, value, field);
 }
 
@@ -677,8 +686,8 @@ static const directive directives[] = {
         { "Service", "RestartMaxDelaySec", parse_sec_field, F(restart_max_delay), D_POLICY, 0 },
         { "Service", "RestartPreventExitStatus", parse_exit_status_set,
           F(restart_prevent_exit_status), D_POLICY, 0 },
-        { "Service", "SuccessExitStatus", parse_exit_status_set, F(success_exit_status),
-          D_POLICY, 0 },
+        { "Service", "SuccessExitStatus", parse_exit_status_set, F(success_exit_status), D_POLICY,
+          0 },
         { "Service", "TimeoutStartSec", parse_timeout, F(timeout_start), D_POLICY, 0 },
         { "Service", "TimeoutStopSec", parse_timeout, F(timeout_stop), D_POLICY, 0 },
         { "Service", "TimeoutSec", parse_timeout_both, F(timeout_start), D_POLICY, 0 },
@@ -769,8 +778,9 @@ static int apply_section(load_ctx *c, const char *section) {
                         c->section_ignored = false;
                         return 0;
                 }
-                return report(c, "unknown section [%s] in a policy: a policy has [Unit], "
-                                 "[Service] and [Container]",
+                return report(c,
+                              "unknown section [%s] in a policy: a policy has [Unit], "
+                              "[Service] and [Container]",
                               ini_escape(section, esc, sizeof(esc)));
         }
         if (section_is_known(section)) {
@@ -779,11 +789,13 @@ static int apply_section(load_ctx *c, const char *section) {
         }
         for (size_t i = 0; i < ELEMENTSOF(other_types); i++)
                 if (streq(section, other_types[i]))
-                        return report(c, "section [%s] belongs to systemd .%c%s units; "
-                                         "vigil runs only .service units",
+                        return report(c,
+                                      "section [%s] belongs to systemd .%c%s units; "
+                                      "vigil runs only .service units",
                                       section, section[0] + 'a' - 'A', section + 1);
-        return report(c, "unknown section [%s]: vigil units have [Unit], [Service], "
-                         "[Container] and [Install]",
+        return report(c,
+                      "unknown section [%s]: vigil units have [Unit], [Service], "
+                      "[Container] and [Install]",
                       ini_escape(section, esc, sizeof(esc)));
 }
 
@@ -792,10 +804,11 @@ static int unknown_directive(load_ctx *c, const char *section, const char *key) 
 
         ini_escape(key, esc, sizeof(esc));
         if (streq(section, "Container"))
-                return report(c, quadlet_knows_container_key(key)
-                                         ? "[Container] %s= is a Quadlet key that vigil does "
-                                           "not support yet"
-                                         : "unknown directive %s= in [Container]",
+                return report(c,
+                              quadlet_knows_container_key(key)
+                                      ? "[Container] %s= is a Quadlet key that vigil does "
+                                        "not support yet"
+                                      : "unknown directive %s= in [Container]",
                               esc);
         for (size_t i = 0; i < N_DIRECTIVES; i++)
                 if (streq(directives[i].key, key))
@@ -804,8 +817,8 @@ static int unknown_directive(load_ctx *c, const char *section, const char *key) 
         if (systemd_knows_directive(section, key))
                 return report(c, "[%s] %s= is a systemd directive that vigil does not support",
                               section, esc);
-        return report(c, "unknown directive %s= in [%s] (neither vigil nor systemd knows it)",
-                      esc, section);
+        return report(c, "unknown directive %s= in [%s] (neither vigil nor systemd knows it)", esc,
+                      section);
 }
 
 /* Expands specifiers if the directive wants them, then parses. */
@@ -825,8 +838,9 @@ static int apply_value(load_ctx *c, const directive *d, const char *value) {
                 if (r == -EBADMSG) {
                         char b[2] = { bad, 0 };
 
-                        return report(c, "specifier %%%s in %s= is not supported (vigil knows "
-                                         "%%n %%N %%p %%i and %%%%)",
+                        return report(c,
+                                      "specifier %%%s in %s= is not supported (vigil knows "
+                                      "%%n %%N %%p %%i and %%%%)",
                                       ini_escape(b, esc, sizeof(esc)), key);
                 }
                 if (r == -E2BIG)
@@ -843,8 +857,7 @@ static int apply_value(load_ctx *c, const directive *d, const char *value) {
         return 0;
 }
 
-static int apply_assignment(load_ctx *c, const char *section, const char *key,
-                            const char *value) {
+static int apply_assignment(load_ctx *c, const char *section, const char *key, const char *value) {
         const directive *d;
         int r;
 
@@ -911,8 +924,7 @@ static int lex_buffer(const char *path, const char *data, size_t size, diag_list
 
         ret->path = path;
         if (size > UNIT_FILE_MAX) {
-                diag_add(diags, DIAG_ERROR, path, 0, "file is larger than %d bytes",
-                         UNIT_FILE_MAX);
+                diag_add(diags, DIAG_ERROR, path, 0, "file is larger than %d bytes", UNIT_FILE_MAX);
                 return -EFBIG;
         }
         r = ini_parse_buffer(path, data, size, diags, collect_event, ret);
@@ -1080,8 +1092,9 @@ static void unit_verify(load_ctx *c) {
         if (u->type == SERVICE_ONESHOT &&
             (u->restart == RESTART_ALWAYS || u->restart == RESTART_ON_SUCCESS)) {
                 AT("Restart");
-                report(c, "Restart=%s is not allowed with Type=oneshot: the finished command "
-                          "would be started again forever",
+                report(c,
+                       "Restart=%s is not allowed with Type=oneshot: the finished command "
+                       "would be started again forever",
                        restart_mode_to_string(u->restart));
         }
         if (u->restart_steps > 0 && u->restart_max_delay == USEC_INFINITY) {
@@ -1141,8 +1154,7 @@ static int dropins_add_dir(const char *dir, dropin **list, size_t *n, diag_list 
                         r = -E2BIG;
                         break;
                 }
-                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 ||
-                    !(name = strdup(de->d_name))) {
+                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 || !(name = strdup(de->d_name))) {
                         if (path)
                                 free(path);
                         r = -ENOMEM;

@@ -87,12 +87,12 @@ typedef struct unit_source {
 typedef struct unit unit;
 
 struct unit {
-        char *name;      /* foo@bar.service */
-        char *prefix;    /* foo */
-        char *instance;  /* bar, or NULL */
-        char *path;      /* the unit file */
+        char *name;     /* foo@bar.service */
+        char *prefix;   /* foo */
+        char *instance; /* bar, or NULL */
+        char *path;     /* the unit file */
         char *policy_path;
-        char **files;    /* every file that contributed: policy, unit, drop-ins */
+        char **files; /* every file that contributed: policy, unit, drop-ins */
 
         /* [Unit] */
         char *description;
@@ -115,7 +115,7 @@ struct unit {
         usec_t watchdog;
         char *user, *group;
         char **supplementary_groups;
-        char *working_directory; /* NULL: "/" for root, or ~ */
+        char *working_directory;           /* NULL: "/" for root, or ~ */
         bool working_directory_home;       /* "~": the user's home */
         bool working_directory_missing_ok; /* "-" prefix */
         char **environment;
@@ -134,7 +134,8 @@ struct unit {
 };
 
 typedef struct unit_load_options {
-        const char *policy_dir; /* where Policy=NAME is looked up; NULL: VIGIL_CONFIG_DIR/policies */
+        /* where Policy=NAME is looked up; NULL: VIGIL_CONFIG_DIR/policies */
+        const char *policy_dir;
 } unit_load_options;
 
 #define UNIT_FILE_MAX (1024 * 1024)

@@ -49,14 +49,18 @@ for f in "${files[@]}"; do
         fi
 done
 
+if ((${#bad[@]})); then
+        for f in "${bad[@]}"; do
+                # the first differences, so the log shows what is wrong
+                echo "--- $f: clang-format would change:"
+                "$clang_format" "$f" | diff -u "$f" - | tail -n +3 | head -n 24 || true
+        done
+fi
+# the verdict last: meson shows only the end of a long log
 echo "checked ${#files[@]} files with $("$clang_format" --version | head -n1)"
 if ((${#bad[@]})); then
-        echo "not formatted (fix with: clang-format -i FILE):"
-        for f in "${bad[@]}"; do
-                echo "  $f"
-                # the first differences, so the log shows what is wrong
-                "$clang_format" "$f" | diff -u "$f" - | head -n 40 | sed 's/^/    /' || true
-        done
+        echo "${#bad[@]} files not formatted (fix with: clang-format -i FILE...):"
+        printf '  %s\n' "${bad[@]}"
         exit 1
 fi
 echo "all files formatted"

@@ -99,8 +99,7 @@ int main(void) {
               "a continuation replaces the backslash by a space and keeps the next line");
         CHECK("[S]\nK=a\\\n# comment\n; other\nb\n", "1:[S]|2:S.K=a b|",
               "comment lines inside a continuation are skipped");
-        CHECK("[S]\nK=a\\\n\nL=b\n", "1:[S]|2:S.K=a|4:S.L=b|",
-              "an empty line ends a continuation");
+        CHECK("[S]\nK=a\\\n\nL=b\n", "1:[S]|2:S.K=a|4:S.L=b|", "an empty line ends a continuation");
         CHECK("[S]\nK=end\\", "1:[S]|2:S.K=end|", "a continuation at the end of the file");
         CHECK("[S]\nK=end\\\n", "1:[S]|2:S.K=end|", "a continuation before a final newline");
         CHECK("[S]\nK=x\\\\\nL=y\n", "1:[S]|2:S.K=x\\\\|3:S.L=y|",
@@ -121,15 +120,15 @@ int main(void) {
               "an assignment before any section");
         CHECK("[S]\n=v\n", "1:[S]|2:error:missing directive name before '='|",
               "an empty directive name");
-        CHECK("[S\nK=v\n", "1:error:invalid section header [S: missing ']'|2:error:K= appears "
-                           "before any [Section] header|",
+        CHECK("[S\nK=v\n",
+              "1:error:invalid section header [S: missing ']'|2:error:K= appears "
+              "before any [Section] header|",
               "an unterminated section header");
         CHECK("[]\n", "1:error:invalid section name []|", "an empty section name");
         CHECK("[a]b]\n", "1:error:invalid section name [a]b]|", "brackets inside a section name");
         CHECK("[S]\nK=a\0b\nL=c\n", "1:[S]|3:S.L=c|2:error:line contains a NUL byte|",
               "a NUL byte is reported with its line and the line skipped");
-        CHECK("[S]\nK=a\\\nb\0c\\\nd\nL=e\n",
-              "1:[S]|5:S.L=e|3:error:line contains a NUL byte|",
+        CHECK("[S]\nK=a\\\nb\0c\\\nd\nL=e\n", "1:[S]|5:S.L=e|3:error:line contains a NUL byte|",
               "a NUL byte inside a continuation drops the whole logical line");
         CHECK("[S]\nK=\x01\x7f\xff\n", "1:[S]|2:S.K=\x01\x7f\xff|", "other bytes are kept");
         CHECK("", "", "an empty file");

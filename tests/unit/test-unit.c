@@ -70,8 +70,8 @@ static void test_full(void) {
         tap_inteq(u->exec_start_pre.items[0].flags, EXEC_IGNORE_FAILURE, "- prefix");
         tap_inteq(u->exec_start.n, 1, "one ExecStart");
         tap_streq(u->exec_start.items[0].path, "/usr/bin/server", "@: path");
-        STRV_EQ(u->exec_start.items[0].argv,
-                "game-server|--port|8303|--motd=hello ; world|a b", "@: argv with quoting");
+        STRV_EQ(u->exec_start.items[0].argv, "game-server|--port|8303|--motd=hello ; world|a b",
+                "@: argv with quoting");
         tap_inteq(u->exec_start_post.items[0].flags, EXEC_NO_ENV_EXPAND, ": prefix");
         STRV_EQ(u->exec_start_post.items[0].argv, "/bin/echo|$NOT_EXPANDED",
                 "$VAR is kept for start time");
@@ -208,9 +208,9 @@ static void test_buffer(void) {
         diag_list diags = {};
         unit *u = NULL;
 
-        tap_inteq(unit_load_buffer("buf.service", "buf.service", text, sizeof(text) - 1, &diags,
-                                   &u),
-                  0, "unit_load_buffer checks Policy= for syntax only");
+        tap_inteq(
+                unit_load_buffer("buf.service", "buf.service", text, sizeof(text) - 1, &diags, &u),
+                0, "unit_load_buffer checks Policy= for syntax only");
         unit_free(u);
         u = NULL;
         tap_inteq(unit_load_buffer("x@y@z.service", "b", text, sizeof(text) - 1, &diags, &u),
