@@ -81,10 +81,12 @@ static int invalid(load_ctx *c, const char *value, const char *why) {
 static const unit unit_defaults = {
         .start_limit_interval = 10 * USEC_PER_SEC,
         .start_limit_burst = 5,
+        .start_limit_retry = USEC_INFINITY,
         .type = SERVICE_SIMPLE,
         .restart = RESTART_NO,
         .restart_sec = 100 * USEC_PER_MSEC,
         .restart_max_delay = USEC_INFINITY,
+        .restart_backoff_reset = USEC_PER_MINUTE,
         .timeout_start = 90 * USEC_PER_SEC,
         .timeout_stop = 90 * USEC_PER_SEC,
         .kill_signal = SIGTERM,
@@ -673,6 +675,7 @@ static const directive directives[] = {
         { "Unit", "StartLimitIntervalSec", parse_sec_field, F(start_limit_interval), D_POLICY, 0 },
         { "Unit", "StartLimitInterval", parse_sec_field, F(start_limit_interval), D_POLICY, 0 },
         { "Unit", "StartLimitBurst", parse_unsigned_field, F(start_limit_burst), D_POLICY, 0 },
+        { "Unit", "StartLimitRetrySec", parse_sec_field, F(start_limit_retry), D_POLICY, 0 },
 
         { "Service", "Type", parse_type, F(type), 0, 0 },
         { "Service", "ExecStartPre", parse_exec, F(exec_start_pre), D_SPECIFIERS, 0 },
@@ -684,6 +687,10 @@ static const directive directives[] = {
         { "Service", "RestartSec", parse_sec_field, F(restart_sec), D_POLICY, 0 },
         { "Service", "RestartSteps", parse_unsigned_field, F(restart_steps), D_POLICY, 10000 },
         { "Service", "RestartMaxDelaySec", parse_sec_field, F(restart_max_delay), D_POLICY, 0 },
+        { "Service", "RestartBackoffResetSec", parse_sec_field, F(restart_backoff_reset), D_POLICY,
+          0 },
+        { "Service", "RestartRandomizedDelaySec", parse_sec_field, F(restart_randomized_delay),
+          D_POLICY, 0 },
         { "Service", "RestartPreventExitStatus", parse_exit_status_set,
           F(restart_prevent_exit_status), D_POLICY, 0 },
         { "Service", "SuccessExitStatus", parse_exit_status_set, F(success_exit_status), D_POLICY,
@@ -1068,11 +1075,15 @@ static void load_ctx_init(load_ctx *c, unit *u, diag_list *diags) {
         };
 }
 
-/* Checks that need the whole unit. */
+/* Defaults that depend on other settings, then the checks that need the whole unit. */
 static void unit_verify(load_ctx *c) {
-        const unit *u = c->u;
+        unit *u = c->u;
         const unit_source *s;
         char a[64], b[64];
+
+        /* As in systemd, a oneshot has no start timeout unless it asks for one. */
+        if (u->type == SERVICE_ONESHOT && !unit_directive_source(u, "Service", "TimeoutStartSec"))
+                u->timeout_start = USEC_INFINITY;
 
 #define AT(key)                                                                                    \
         do {                                                                                       \
@@ -1112,6 +1123,13 @@ static void unit_verify(load_ctx *c) {
                 report(c, "RestartMaxDelaySec=%s is below RestartSec=%s",
                        format_timespan(a, sizeof(a), u->restart_max_delay),
                        format_timespan(b, sizeof(b), u->restart_sec));
+        }
+        if (u->start_limit_retry == 0) {
+                s = unit_directive_source(u, "Unit", "StartLimitRetrySec");
+                c->path = s ? s->path : u->path;
+                c->line = s ? s->line : 0;
+                report(c, "StartLimitRetrySec=0 would retry at once, forever; use a delay "
+                          "such as 5min, or infinity for never");
         }
 #undef AT
 }

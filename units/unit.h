@@ -100,6 +100,7 @@ struct unit {
         char **after, **before, **requires, **wants, **binds_to, **conflicts;
         usec_t start_limit_interval;
         unsigned start_limit_burst;
+        usec_t start_limit_retry; /* vigil: retry after the start limit; USEC_INFINITY: never */
 
         /* [Service] */
         service_type type;
@@ -107,7 +108,9 @@ struct unit {
         restart_mode restart;
         usec_t restart_sec;
         unsigned restart_steps;
-        usec_t restart_max_delay; /* USEC_INFINITY: not set */
+        usec_t restart_max_delay;       /* USEC_INFINITY: not set */
+        usec_t restart_backoff_reset;   /* vigil: uptime that resets the backoff */
+        usec_t restart_randomized_delay; /* vigil: jitter added to each restart delay */
         exit_status_set restart_prevent_exit_status, success_exit_status;
         usec_t timeout_start, timeout_stop; /* USEC_INFINITY: no timeout */
         int kill_signal;

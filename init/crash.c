@@ -1,0 +1,191 @@
+/* Crash records and restart history, kept in the state directory across reboots. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "crash.h"
+#include "lexer.h"
+#include "log.h"
+#include "logstream.h"
+#include "manager.h"
+
+#define CRASH_RECORDS_MAX 20
+#define CRASH_LOG_LINES 50
+#define HISTORY_MAX_BYTES (64 * 1024)
+
+static int ensure_dir(const char *path) {
+        if (mkdir(path, 0750) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static void format_utc(usec_t t, char *buf, size_t len) {
+        time_t sec = (time_t) (t / USEC_PER_SEC);
+        struct tm tm;
+
+        gmtime_r(&sec, &tm);
+        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int name_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The record file names of a service, oldest first (names are zero-padded times). */
+static int list_records(const char *dir, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        struct dirent *de;
+        DIR *d;
+
+        d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d)))
+                if (endswith(de->d_name, ".record") && strv_extend(&l, de->d_name) < 0) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+        closedir(d);
+        if (l)
+                qsort(l, strv_length(l), sizeof(char *), name_cmp);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* Writes path atomically: a temporary file, fsync, rename. */
+static int write_atomic(const char *path, const char *data, size_t size) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+
+        if (asprintf(&tmp, "%s.tmp", path) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, data, size) != (ssize_t) size || fsync(fd) < 0) {
+                int r = errno > 0 ? -errno : -EIO;
+
+                unlink(tmp);
+                return r;
+        }
+        if (rename(tmp, path) < 0) {
+                int r = -errno;
+
+                unlink(tmp);
+                return r;
+        }
+        return 0;
+}
+
+static void history_append(manager *m, service *s, const char *line) {
+        _cleanup_free_ char *dir = NULL, *path = NULL, *old = NULL;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        if (asprintf(&dir, "%s/history", m->settings.state_dir) < 0 ||
+            asprintf(&path, "%s/%s.log", dir, s->name) < 0 ||
+            asprintf(&old, "%s/%s.log.1", dir, s->name) < 0 || ensure_dir(dir) < 0)
+                return;
+        if (stat(path, &st) == 0 && st.st_size > HISTORY_MAX_BYTES)
+                (void) rename(path, old);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0 || write(fd, line, strlen(line)) < 0)
+                log_warning_errno(errno, "%s: cannot write its restart history: %m", s->name);
+}
+
+void crash_record_save(service *s) {
+        manager *m = s->manager;
+        _cleanup_free_ char *dir = NULL, *path = NULL, *text = NULL, *line = NULL;
+        _cleanup_strv_free_ char **logs = NULL, **records = NULL;
+        char when[64], up[64], how[96];
+        usec_t now = now_usec(CLOCK_REALTIME), uptime = 0;
+        size_t len = 0;
+        FILE *f;
+        int r;
+
+        if (s->last_active_since > 0)
+                uptime = now_usec(CLOCK_MONOTONIC) - s->last_active_since;
+        format_utc(now, when, sizeof(when));
+        format_timespan(up, sizeof(up), uptime);
+        if (s->exit_code == CLD_EXITED)
+                snprintf(how, sizeof(how), "status=%d", s->exit_status);
+        else if (s->exit_code == CLD_KILLED || s->exit_code == CLD_DUMPED)
+                snprintf(how, sizeof(how), "signal=%s%s", signal_to_string(s->exit_status) ?: "?",
+                         s->exit_code == CLD_DUMPED ? " core-dumped" : "");
+        else
+                snprintf(how, sizeof(how), "no-exit");
+
+        if (asprintf(&line, "%s result=%s %s uptime=%s restarts=%u\n", when,
+                     service_result_to_string(s->result), how, up, s->restarts) >= 0)
+                history_append(m, s, line);
+
+        if (asprintf(&dir, "%s/crash", m->settings.state_dir) < 0 || ensure_dir(dir) < 0)
+                return;
+        free(dir);
+        if (asprintf(&dir, "%s/crash/%s", m->settings.state_dir, s->name) < 0 ||
+            ensure_dir(dir) < 0)
+                return;
+        /* Zero-padded so that names sort by time. */
+        if (asprintf(&path, "%s/%020llu.record", dir, (unsigned long long) now) < 0)
+                return;
+
+        f = open_memstream(&text, &len);
+        if (!f)
+                return;
+        fprintf(f, "Service=%s\nTime=%s\nResult=%s\nExit=%s\nUptime=%s\nRestarts=%u\n", s->name,
+                when, service_result_to_string(s->result), how, up, s->restarts);
+        if (s->log && log_stream_tail(s->log, CRASH_LOG_LINES, &logs) >= 0) {
+                fprintf(f, "\n");
+                STRV_FOREACH(l, logs)
+                        fprintf(f, "%s\n", *l);
+        }
+        if (fclose(f) != 0)
+                return;
+        r = write_atomic(path, text, len);
+        if (r < 0) {
+                log_warning_errno(r, "%s: cannot write a crash record: %m", s->name);
+                return;
+        }
+
+        /* Keep the newest CRASH_RECORDS_MAX. */
+        if (list_records(dir, &records) < 0)
+                return;
+        for (size_t i = 0, n = strv_length(records); n > CRASH_RECORDS_MAX && i < n - CRASH_RECORDS_MAX;
+             i++) {
+                _cleanup_free_ char *p = NULL;
+
+                if (asprintf(&p, "%s/%s", dir, records[i]) >= 0)
+                        (void) unlink(p);
+        }
+}
+
+int crash_records_list(manager *m, const char *name, size_t max, char ***ret) {
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_strv_free_ char **records = NULL, **out = NULL;
+        size_t n;
+        int r;
+
+        if (asprintf(&dir, "%s/crash/%s", m->settings.state_dir, name) < 0)
+                return -ENOMEM;
+        r = list_records(dir, &records);
+        if (r < 0)
+                return r;
+        n = strv_length(records);
+        for (size_t i = n; i > 0 && strv_length(out) < max; i--) {
+                _cleanup_free_ char *p = NULL, *data = NULL;
+                size_t size;
+
+                if (asprintf(&p, "%s/%s", dir, records[i - 1]) < 0)
+                        return -ENOMEM;
+                if (read_file_bounded(p, 1024 * 1024, &data, &size) < 0)
+                        continue;
+                r = strv_push(&out, data);
+                if (r < 0)
+                        return r;
+                data = NULL;
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}

@@ -1,0 +1,762 @@
+/* Per-service log capture: a pipe into a ring buffer of recent lines and a rotated file. */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "logstream.h"
+#include "strv.h"
+
+#define LOG_LINE_MAX 4096                   /* longer lines are cut into pieces */
+#define TS_LEN 24                           /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+#define REC_MAX (TS_LEN + 1 + LOG_LINE_MAX) /* "TIMESTAMP text" */
+#define REC_HDR 2                           /* ring record: u16 length, then the bytes */
+#define RING_MIN (REC_HDR + REC_MAX)        /* one longest line always fits */
+#define RING_MAX (64u * 1024 * 1024)
+#define RING_DEFAULT (64u * 1024)
+#define FILE_MAX_DEFAULT (1024u * 1024)
+#define FILE_KEEP_MAX 99u
+#define READ_BUDGET (64u * 1024) /* per wakeup, so one chatty service cannot starve the loop */
+#define READ_CHUNK (8u * 1024)
+#define DRAIN_MAX (1024u * 1024) /* at free: a writer that never stops must not hold us */
+#define WBUF_SIZE (8u * 1024)
+#define FILE_RETRY_NSEC (3ull * 1000 * 1000 * 1000)
+#define SUBSCRIBERS_MAX 1024u
+#define TAIL_MAX 100000u
+#define NAME_LEN_MAX 200u
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+typedef struct log_subscriber {
+        unsigned id;
+        log_line_fn fn; /* NULL: unsubscribed during a dispatch, removed afterwards */
+        void *userdata;
+} log_subscriber;
+
+struct log_stream {
+        sd_event *event;
+        sd_event_source *source;
+        char *name;
+        int read_fd, write_fd;
+
+        /* a line still waiting for its newline */
+        char partial[LOG_LINE_MAX];
+        size_t partial_len;
+
+        /* Records packed back to back in one fixed buffer, wrapping around: the memory bound. */
+        char *ring;
+        size_t ring_size, ring_head, ring_used, ring_lines;
+
+        char *dir, *path, *path_a, *path_b; /* path_a/_b: scratch for rotation names */
+        int file_fd;
+        uint64_t file_size, file_max;
+        unsigned file_keep;
+        int file_error;          /* why the file is closed, 0 if it is not */
+        uint64_t file_retry_at;  /* CLOCK_MONOTONIC ns; no reopen before */
+        unsigned long long lost; /* lines not written to the file since file_error */
+        char wbuf[WBUF_SIZE];    /* file output, flushed at the end of each dispatch */
+        size_t wbuf_len, wbuf_lines;
+
+        int console_fd, kmsg_fd;
+        bool console_owned;
+
+        log_subscriber *subs;
+        size_t n_subs, subs_alloc;
+        unsigned next_id;
+        unsigned dispatching;
+        bool subs_dirty;
+};
+
+static uint64_t now_monotonic(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+
+/* Writes exactly TS_LEN bytes (no NUL) of UTC realtime to buf. */
+static void format_timestamp(char *buf) {
+        char tmp[64];
+        struct timespec ts;
+        struct tm tm = {};
+        int year;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (!gmtime_r(&ts.tv_sec, &tm))
+                memset(&tm, 0, sizeof(tm));
+        year = tm.tm_year + 1900;
+        year = year < 0 ? 0 : year > 9999 ? 9999 : year;
+        snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (ts.tv_nsec / 1000000));
+        memcpy(buf, tmp, TS_LEN);
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or
+ * values above U+10FFFF), or 0. */
+static size_t utf8_sequence_len(const unsigned char *s, size_t n) {
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t len;
+
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                len = 2;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+                len = 3;
+                if (s[0] == 0xe0)
+                        lo = 0xa0;
+                else if (s[0] == 0xed)
+                        hi = 0x9f;
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                len = 4;
+                if (s[0] == 0xf0)
+                        lo = 0x90;
+                else if (s[0] == 0xf4)
+                        hi = 0x8f;
+        } else
+                return 0;
+
+        if (n < len || s[1] < lo || s[1] > hi)
+                return 0;
+        for (size_t i = 2; i < len; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        return len;
+}
+
+/* Where to cut s[0..n) so that no UTF-8 sequence is split across two pieces. */
+static size_t utf8_cut(const char *s, size_t n) {
+        for (size_t i = 1; i <= 3 && i <= n; i++) {
+                unsigned char c = (unsigned char) s[n - i];
+                size_t want;
+
+                if ((c & 0xc0) == 0x80)
+                        continue;
+                want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 1;
+                return want > i ? n - i : n;
+        }
+        return n;
+}
+
+/* Copies text to dst (at most n bytes) so that log files, terminals and D-Bus (which
+ * requires valid UTF-8) get clean text: control characters other than tab, C1
+ * controls and each byte of invalid UTF-8 become '?'. */
+static size_t sanitize(char *dst, const char *src, size_t n) {
+        const unsigned char *s = (const unsigned char *) src;
+        size_t i = 0, o = 0;
+
+        while (i < n) {
+                size_t len;
+
+                if (s[i] < 0x80) {
+                        dst[o++] = (s[i] < ' ' && s[i] != '\t') || s[i] == 0x7f ? '?' : (char) s[i];
+                        i++;
+                        continue;
+                }
+                len = utf8_sequence_len(s + i, n - i);
+                if (len == 0) {
+                        dst[o++] = '?';
+                        i++;
+                } else if (len == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0) {
+                        dst[o++] = '?'; /* U+0080..U+009F: C1 controls, e.g. CSI */
+                        i += 2;
+                } else {
+                        memcpy(dst + o, s + i, len);
+                        o += len;
+                        i += len;
+                }
+        }
+        return o;
+}
+
+static void ring_copy_in(log_stream *l, size_t off, const void *p, size_t n) {
+        size_t first;
+
+        off %= l->ring_size;
+        first = MIN(n, l->ring_size - off);
+        memcpy(l->ring + off, p, first);
+        memcpy(l->ring, (const char *) p + first, n - first);
+}
+
+static void ring_copy_out(const log_stream *l, size_t off, void *p, size_t n) {
+        size_t first;
+
+        off %= l->ring_size;
+        first = MIN(n, l->ring_size - off);
+        memcpy(p, l->ring + off, first);
+        memcpy((char *) p + first, l->ring, n - first);
+}
+
+static size_t ring_record_len(const log_stream *l, size_t off) {
+        unsigned char h[REC_HDR];
+
+        ring_copy_out(l, off, h, sizeof(h));
+        return (size_t) h[0] | (size_t) h[1] << 8;
+}
+
+static void ring_push(log_stream *l, const char *rec, size_t n) {
+        unsigned char h[REC_HDR] = { n & 0xff, n >> 8 };
+        size_t need = REC_HDR + n;
+
+        while (l->ring_used + need > l->ring_size) {
+                size_t old = REC_HDR + ring_record_len(l, l->ring_head);
+
+                l->ring_head = (l->ring_head + old) % l->ring_size;
+                l->ring_used -= old;
+                l->ring_lines--;
+        }
+        ring_copy_in(l, l->ring_head + l->ring_used, h, sizeof(h));
+        ring_copy_in(l, l->ring_head + l->ring_used + REC_HDR, rec, n);
+        l->ring_used += need;
+        l->ring_lines++;
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1;; s++) {
+                bool end = *s == '\0';
+
+                if (*s != '/' && !end)
+                        continue;
+                *s = '\0';
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                if (end)
+                        return 0;
+                *s = '/';
+        }
+}
+
+/* Opens NAME.log as it is, creating it (and its directory) when missing. */
+static int file_open_plain(log_stream *l) {
+        struct stat st;
+        int fd, r;
+
+        fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+        if (fd < 0 && errno == ENOENT) {
+                r = mkdir_p(l->dir, 0750);
+                if (r < 0)
+                        return r;
+                fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+        }
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        l->file_fd = fd;
+        l->file_size = S_ISREG(st.st_mode) ? (uint64_t) st.st_size : 0;
+        return 0;
+}
+
+/* NAME.log.(K-1) → NAME.log.K … NAME.log → NAME.log.1, then a fresh NAME.log. */
+static int file_rotate(log_stream *l) {
+        if (l->file_fd >= 0)
+                close(l->file_fd);
+        l->file_fd = -1;
+
+        for (unsigned k = l->file_keep; k >= 2; k--) {
+                snprintf(l->path_a, strlen(l->path) + 8, "%s.%u", l->path, k - 1);
+                snprintf(l->path_b, strlen(l->path) + 8, "%s.%u", l->path, k);
+                if (rename(l->path_a, l->path_b) < 0 && errno != ENOENT)
+                        return -errno;
+        }
+        if (l->file_keep > 0) {
+                snprintf(l->path_a, strlen(l->path) + 8, "%s.1", l->path);
+                if (rename(l->path, l->path_a) < 0 && errno != ENOENT)
+                        return -errno;
+        } else if (unlink(l->path) < 0 && errno != ENOENT)
+                return -errno;
+
+        return file_open_plain(l);
+}
+
+static int file_open(log_stream *l) {
+        int r;
+
+        r = file_open_plain(l);
+        if (r < 0)
+                return r;
+        if (l->file_size > 0 && l->file_size >= l->file_max)
+                return file_rotate(l);
+        return 0;
+}
+
+/* The file stays closed until file_retry_at; the ring and everything else go on. */
+static void file_fail(log_stream *l, int error) {
+        if (l->file_fd >= 0)
+                close(l->file_fd);
+        l->file_fd = -1;
+        l->file_error = error;
+        l->file_retry_at = now_monotonic() + FILE_RETRY_NSEC;
+        l->lost += l->wbuf_lines;
+        l->wbuf_len = l->wbuf_lines = 0;
+}
+
+static void file_flush(log_stream *l) {
+        size_t off = 0;
+
+        if (l->file_fd < 0 || l->wbuf_len == 0)
+                return;
+        while (off < l->wbuf_len) {
+                ssize_t k = write(l->file_fd, l->wbuf + off, l->wbuf_len - off);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        file_fail(l, k < 0 ? -errno : -EIO);
+                        return;
+                }
+                off += (size_t) k;
+                l->file_size += (uint64_t) k;
+        }
+        l->wbuf_len = l->wbuf_lines = 0;
+}
+
+/* After an outage, say in the file itself that lines are missing. */
+static void file_note_lost(log_stream *l) {
+        char ts[TS_LEN];
+        int n;
+
+        format_timestamp(ts);
+        n = snprintf(l->wbuf, sizeof(l->wbuf), "%.*s [vigil: %llu lines not written: %s]\n", TS_LEN,
+                     ts, l->lost, strerror(-l->file_error));
+        l->wbuf_len = n > 0 ? MIN((size_t) n, sizeof(l->wbuf) - 1) : 0;
+        l->lost = 0;
+        l->file_error = 0;
+}
+
+static void file_write(log_stream *l, const char *rec, size_t n) {
+        int r;
+
+        if (!l->path)
+                return;
+        if (l->file_fd < 0) {
+                if (now_monotonic() < l->file_retry_at) {
+                        l->lost++;
+                        return;
+                }
+                r = file_open(l);
+                if (r < 0) {
+                        file_fail(l, r);
+                        l->lost++;
+                        return;
+                }
+                if (l->lost > 0)
+                        file_note_lost(l);
+                l->file_error = 0;
+        }
+
+        if (l->file_size + l->wbuf_len + n > l->file_max && l->file_size + l->wbuf_len > 0) {
+                file_flush(l);
+                if (l->file_fd < 0) {
+                        l->lost++;
+                        return;
+                }
+                r = file_rotate(l);
+                if (r < 0) {
+                        file_fail(l, r);
+                        l->lost++;
+                        return;
+                }
+        }
+        if (l->wbuf_len + n > sizeof(l->wbuf)) {
+                file_flush(l);
+                if (l->file_fd < 0) {
+                        l->lost++;
+                        return;
+                }
+        }
+        memcpy(l->wbuf + l->wbuf_len, rec, n);
+        l->wbuf_len += n;
+        l->wbuf_lines++;
+}
+
+static void subscribers_compact(log_stream *l) {
+        size_t j = 0;
+
+        for (size_t i = 0; i < l->n_subs; i++)
+                if (l->subs[i].fn)
+                        l->subs[j++] = l->subs[i];
+        l->n_subs = j;
+        l->subs_dirty = false;
+}
+
+static void subscribers_notify(log_stream *l, const char *rec, size_t n) {
+        /* Subscribers added by a callback start with the next line. */
+        size_t count = l->n_subs;
+
+        l->dispatching++;
+        for (size_t i = 0; i < count; i++) {
+                log_subscriber s = l->subs[i]; /* a callback may grow (move) the array */
+
+                if (s.fn)
+                        s.fn(rec, n, s.userdata);
+        }
+        l->dispatching--;
+        if (l->dispatching == 0 && l->subs_dirty)
+                subscribers_compact(l);
+}
+
+/* One line (len ≤ LOG_LINE_MAX, no newline) to every sink. */
+static void emit_line(log_stream *l, const char *text, size_t len, bool newline) {
+        char rec[REC_MAX + 1];
+        size_t n, tlen;
+
+        if (newline && len > 0 && text[len - 1] == '\r')
+                len--; /* CRLF */
+
+        format_timestamp(rec);
+        rec[TS_LEN] = ' ';
+        tlen = sanitize(rec + TS_LEN + 1, text, len);
+        n = TS_LEN + 1 + tlen;
+
+        ring_push(l, rec, n);
+
+        rec[n] = '\n';
+        file_write(l, rec, n + 1);
+
+        if (l->console_fd >= 0) {
+                struct iovec iov[] = {
+                        { l->name, strlen(l->name) },
+                        { (char *) ": ", 2 },
+                        { rec + TS_LEN + 1, tlen + 1 },
+                };
+                /* O_NONBLOCK: on EAGAIN or a short write the rest is dropped */
+                (void) !writev(l->console_fd, iov, ELEMENTSOF(iov));
+        }
+        if (l->kmsg_fd >= 0) {
+                struct iovec iov[] = {
+                        { (char *) "<6>", 3 },
+                        { l->name, strlen(l->name) },
+                        { (char *) ": ", 2 },
+                        { rec + TS_LEN + 1, tlen },
+                };
+                /* one write is one record; EINVAL/ENOSPC/EAGAIN just lose this copy */
+                (void) !writev(l->kmsg_fd, iov, ELEMENTSOF(iov));
+        }
+
+        rec[n] = '\0';
+        subscribers_notify(l, rec, n);
+}
+
+/* The partial line is full and more of the line follows: send what we have. */
+static void partial_cut(log_stream *l) {
+        size_t k = utf8_cut(l->partial, l->partial_len);
+
+        emit_line(l, l->partial, k, false);
+        memmove(l->partial, l->partial + k, l->partial_len - k);
+        l->partial_len -= k;
+}
+
+static void feed(log_stream *l, const char *p, size_t n) {
+        while (n > 0) {
+                const char *nl = memchr(p, '\n', n);
+                size_t seg = nl ? (size_t) (nl - p) : n;
+
+                while (seg > 0) {
+                        size_t k;
+
+                        if (l->partial_len == sizeof(l->partial))
+                                partial_cut(l);
+                        k = MIN(seg, sizeof(l->partial) - l->partial_len);
+                        memcpy(l->partial + l->partial_len, p, k);
+                        l->partial_len += k;
+                        p += k;
+                        n -= k;
+                        seg -= k;
+                }
+                if (nl) {
+                        emit_line(l, l->partial, l->partial_len, true);
+                        l->partial_len = 0;
+                        p++;
+                        n--;
+                }
+        }
+}
+
+static size_t drain(log_stream *l, size_t budget) {
+        char buf[READ_CHUNK];
+        size_t total = 0;
+
+        while (total < budget) {
+                size_t want = MIN(sizeof(buf), budget - total);
+                ssize_t k = read(l->read_fd, buf, want);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break; /* EAGAIN: empty; EOF cannot happen while we hold the writer */
+                feed(l, buf, (size_t) k);
+                total += (size_t) k;
+                if ((size_t) k < want)
+                        break; /* a pipe returns less only when it is empty */
+        }
+        return total;
+}
+
+static int on_log_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        log_stream *l = userdata;
+
+        /* Level-triggered: whatever is left over makes the source fire again, after the
+         * other pending sources had their turn. */
+        drain(l, READ_BUDGET);
+        file_flush(l);
+        return 0;
+}
+
+static bool name_is_valid(const char *name) {
+        size_t n = strnlen(name, NAME_LEN_MAX + 1);
+
+        if (n == 0 || n > NAME_LEN_MAX || streq(name, ".") || streq(name, ".."))
+                return false;
+        for (const char *p = name; *p; p++)
+                if (*p == '/' || (unsigned char) *p < ' ' || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+static void log_stream_freep(log_stream **l) {
+        log_stream_free(*l);
+}
+
+static int open_console(log_stream *l) {
+        int fd;
+
+        fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                /* A new open file description of our stderr, so that O_NONBLOCK does not
+                 * leak into whoever shares it; O_APPEND so a log file is not overwritten. */
+                fd = open("/proc/self/fd/2",
+                          O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        if (fd >= 0) {
+                l->console_owned = true;
+                return fd;
+        }
+        return STDERR_FILENO; /* last resort; blocking if stderr is */
+}
+
+int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_stream **ret) {
+        static const log_settings defaults = {
+                .ring_bytes = RING_DEFAULT,
+                .file_max_bytes = FILE_MAX_DEFAULT,
+                .file_keep = 3,
+        };
+        _cleanup_(log_stream_freep) log_stream *l = NULL;
+        int fds[2], r;
+
+        if (!e || !name || !ret || !name_is_valid(name))
+                return -EINVAL;
+        if (!s)
+                s = &defaults;
+        if (s->dir && isempty(s->dir))
+                return -EINVAL;
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->read_fd = l->write_fd = l->file_fd = l->console_fd = l->kmsg_fd = -1;
+        l->next_id = 1;
+
+        l->name = strdup(name);
+        if (!l->name)
+                return -ENOMEM;
+
+        l->ring_size = s->ring_bytes == 0 ? RING_DEFAULT : s->ring_bytes;
+        l->ring_size = l->ring_size < RING_MIN ? RING_MIN : MIN(l->ring_size, RING_MAX);
+        l->ring = malloc(l->ring_size);
+        if (!l->ring)
+                return -ENOMEM;
+
+        l->file_max = s->file_max_bytes == 0 ? FILE_MAX_DEFAULT : s->file_max_bytes;
+        /* 0 keeps no old files: rotation starts NAME.log afresh */
+        l->file_keep = MIN(s->file_keep, FILE_KEEP_MAX);
+        if (s->dir) {
+                size_t len = strlen(s->dir) + 1 + strlen(name) + strlen(".log");
+
+                if (len + 4 >= PATH_MAX)
+                        return -ENAMETOOLONG;
+                l->dir = strdup(s->dir);
+                l->path = malloc(len + 1);
+                l->path_a = malloc(len + 8);
+                l->path_b = malloc(len + 8);
+                if (!l->dir || !l->path || !l->path_a || !l->path_b)
+                        return -ENOMEM;
+                snprintf(l->path, len + 1, "%s/%s.log", s->dir, name);
+        }
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        l->read_fd = fds[0];
+        l->write_fd = fds[1];
+        /* only our end: the services' stdout stays blocking, as programs expect */
+        if (fcntl(l->read_fd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+
+        r = sd_event_add_io(e, &l->source, l->read_fd, EPOLLIN, on_log_readable, l);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(l->source, "log-stream");
+        l->event = sd_event_ref(e);
+
+        if (s->console)
+                l->console_fd = open_console(l);
+        if (s->kmsg)
+                l->kmsg_fd = open("/dev/kmsg", O_WRONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+
+        if (l->path) {
+                /* not fatal: the ring still captures, and the file is retried later */
+                r = file_open(l);
+                if (r < 0)
+                        file_fail(l, r);
+        }
+
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+log_stream *log_stream_free(log_stream *l) {
+        if (!l)
+                return NULL;
+
+        if (l->read_fd >= 0 && l->source) {
+                drain(l, DRAIN_MAX);
+                if (l->partial_len > 0)
+                        emit_line(l, l->partial, l->partial_len, false);
+                l->partial_len = 0;
+        }
+        file_flush(l);
+
+        sd_event_source_disable_unref(l->source);
+        sd_event_unref(l->event);
+        if (l->read_fd >= 0)
+                close(l->read_fd);
+        if (l->write_fd >= 0)
+                close(l->write_fd);
+        if (l->file_fd >= 0)
+                close(l->file_fd);
+        if (l->console_fd >= 0 && l->console_owned)
+                close(l->console_fd);
+        if (l->kmsg_fd >= 0)
+                close(l->kmsg_fd);
+
+        free(l->subs);
+        free(l->ring);
+        free(l->dir);
+        free(l->path);
+        free(l->path_a);
+        free(l->path_b);
+        free(l->name);
+        return mfree(l);
+}
+
+int log_stream_writer(log_stream *l) {
+        return l ? l->write_fd : -EINVAL;
+}
+
+void log_stream_append(log_stream *l, const char *line) {
+        const char *p = line;
+        size_t n;
+
+        if (!l || !line)
+                return;
+
+        n = strlen(line);
+        while (n > 0) {
+                const char *nl = memchr(p, '\n', n);
+                size_t seg = nl ? (size_t) (nl - p) : n;
+
+                while (seg > LOG_LINE_MAX) {
+                        size_t k = utf8_cut(p, LOG_LINE_MAX);
+
+                        emit_line(l, p, k, false);
+                        p += k;
+                        n -= k;
+                        seg -= k;
+                }
+                emit_line(l, p, seg, nl);
+                p += seg;
+                n -= seg;
+                if (nl) {
+                        p++;
+                        n--;
+                }
+        }
+        file_flush(l);
+}
+
+int log_stream_tail(const log_stream *l, size_t n, char ***ret) {
+        _cleanup_strv_free_ char **v = NULL;
+        size_t off;
+
+        if (!l || !ret)
+                return -EINVAL;
+
+        n = MIN(MIN(n, (size_t) TAIL_MAX), l->ring_lines);
+        v = calloc(n + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+
+        off = l->ring_head;
+        for (size_t i = 0; i < l->ring_lines - n; i++)
+                off += REC_HDR + ring_record_len(l, off);
+        for (size_t i = 0; i < n; i++) {
+                size_t len = ring_record_len(l, off);
+
+                v[i] = malloc(len + 1);
+                if (!v[i])
+                        return -ENOMEM;
+                ring_copy_out(l, off + REC_HDR, v[i], len);
+                v[i][len] = '\0';
+                off += REC_HDR + len;
+        }
+
+        *ret = TAKE_PTR(v);
+        return (int) n;
+}
+
+int log_stream_subscribe(log_stream *l, log_line_fn fn, void *userdata, unsigned *ret_id) {
+        if (!l || !fn)
+                return -EINVAL;
+        if (l->next_id == 0)
+                return -ENOSPC; /* ids are never reused, and all 2^32-1 were handed out */
+        if (l->n_subs >= SUBSCRIBERS_MAX)
+                return -ENOBUFS;
+
+        if (l->n_subs == l->subs_alloc) {
+                size_t a = l->subs_alloc ? l->subs_alloc * 2 : 4;
+                log_subscriber *s = reallocarray(l->subs, a, sizeof(*s));
+
+                if (!s)
+                        return -ENOMEM;
+                l->subs = s;
+                l->subs_alloc = a;
+        }
+        l->subs[l->n_subs++] = (log_subscriber){ .id = l->next_id, .fn = fn, .userdata = userdata };
+        if (ret_id)
+                *ret_id = l->next_id;
+        l->next_id++;
+        return 0;
+}
+
+void log_stream_unsubscribe(log_stream *l, unsigned id) {
+        if (!l)
+                return;
+
+        for (size_t i = 0; i < l->n_subs; i++) {
+                if (l->subs[i].id != id || !l->subs[i].fn)
+                        continue;
+                l->subs[i].fn = NULL;
+                if (l->dispatching > 0)
+                        l->subs_dirty = true; /* the dispatch loop is walking the array */
+                else
+                        subscribers_compact(l);
+                return;
+        }
+}

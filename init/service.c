@@ -1,0 +1,958 @@
+/* One supervised service: its state machine, restart policy and processes. */
+#include <math.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+
+#include "bus.h"
+#include "cgroup.h"
+#include "crash.h"
+#include "log.h"
+#include "manager.h"
+#include "sys.h"
+
+static const char *const state_names[_SERVICE_STATE_MAX] = {
+        [SERVICE_DEAD] = "dead",
+        [SERVICE_START_PRE] = "start-pre",
+        [SERVICE_START] = "start",
+        [SERVICE_START_POST] = "start-post",
+        [SERVICE_RUNNING] = "running",
+        [SERVICE_RELOAD] = "reload",
+        [SERVICE_STOP] = "stop",
+        [SERVICE_STOP_SIGTERM] = "stop-sigterm",
+        [SERVICE_STOP_SIGKILL] = "stop-sigkill",
+        [SERVICE_AUTO_RESTART] = "auto-restart",
+        [SERVICE_FAILED] = "failed",
+};
+
+static const char *const result_names[_SERVICE_RESULT_MAX] = {
+        [RESULT_SUCCESS] = "success",
+        [RESULT_RESOURCES] = "resources",
+        [RESULT_TIMEOUT] = "timeout",
+        [RESULT_EXIT_CODE] = "exit-code",
+        [RESULT_SIGNAL] = "signal",
+        [RESULT_CORE_DUMP] = "core-dump",
+        [RESULT_WATCHDOG] = "watchdog",
+        [RESULT_START_LIMIT_HIT] = "start-limit-hit",
+        [RESULT_DEPENDENCY] = "dependency",
+        [RESULT_PROTOCOL] = "protocol",
+};
+
+const char *service_state_to_string(service_state s) {
+        return s < _SERVICE_STATE_MAX ? state_names[s] : "invalid";
+}
+
+const char *service_result_to_string(service_result r) {
+        return r < _SERVICE_RESULT_MAX ? result_names[r] : "invalid";
+}
+
+const char *service_active_state(const service *s) {
+        switch (s->state) {
+        case SERVICE_DEAD:
+                return "inactive";
+        case SERVICE_FAILED:
+                return "failed";
+        case SERVICE_START_PRE:
+        case SERVICE_START:
+        case SERVICE_START_POST:
+        case SERVICE_AUTO_RESTART:
+                return "activating";
+        case SERVICE_RUNNING:
+                return "active";
+        case SERVICE_RELOAD:
+                return "reloading";
+        default:
+                return "deactivating";
+        }
+}
+
+bool service_is_active(const service *s) {
+        return s->state != SERVICE_DEAD && s->state != SERVICE_FAILED &&
+               s->state != SERVICE_AUTO_RESTART;
+}
+
+bool service_is_started(const service *s) {
+        return s->target == TARGET_STARTED && s->start_done;
+}
+
+_printf_(2, 3) static void service_log(service *s, const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (s->log)
+                log_stream_append(s->log, buf);
+        log_info("%s: %s", s->name, buf);
+}
+
+/* The one place that changes s->state. */
+static void service_set_state(service *s, service_state state) {
+        service_state old = s->state;
+
+        if (old == state)
+                return;
+        s->state = state;
+
+        if (state == SERVICE_RUNNING && old != SERVICE_RELOAD) {
+                s->active_since = now_usec(CLOCK_MONOTONIC);
+                s->active_since_realtime = now_usec(CLOCK_REALTIME);
+        }
+        if (state == SERVICE_DEAD || state == SERVICE_FAILED || state == SERVICE_AUTO_RESTART)
+                s->active_since = s->active_since_realtime = 0;
+        if (state != SERVICE_RUNNING && state != SERVICE_RELOAD)
+                s->watchdog_timer = sd_event_source_disable_unref(s->watchdog_timer);
+
+        manager_service_state_changed(s->manager, s);
+}
+
+static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata);
+
+/* Arms the deadline of the current state; USEC_INFINITY disarms it. */
+static void service_arm_timer(service *s, usec_t timeout) {
+        int r;
+
+        s->timer = sd_event_source_disable_unref(s->timer);
+        if (timeout == USEC_INFINITY)
+                return;
+        r = sd_event_add_time_relative(s->manager->event, &s->timer, CLOCK_MONOTONIC, timeout, 0,
+                                       on_timeout, s);
+        if (r < 0)
+                log_error_errno(r, "%s: cannot arm a timer, the state has no deadline: %m",
+                                s->name);
+}
+
+static void service_close_process(pid_t *pid, int *pidfd) {
+        *pid = 0;
+        if (*pidfd >= 0)
+                close(*pidfd);
+        *pidfd = -1;
+}
+
+static void service_enter_dead(service *s, service_result result);
+static void service_enter_signal(service *s, service_state state, service_result result);
+static void service_enter_running(service *s);
+static void service_enter_start(service *s);
+static void service_enter_start_post(service *s);
+
+/* Runs the next command of s->control_list, or returns 0 when none is left. */
+static int service_spawn_control(service *s) {
+        const exec_command *c;
+        int r;
+
+        if (!s->control_list || s->control_index >= s->control_list->n)
+                return 0;
+        c = &s->control_list->items[s->control_index];
+        r = s->manager->ops->spawn(s, c, true, &s->control_pid, &s->control_pidfd, NULL);
+        if (r < 0) {
+                service_log(s, "Failed to start %s: %s", c->path, strerror(-r));
+                return r;
+        }
+        return 1;
+}
+
+static void service_begin_control(service *s, const exec_list *l) {
+        s->control_list = l;
+        s->control_index = 0;
+}
+
+static bool start_limit_hit(service *s) {
+        const unit *u = s->unit;
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        size_t in_window = 0;
+
+        if (u->start_limit_interval == 0 || u->start_limit_burst == 0 || !s->start_times)
+                return false;
+        for (size_t i = 0; i < s->n_start_times; i++)
+                if (s->start_times[i] + u->start_limit_interval > now)
+                        in_window++;
+        if (in_window >= u->start_limit_burst)
+                return true;
+        /* Record this start in the ring, replacing the oldest. */
+        if (s->n_start_times < u->start_limit_burst)
+                s->start_times[s->n_start_times++] = now;
+        else {
+                size_t oldest = 0;
+
+                for (size_t i = 1; i < s->n_start_times; i++)
+                        if (s->start_times[i] < s->start_times[oldest])
+                                oldest = i;
+                s->start_times[oldest] = now;
+        }
+        return false;
+}
+
+static int on_retry(sd_event_source *src, uint64_t usec, void *userdata) {
+        service *s = userdata;
+
+        s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+        if (s->target != TARGET_STARTED || s->state != SERVICE_FAILED)
+                return 0;
+        service_log(s, "Retrying after the start limit (StartLimitRetrySec=).");
+        s->n_start_times = 0;
+        s->backoff_step = 0;
+        s->start_done = false;
+        manager_queue_dispatch(s->manager);
+        return 0;
+}
+
+static void service_enter_start_pre(service *s) {
+        int r;
+
+        if (start_limit_hit(s)) {
+                char buf[64];
+
+                service_log(s, "Start request repeated too quickly (StartLimitBurst=%u in %s).",
+                            s->unit->start_limit_burst,
+                            format_timespan(buf, sizeof(buf), s->unit->start_limit_interval));
+                s->result = RESULT_START_LIMIT_HIT;
+                service_enter_dead(s, RESULT_START_LIMIT_HIT);
+                return;
+        }
+        s->result = RESULT_SUCCESS;
+        s->exit_code = s->exit_status = 0;
+        s->status_text = mfree(s->status_text);
+        s->watchdog_usec = s->unit->watchdog;
+
+        service_arm_timer(s, s->unit->timeout_start);
+        service_begin_control(s, &s->unit->exec_start_pre);
+        r = service_spawn_control(s);
+        if (r < 0) {
+                service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_RESOURCES);
+                return;
+        }
+        if (r == 0) {
+                service_enter_start(s);
+                return;
+        }
+        service_set_state(s, SERVICE_START_PRE);
+}
+
+static int on_exec_done(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        service *s = userdata;
+        int err = 0;
+        ssize_t n;
+
+        n = read(fd, &err, sizeof(err));
+        if (n < 0 && errno == EAGAIN)
+                return 0;
+        s->exec_source = sd_event_source_disable_unref(s->exec_source);
+        /* EOF with no data: execve() succeeded. A failure shows up as the exit. */
+        if (n == 0 && s->state == SERVICE_START && s->unit->type == SERVICE_EXEC)
+                service_enter_start_post(s);
+        return 0;
+}
+
+static void service_enter_start(service *s) {
+        const unit *u = s->unit;
+        const exec_command *c;
+        int exec_fd = -1, r;
+
+        service_set_state(s, SERVICE_START);
+        s->exec_start_index = 0;
+        c = &u->exec_start.items[0];
+        r = s->manager->ops->spawn(s, c, false, &s->main_pid, &s->main_pidfd,
+                                   u->type == SERVICE_EXEC ? &exec_fd : NULL);
+        if (r < 0) {
+                service_log(s, "Failed to start %s: %s", c->path, strerror(-r));
+                service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_RESOURCES);
+                return;
+        }
+        s->pgid = s->main_pid;
+        if (exec_fd >= 0) {
+                r = sd_event_add_io(s->manager->event, &s->exec_source, exec_fd, EPOLLIN,
+                                    on_exec_done, s);
+                if (r < 0) {
+                        close(exec_fd);
+                        log_error_errno(r, "%s: cannot watch the exec pipe: %m", s->name);
+                } else
+                        sd_event_source_set_io_fd_own(s->exec_source, true);
+        }
+
+        switch (u->type) {
+        case SERVICE_SIMPLE:
+                service_enter_start_post(s);
+                break;
+        case SERVICE_EXEC:
+                if (!s->exec_source) /* could not watch: treat like simple */
+                        service_enter_start_post(s);
+                break;
+        default: /* oneshot: wait for the exit; notify: for READY=1 */
+                break;
+        }
+}
+
+static void service_start_watchdog(service *s);
+
+static void service_enter_start_post(service *s) {
+        int r;
+
+        service_begin_control(s, &s->unit->exec_start_post);
+        r = service_spawn_control(s);
+        if (r < 0) {
+                service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_RESOURCES);
+                return;
+        }
+        if (r == 0) {
+                service_enter_running(s);
+                return;
+        }
+        service_set_state(s, SERVICE_START_POST);
+}
+
+static void service_enter_running(service *s) {
+        service_arm_timer(s, USEC_INFINITY);
+        s->start_done = true;
+        if (s->unit->type == SERVICE_ONESHOT) {
+                service_log(s, "Finished.");
+                service_enter_dead(s, RESULT_SUCCESS);
+                return;
+        }
+        service_set_state(s, SERVICE_RUNNING);
+        service_log(s, "Started.");
+        service_start_watchdog(s);
+}
+
+/* Stops what is left: the main process is gone or told to go. */
+static void service_enter_signal(service *s, service_state state, service_result result) {
+        const sys_ops *ops = s->manager->ops;
+        int sig;
+
+        if (s->result == RESULT_SUCCESS)
+                s->result = result;
+        sig = state == SERVICE_STOP_SIGKILL ? SIGKILL : s->unit->kill_signal;
+
+        service_arm_timer(s, s->unit->timeout_stop);
+        switch (s->unit->kill_mode) {
+        case KILL_CONTROL_GROUP:
+                ops->kill_all(s, sig);
+                break;
+        case KILL_MIXED:
+                if (sig == SIGKILL)
+                        ops->kill_all(s, SIGKILL);
+                else {
+                        if (s->main_pid > 0)
+                                ops->kill_process(s, s->main_pid, s->main_pidfd, sig);
+                        if (s->control_pid > 0)
+                                ops->kill_process(s, s->control_pid, s->control_pidfd, sig);
+                }
+                break;
+        case KILL_PROCESS:
+                if (s->main_pid > 0)
+                        ops->kill_process(s, s->main_pid, s->main_pidfd, sig);
+                if (s->control_pid > 0)
+                        ops->kill_process(s, s->control_pid, s->control_pidfd, sig);
+                break;
+        case KILL_NONE:
+        default:
+                break;
+        }
+        if (sig != SIGKILL && s->unit->kill_mode != KILL_NONE) {
+                /* Stopped processes would never see the signal. */
+                if (s->unit->kill_mode == KILL_CONTROL_GROUP)
+                        ops->kill_all(s, SIGCONT);
+                else if (s->main_pid > 0)
+                        ops->kill_process(s, s->main_pid, s->main_pidfd, SIGCONT);
+        }
+        service_set_state(s, state);
+        service_check_stopped(s);
+}
+
+/* The processes that count for being stopped, by KillMode=. */
+static bool service_processes_left(service *s) {
+        if (s->main_pid > 0 || s->control_pid > 0)
+                return true;
+        if (s->unit->kill_mode == KILL_CONTROL_GROUP || s->unit->kill_mode == KILL_MIXED)
+                return s->manager->ops->has_processes(s);
+        return false;
+}
+
+void service_check_stopped(service *s) {
+        if (s->state != SERVICE_STOP_SIGTERM && s->state != SERVICE_STOP_SIGKILL)
+                return;
+        if (service_processes_left(s))
+                return;
+        service_enter_dead(s, s->result);
+}
+
+static bool restart_wanted(const service *s) {
+        const unit *u = s->unit;
+        service_result r = s->result;
+        bool clean = r == RESULT_SUCCESS, sig = r == RESULT_SIGNAL || r == RESULT_CORE_DUMP;
+        bool watchdog = r == RESULT_WATCHDOG, timeout = r == RESULT_TIMEOUT;
+
+        if (s->target != TARGET_STARTED || s->manager->shutting_down)
+                return false;
+        if (r == RESULT_START_LIMIT_HIT || r == RESULT_DEPENDENCY)
+                return false;
+        if (s->exit_code == CLD_EXITED &&
+            exit_status_set_has_status(&u->restart_prevent_exit_status, s->exit_status))
+                return false;
+        if ((s->exit_code == CLD_KILLED || s->exit_code == CLD_DUMPED) &&
+            exit_status_set_has_signal(&u->restart_prevent_exit_status, s->exit_status))
+                return false;
+
+        switch (u->restart) {
+        case RESTART_ALWAYS:
+                return true;
+        case RESTART_ON_SUCCESS:
+                return clean;
+        case RESTART_ON_FAILURE:
+                return !clean;
+        case RESTART_ON_ABNORMAL:
+                return sig || watchdog || timeout;
+        case RESTART_ON_WATCHDOG:
+                return watchdog;
+        case RESTART_ON_ABORT:
+                return sig;
+        default:
+                return false;
+        }
+}
+
+/* RestartSec= grows to RestartMaxDelaySec= in RestartSteps= steps, exponentially, as systemd
+ * does; RestartRandomizedDelaySec= adds jitter so that many services do not restart in step. */
+usec_t service_restart_delay(const unit *u, unsigned step, uint64_t random) {
+        usec_t base = u->restart_sec, delay = base;
+
+        if (u->restart_steps > 0 && u->restart_max_delay != USEC_INFINITY) {
+                double lo = base > 0 ? (double) base : 1.0, hi = (double) u->restart_max_delay;
+                unsigned k = step < u->restart_steps ? step : u->restart_steps;
+
+                delay = (usec_t) (lo * pow(hi / lo, (double) k / u->restart_steps));
+                if (delay > u->restart_max_delay)
+                        delay = u->restart_max_delay;
+        }
+        if (u->restart_randomized_delay > 0 && u->restart_randomized_delay != USEC_INFINITY)
+                delay += random % (u->restart_randomized_delay + 1);
+        return delay;
+}
+
+static int on_restart(sd_event_source *src, uint64_t usec, void *userdata) {
+        service *s = userdata;
+
+        s->timer = sd_event_source_disable_unref(s->timer);
+        if (s->state != SERVICE_AUTO_RESTART)
+                return 0;
+        s->restarts++;
+        s->backoff_step++;
+        service_log(s, "Restarting (restart %u).", s->restarts);
+        service_enter_start_pre(s);
+        return 0;
+}
+
+static void service_enter_auto_restart(service *s) {
+        uint64_t random = 0;
+        usec_t delay, up = 0;
+        char buf[64];
+        int r;
+
+        if (s->last_active_since > 0)
+                up = now_usec(CLOCK_MONOTONIC) - s->last_active_since;
+        if (up >= s->unit->restart_backoff_reset && s->backoff_step > 0) {
+                service_log(s, "Up for %s: restart delay back to RestartSec=.",
+                            format_timespan(buf, sizeof(buf), up));
+                s->backoff_step = 0;
+        }
+        if (getrandom(&random, sizeof(random), GRND_NONBLOCK) < 0)
+                random = now_usec(CLOCK_MONOTONIC);
+        delay = service_restart_delay(s->unit, s->backoff_step, random);
+
+        service_set_state(s, SERVICE_AUTO_RESTART);
+        service_log(s, "Scheduled restart in %s.", format_timespan(buf, sizeof(buf), delay));
+        s->timer = sd_event_source_disable_unref(s->timer);
+        r = sd_event_add_time_relative(s->manager->event, &s->timer, CLOCK_MONOTONIC, delay, 0,
+                                       on_restart, s);
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot schedule its restart: %m", s->name);
+                s->target = TARGET_STOPPED;
+                service_set_state(s, SERVICE_FAILED);
+        }
+}
+
+/* Everything is gone: decide between DEAD, FAILED and AUTO_RESTART. */
+static void service_enter_dead(service *s, service_result result) {
+        bool failed;
+
+        if (s->result == RESULT_SUCCESS)
+                s->result = result;
+        service_arm_timer(s, USEC_INFINITY);
+        s->exec_source = sd_event_source_disable_unref(s->exec_source);
+        s->control_list = NULL;
+        failed = s->result != RESULT_SUCCESS;
+
+        if (failed)
+                crash_record_save(s);
+        if (s->restart_requested) {
+                s->restart_requested = false;
+                s->target = TARGET_STARTED;
+                s->start_done = false;
+                service_set_state(s, failed ? SERVICE_FAILED : SERVICE_DEAD);
+                return;
+        }
+        if (restart_wanted(s)) {
+                s->start_done = false;
+                service_enter_auto_restart(s);
+                return;
+        }
+        if (failed) {
+                service_log(s, "Failed with result '%s'.", service_result_to_string(s->result));
+                if (s->result == RESULT_START_LIMIT_HIT &&
+                    s->unit->start_limit_retry != USEC_INFINITY && s->target == TARGET_STARTED) {
+                        char buf[64];
+
+                        service_log(s, "Will retry in %s (StartLimitRetrySec=).",
+                                    format_timespan(buf, sizeof(buf),
+                                                    s->unit->start_limit_retry));
+                        s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+                        if (sd_event_add_time_relative(s->manager->event, &s->retry_timer,
+                                                       CLOCK_MONOTONIC, s->unit->start_limit_retry,
+                                                       0, on_retry, s) < 0)
+                                s->target = TARGET_STOPPED;
+                } else
+                        s->target = TARGET_STOPPED;
+                service_set_state(s, SERVICE_FAILED);
+                return;
+        }
+        /* A finished oneshot keeps its target: it counts as started. */
+        if (!(s->unit->type == SERVICE_ONESHOT && s->start_done && s->target == TARGET_STARTED))
+                s->target = TARGET_STOPPED;
+        service_set_state(s, SERVICE_DEAD);
+        if (s->state_before_stop == SERVICE_RUNNING)
+                service_log(s, "Stopped.");
+}
+
+static void service_enter_stop(service *s) {
+        int r;
+
+        s->state_before_stop = s->state;
+        if (s->main_pid > 0 && s->unit->exec_stop.n > 0) {
+                service_arm_timer(s, s->unit->timeout_stop);
+                service_begin_control(s, &s->unit->exec_stop);
+                r = service_spawn_control(s);
+                if (r > 0) {
+                        service_set_state(s, SERVICE_STOP);
+                        return;
+                }
+        }
+        service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_SUCCESS);
+}
+
+static void service_enter_reload(service *s) {
+        int r;
+
+        service_begin_control(s, &s->unit->exec_reload);
+        r = service_spawn_control(s);
+        if (r <= 0)
+                return;
+        service_arm_timer(s, s->unit->timeout_start);
+        service_set_state(s, SERVICE_RELOAD);
+}
+
+static int on_watchdog(sd_event_source *src, uint64_t usec, void *userdata) {
+        service *s = userdata;
+        char buf[64];
+
+        s->watchdog_timer = sd_event_source_disable_unref(s->watchdog_timer);
+        service_log(s, "Watchdog timeout (limit %s)! Killing with SIGABRT.",
+                    format_timespan(buf, sizeof(buf), s->watchdog_usec));
+        s->result = RESULT_WATCHDOG;
+        if (s->main_pid > 0)
+                s->manager->ops->kill_process(s, s->main_pid, s->main_pidfd, SIGABRT);
+        service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_WATCHDOG);
+        return 0;
+}
+
+static void service_start_watchdog(service *s) {
+        int r;
+
+        s->watchdog_timer = sd_event_source_disable_unref(s->watchdog_timer);
+        if (s->watchdog_usec == 0 || s->watchdog_usec == USEC_INFINITY)
+                return;
+        r = sd_event_add_time_relative(s->manager->event, &s->watchdog_timer, CLOCK_MONOTONIC,
+                                       s->watchdog_usec, 0, on_watchdog, s);
+        if (r < 0)
+                log_error_errno(r, "%s: cannot arm its watchdog: %m", s->name);
+}
+
+static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        service *s = userdata;
+
+        s->timer = sd_event_source_disable_unref(s->timer);
+        switch (s->state) {
+        case SERVICE_START_PRE:
+        case SERVICE_START:
+        case SERVICE_START_POST:
+                service_log(s, "Start operation timed out. Terminating.");
+                service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_TIMEOUT);
+                break;
+        case SERVICE_RELOAD:
+                service_log(s, "Reload timed out; killing the reload command.");
+                if (s->control_pid > 0)
+                        s->manager->ops->kill_process(s, s->control_pid, s->control_pidfd,
+                                                      SIGKILL);
+                service_set_state(s, SERVICE_RUNNING);
+                break;
+        case SERVICE_STOP:
+        case SERVICE_STOP_SIGTERM:
+                service_log(s, "Stopping timed out. Killing.");
+                service_enter_signal(s, SERVICE_STOP_SIGKILL, RESULT_TIMEOUT);
+                break;
+        case SERVICE_STOP_SIGKILL:
+                service_log(s, "Processes still around after SIGKILL. Giving up on them.");
+                service_close_process(&s->main_pid, &s->main_pidfd);
+                service_close_process(&s->control_pid, &s->control_pidfd);
+                service_enter_dead(s, RESULT_TIMEOUT);
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+static service_result exit_result(const service *s, int code, int status) {
+        const exit_status_set *ok = &s->unit->success_exit_status;
+
+        if (code == CLD_EXITED)
+                return status == 0 || exit_status_set_has_status(ok, status) ? RESULT_SUCCESS
+                                                                              : RESULT_EXIT_CODE;
+        /* Like systemd: these signals are how daemons are asked to stop. */
+        if (code == CLD_KILLED && (status == SIGHUP || status == SIGINT || status == SIGTERM ||
+                                   status == SIGPIPE || exit_status_set_has_signal(ok, status)))
+                return RESULT_SUCCESS;
+        return code == CLD_DUMPED ? RESULT_CORE_DUMP : RESULT_SIGNAL;
+}
+
+static void service_main_exited(service *s, int code, int status) {
+        service_result r = exit_result(s, code, status);
+
+        s->exit_code = code;
+        s->exit_status = status;
+        s->last_active_since = s->active_since;
+        if (code == CLD_EXITED)
+                service_log(s, "Main process exited, status=%d%s", status,
+                            r == RESULT_SUCCESS ? "" : " (failure)");
+        else
+                service_log(s, "Main process killed by %s%s", signal_to_string(status) ?: "?",
+                            code == CLD_DUMPED ? " (core dumped)" : "");
+
+        switch (s->state) {
+        case SERVICE_START:
+                if (s->unit->type == SERVICE_ONESHOT && r == RESULT_SUCCESS) {
+                        if (++s->exec_start_index < s->unit->exec_start.n) {
+                                const exec_command *c =
+                                        &s->unit->exec_start.items[s->exec_start_index];
+                                int k = s->manager->ops->spawn(s, c, false, &s->main_pid,
+                                                               &s->main_pidfd, NULL);
+
+                                if (k < 0) {
+                                        service_log(s, "Failed to start %s: %s", c->path,
+                                                    strerror(-k));
+                                        service_enter_signal(s, SERVICE_STOP_SIGTERM,
+                                                             RESULT_RESOURCES);
+                                }
+                                return;
+                        }
+                        service_enter_start_post(s);
+                        return;
+                }
+                if (s->unit->type == SERVICE_NOTIFY && r == RESULT_SUCCESS)
+                        r = RESULT_PROTOCOL; /* exited before READY=1 */
+                service_enter_signal(s, SERVICE_STOP_SIGTERM, r);
+                return;
+        case SERVICE_START_POST:
+        case SERVICE_RUNNING:
+        case SERVICE_RELOAD:
+                service_enter_signal(s, SERVICE_STOP_SIGTERM, r);
+                return;
+        case SERVICE_STOP:
+        case SERVICE_STOP_SIGTERM:
+        case SERVICE_STOP_SIGKILL:
+                /* Dying of the signal we sent is no failure. */
+                if (code != CLD_EXITED && (status == s->unit->kill_signal || status == SIGKILL))
+                        r = RESULT_SUCCESS;
+                if (s->result == RESULT_SUCCESS)
+                        s->result = r;
+                service_check_stopped(s);
+                return;
+        default:
+                return;
+        }
+}
+
+static void service_control_exited(service *s, int code, int status) {
+        const exec_command *c = s->control_list && s->control_index < s->control_list->n
+                                        ? &s->control_list->items[s->control_index]
+                                        : NULL;
+        bool ok = code == CLD_EXITED && status == 0;
+        int r;
+
+        if (!ok && c && (c->flags & EXEC_IGNORE_FAILURE))
+                ok = true;
+        if (!ok && c)
+                service_log(s, "%s %s with %s %d.", c->path,
+                            code == CLD_EXITED ? "exited" : "was killed",
+                            code == CLD_EXITED ? "status" : "signal", status);
+
+        switch (s->state) {
+        case SERVICE_START_PRE:
+        case SERVICE_START_POST:
+                if (!ok) {
+                        service_enter_signal(s, SERVICE_STOP_SIGTERM,
+                                             code == CLD_EXITED ? RESULT_EXIT_CODE
+                                                                : RESULT_SIGNAL);
+                        return;
+                }
+                s->control_index++;
+                r = service_spawn_control(s);
+                if (r < 0)
+                        service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_RESOURCES);
+                else if (r == 0 && s->state == SERVICE_START_PRE)
+                        service_enter_start(s);
+                else if (r == 0)
+                        service_enter_running(s);
+                return;
+        case SERVICE_RELOAD:
+                s->control_index++;
+                r = ok ? service_spawn_control(s) : 0;
+                if (r <= 0) {
+                        service_arm_timer(s, USEC_INFINITY);
+                        service_log(s, ok ? "Reloaded." : "Reload failed.");
+                        service_set_state(s, SERVICE_RUNNING);
+                }
+                return;
+        case SERVICE_STOP:
+                s->control_index++;
+                r = service_spawn_control(s);
+                if (r <= 0)
+                        service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_SUCCESS);
+                return;
+        case SERVICE_STOP_SIGTERM:
+        case SERVICE_STOP_SIGKILL:
+                service_check_stopped(s);
+                return;
+        default:
+                return;
+        }
+}
+
+void service_sigchld(service *s, pid_t pid, int code, int status) {
+        if (pid == s->main_pid) {
+                service_close_process(&s->main_pid, &s->main_pidfd);
+                service_main_exited(s, code, status);
+        } else if (pid == s->control_pid) {
+                service_close_process(&s->control_pid, &s->control_pidfd);
+                service_control_exited(s, code, status);
+        }
+}
+
+void service_cgroup_event(service *s) {
+        service_check_stopped(s);
+}
+
+void service_notify(service *s, pid_t sender, char *const *fields) {
+        bool ready = false, reloading = false;
+
+        if (sender != s->main_pid) {
+                log_debug("%s: notification from pid %d, not the main process; ignored.",
+                          s->name, (int) sender);
+                return;
+        }
+        STRV_FOREACH(f, fields) {
+                const char *v;
+                uint64_t u;
+
+                if (streq(*f, "READY=1"))
+                        ready = true;
+                else if (streq(*f, "RELOADING=1"))
+                        reloading = true;
+                else if (streq(*f, "STOPPING=1"))
+                        service_log(s, "Stopping (STOPPING=1).");
+                else if (streq(*f, "WATCHDOG=1")) {
+                        if (s->state == SERVICE_RUNNING || s->state == SERVICE_RELOAD)
+                                service_start_watchdog(s);
+                } else if (streq(*f, "WATCHDOG=trigger")) {
+                        if (s->watchdog_timer)
+                                on_watchdog(s->watchdog_timer, 0, s);
+                } else if ((v = startswith(*f, "WATCHDOG_USEC=")) && parse_u64(v, &u) >= 0) {
+                        s->watchdog_usec = u;
+                        if (s->state == SERVICE_RUNNING)
+                                service_start_watchdog(s);
+                } else if ((v = startswith(*f, "STATUS="))) {
+                        char *t = strndup(v, 1024);
+
+                        if (t) {
+                                free(s->status_text);
+                                s->status_text = t;
+                                manager_service_state_changed(s->manager, s);
+                        }
+                } else if ((v = startswith(*f, "ERRNO=")) && parse_u64(v, &u) >= 0) {
+                        service_log(s, "Reported error: %s", strerror((int) (u & 0xffff)));
+                } else if ((v = startswith(*f, "EXTEND_TIMEOUT_USEC=")) && parse_u64(v, &u) >= 0) {
+                        bool starting = s->state == SERVICE_START_PRE ||
+                                        s->state == SERVICE_START ||
+                                        s->state == SERVICE_START_POST;
+                        bool stopping = s->state == SERVICE_STOP ||
+                                        s->state == SERVICE_STOP_SIGTERM;
+                        uint64_t deadline = 0, want = now_usec(CLOCK_MONOTONIC) + u;
+
+                        if ((starting || stopping) && s->timer &&
+                            sd_event_source_get_time(s->timer, &deadline) >= 0 && want > deadline)
+                                sd_event_source_set_time(s->timer, want);
+                }
+        }
+        if (reloading && s->state == SERVICE_RUNNING)
+                service_set_state(s, SERVICE_RELOAD);
+        if (ready && s->state == SERVICE_START && s->unit->type == SERVICE_NOTIFY)
+                service_enter_start_post(s);
+        else if (ready && s->state == SERVICE_RELOAD && !s->control_pid)
+                service_set_state(s, SERVICE_RUNNING);
+}
+
+/* Called by the manager when ordering allows the service to move to its target. */
+void service_dispatch(service *s) {
+        if (s->target == TARGET_STARTED) {
+                if ((s->state == SERVICE_DEAD || s->state == SERVICE_FAILED) && !s->start_done)
+                        service_enter_start_pre(s);
+                return;
+        }
+        switch (s->state) {
+        case SERVICE_AUTO_RESTART:
+                service_arm_timer(s, USEC_INFINITY);
+                service_enter_dead(s, RESULT_SUCCESS);
+                break;
+        case SERVICE_FAILED:
+                s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+                break;
+        case SERVICE_START_PRE:
+        case SERVICE_START:
+        case SERVICE_START_POST:
+                s->state_before_stop = s->state;
+                service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_SUCCESS);
+                break;
+        case SERVICE_RUNNING:
+        case SERVICE_RELOAD:
+                service_enter_stop(s);
+                break;
+        default:
+                break;
+        }
+}
+
+void service_dependency_failed(service *s, const char *why) {
+        service_log(s, "Not starting: %s.", why);
+        s->result = RESULT_DEPENDENCY;
+        s->target = TARGET_STOPPED;
+        service_set_state(s, SERVICE_FAILED);
+}
+
+int service_start(service *s) {
+        if (s->in_cycle)
+                return -ELOOP;
+        if (s->target == TARGET_STARTED && (s->start_done || service_is_active(s)) &&
+            s->state != SERVICE_FAILED)
+                return 0;
+        s->target = TARGET_STARTED;
+        s->start_done = false;
+        /* An admin's start is a fresh chance: forget the start limit and the backoff. */
+        s->n_start_times = 0;
+        s->backoff_step = 0;
+        s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+        if (s->state == SERVICE_FAILED)
+                service_set_state(s, SERVICE_DEAD);
+        manager_service_requested(s->manager, s, TARGET_STARTED);
+        return 0;
+}
+
+int service_stop(service *s) {
+        s->target = TARGET_STOPPED;
+        manager_service_requested(s->manager, s, TARGET_STOPPED);
+        return 0;
+}
+
+int service_restart(service *s) {
+        if (s->in_cycle)
+                return -ELOOP;
+        if (!service_is_active(s) && s->state != SERVICE_AUTO_RESTART)
+                return service_start(s);
+        s->restart_requested = true;
+        return service_stop(s);
+}
+
+int service_reload(service *s) {
+        if (s->state != SERVICE_RUNNING)
+                return -EBUSY;
+        if (s->unit->exec_reload.n == 0)
+                return -EOPNOTSUPP;
+        service_enter_reload(s);
+        return s->state == SERVICE_RELOAD ? 0 : -EIO;
+}
+
+int service_kill(service *s, int sig) {
+        if (sig < 1 || sig > 64)
+                return -EINVAL;
+        if (!service_is_active(s))
+                return -ESRCH;
+        return s->manager->ops->kill_all(s, sig);
+}
+
+int service_new(manager *m, unit *u, service **ret) {
+        service *s;
+        int r;
+
+        s = calloc(1, sizeof(service));
+        if (!s)
+                return -ENOMEM;
+        s->manager = m;
+        s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events_fd = -1;
+        s->name = strdup(u->name);
+        s->start_times = calloc(u->start_limit_burst ?: 1, sizeof(usec_t));
+        if (!s->name || !s->start_times) {
+                service_free(s);
+                return -ENOMEM;
+        }
+        s->unit = u;
+        r = log_stream_new(m->event, s->name, &m->log, &s->log);
+        if (r < 0) {
+                s->unit = NULL;
+                service_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+static void service_list_done(service_list *l) {
+        free(l->items);
+        *l = (service_list){};
+}
+
+service *service_free(service *s) {
+        if (!s)
+                return NULL;
+        sd_event_source_disable_unref(s->timer);
+        sd_event_source_disable_unref(s->watchdog_timer);
+        sd_event_source_disable_unref(s->retry_timer);
+        sd_event_source_disable_unref(s->exec_source);
+        service_close_process(&s->main_pid, &s->main_pidfd);
+        service_close_process(&s->control_pid, &s->control_pidfd);
+        cgroup_service_remove(s);
+        log_stream_free(s->log);
+        service_list_done(&s->after);
+        service_list_done(&s->before);
+        service_list_done(&s->requires);
+        service_list_done(&s->wants);
+        service_list_done(&s->conflicts);
+        service_list_done(&s->required_by);
+        service_list_done(&s->bound_by);
+        unit_free(s->unit);
+        free(s->name);
+        free(s->bus_path);
+        free(s->status_text);
+        free(s->missing_requirement);
+        free(s->start_times);
+        free(s);
+        return NULL;
+}

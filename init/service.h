@@ -1,0 +1,193 @@
+/* One supervised service: its state machine, restart policy and processes. */
+#pragma once
+
+#include <systemd/sd-event.h>
+#include <sys/types.h>
+
+#include "unit.h"
+
+/*
+ * The state machine
+ * =================
+ *
+ * Each service has a current state (below) and a desired state, `target`:
+ * TARGET_STARTED or TARGET_STOPPED. Admins and dependencies change only the
+ * target; the manager's dispatch pass then moves the service towards it when
+ * its ordering allows. Only service_set_state() writes `state`.
+ *
+ * A start request is complete when `start_done` is set: the service reached
+ * RUNNING, or a oneshot finished successfully (it is then DEAD but counts as
+ * started for the units ordered after it). A start that fails for good sets
+ * the target back to TARGET_STOPPED, which releases the units waiting for it
+ * (those that Require= it fail with result dependency).
+ *
+ *   DEAD ──start──▶ START_PRE ──all ExecStartPre= ok──▶ START
+ *                       │ (none)                       ▲
+ *                       └──────────────────────────────┘
+ *
+ *   START: the main process (ExecStart=) runs. It leaves START when
+ *     simple   the process was forked;
+ *     exec     execve() succeeded;
+ *     notify   READY=1 arrived from the main process;
+ *     oneshot  every ExecStart= command exited successfully;
+ *   then START_POST (ExecStartPost=, if any) and RUNNING (oneshot: DEAD with
+ *   result success, or AUTO_RESTART for Restart=on-failure style policies).
+ *
+ *   RUNNING ──reload──▶ RELOAD (ExecReload= runs, or RELOADING=1 until READY=1)
+ *           ◀─────────── done
+ *
+ *   RUNNING ──stop──▶ STOP (ExecStop=) ──▶ STOP_SIGTERM (KillSignal=, then
+ *   TimeoutStopSec=) ──▶ STOP_SIGKILL ──all processes gone──▶ DEAD or FAILED
+ *
+ *   Main process exit in START/START_POST/RUNNING/RELOAD: the result is set
+ *   (exit-code, signal, core-dump, watchdog...) and remaining processes are
+ *   stopped as for "stop" (STOP_SIGTERM...); then the restart policy decides:
+ *     restart wanted and under the start limit → AUTO_RESTART (a timer with
+ *       the backoff delay) → START_PRE;
+ *     start limit hit → FAILED (result start-limit-hit); with StartLimitRetrySec=
+ *       a timer retries from FAILED after that long, forever;
+ *     otherwise → FAILED (or DEAD for a clean exit).
+ *
+ *   Timeouts: TimeoutStartSec= in START_PRE/START/START_POST, TimeoutStopSec=
+ *   in STOP/STOP_SIGTERM/STOP_SIGKILL (after which the service is FAILED even
+ *   if a process survives SIGKILL), WatchdogSec= in RUNNING (SIGABRT, result
+ *   watchdog). EXTEND_TIMEOUT_USEC= pushes the current deadline.
+ */
+typedef enum service_state {
+        SERVICE_DEAD,
+        SERVICE_START_PRE,
+        SERVICE_START,
+        SERVICE_START_POST,
+        SERVICE_RUNNING,
+        SERVICE_RELOAD,
+        SERVICE_STOP,
+        SERVICE_STOP_SIGTERM,
+        SERVICE_STOP_SIGKILL,
+        SERVICE_AUTO_RESTART,
+        SERVICE_FAILED,
+        _SERVICE_STATE_MAX,
+} service_state;
+
+typedef enum service_target {
+        TARGET_STOPPED,
+        TARGET_STARTED,
+} service_target;
+
+/* Why the service last stopped or failed (systemd's Result= values). */
+typedef enum service_result {
+        RESULT_SUCCESS,
+        RESULT_RESOURCES, /* could not even fork/exec */
+        RESULT_TIMEOUT,
+        RESULT_EXIT_CODE,
+        RESULT_SIGNAL,
+        RESULT_CORE_DUMP,
+        RESULT_WATCHDOG,
+        RESULT_START_LIMIT_HIT,
+        RESULT_DEPENDENCY,
+        RESULT_PROTOCOL, /* ERRNO= from the service, or a notify service exited before READY=1 */
+        _SERVICE_RESULT_MAX,
+} service_result;
+
+typedef struct manager manager;
+typedef struct log_stream log_stream;
+
+typedef struct service service;
+
+typedef struct service_list {
+        service **items;
+        size_t n;
+} service_list;
+
+struct service {
+        manager *manager;
+        unit *unit; /* owned; replaced on reload */
+        char *name; /* == unit->name */
+        char *bus_path;
+
+        service_state state;
+        service_target target;
+        service_result result;
+
+        /* The main process and the current control process (ExecStartPre=...). */
+        pid_t main_pid, control_pid;
+        int main_pidfd, control_pidfd;
+        const exec_list *control_list; /* the list control_index walks */
+        size_t control_index;
+        size_t exec_start_index; /* oneshot: which ExecStart= command runs */
+
+        /* The last main-process exit. */
+        int exit_code;   /* CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 */
+        int exit_status; /* exit status or signal */
+
+        sd_event_source *timer;          /* the deadline of the current state */
+        sd_event_source *watchdog_timer; /* WatchdogSec= */
+        usec_t watchdog_usec;            /* WatchdogSec=, or WATCHDOG_USEC= */
+        char *status_text;               /* STATUS= */
+
+        /* Restart bookkeeping. */
+        unsigned restarts;       /* automatic restarts since boot ("Restarts") */
+        unsigned backoff_step;   /* restarts since the backoff was last reset */
+        usec_t *start_times;     /* ring of the last StartLimitBurst= start times */
+        size_t n_start_times;
+        usec_t active_since;     /* CLOCK_MONOTONIC, 0 when not running */
+        usec_t active_since_realtime;
+        usec_t last_active_since; /* active_since of the run that just ended */
+        service_state state_before_stop;
+        bool restart_requested; /* an admin restart: start again once stopped */
+
+        bool start_done;    /* the current start request has completed */
+        char *missing_requirement; /* why it can never start, or NULL */
+        bool in_cycle;      /* part of an ordering cycle: never started */
+        bool dispatch_mark; /* scratch for the manager's passes */
+
+        /* Resolved dependencies (services only; .target names are always reached). */
+        service_list after;       /* ordered after these (After= here, Before= there) */
+        service_list before;      /* these are ordered after this one */
+        service_list requires;    /* Requires= and BindsTo= */
+        service_list wants;
+        service_list conflicts;   /* both directions */
+        service_list required_by; /* stop when this one stops */
+        service_list bound_by;    /* stop when this one goes inactive at all */
+
+        int cgroup_fd;  /* this service's cgroup directory, or -1 */
+        int events_fd;  /* its cgroup.events, watched for "populated 0" */
+        sd_event_source *events_source;
+        pid_t pgid;     /* without cgroups: the main process's group */
+        sd_event_source *exec_source; /* Type=exec: EOF when execve() succeeded */
+        sd_event_source *retry_timer; /* StartLimitRetrySec= */
+        log_stream *log;
+};
+
+int service_new(manager *m, unit *u, service **ret);
+service *service_free(service *s);
+
+/* Admin and dependency requests: they change the target and dispatch. */
+int service_start(service *s);
+int service_stop(service *s);
+int service_restart(service *s);
+int service_reload(service *s);
+int service_kill(service *s, int sig);
+
+/* Called by the manager's dispatch pass when ordering allows. */
+void service_dispatch(service *s);
+/* The start request cannot be met (cycle, missing or failed requirement). */
+void service_dependency_failed(service *s, const char *why);
+
+/* Events from the manager. */
+void service_sigchld(service *s, pid_t pid, int code, int status);
+void service_notify(service *s, pid_t sender, char *const *fields);
+/* The service's cgroup.events changed (it may be empty now). */
+void service_cgroup_event(service *s);
+/* In STOP_SIGTERM/STOP_SIGKILL: finishes the stop when no process is left. */
+void service_check_stopped(service *s);
+
+/* The delay before automatic restart number step+1 (exposed for tests). */
+usec_t service_restart_delay(const unit *u, unsigned step, uint64_t random);
+
+bool service_is_active(const service *s);  /* anything but DEAD, FAILED, AUTO_RESTART */
+bool service_is_started(const service *s); /* target started and start_done */
+
+const char *service_state_to_string(service_state s);
+const char *service_result_to_string(service_result r);
+/* systemd's ActiveState= for a state: active, activating, deactivating, inactive, failed. */
+const char *service_active_state(const service *s);
