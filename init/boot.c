@@ -259,7 +259,8 @@ static int rtnl_add_address(int ifindex, int family, const void *addr, unsigned 
         req.ifa.ifa_index = (unsigned) ifindex;
         req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.ifa));
         for (size_t i = 0; i < ELEMENTSOF(types); i++) {
-                struct rtattr *rta = (struct rtattr *) ((char *) &req + NLMSG_ALIGN(req.nh.nlmsg_len));
+                struct rtattr *rta =
+                        (struct rtattr *) ((char *) &req + NLMSG_ALIGN(req.nh.nlmsg_len));
 
                 rta->rta_type = types[i];
                 rta->rta_len = (unsigned short) RTA_LENGTH(alen);
@@ -351,8 +352,8 @@ static int modules_parse_file(const char *path, boot_module_fn fn, void *userdat
                 if (*l == '\0' || *l == '#' || *l == ';')
                         continue;
                 if (!module_name_is_valid(l)) {
-                        log_error("%s:%u: invalid module name \"%.64s\", ignoring.", path,
-                                  it.line, l);
+                        log_error("%s:%u: invalid module name \"%.64s\", ignoring.", path, it.line,
+                                  l);
                         failures++;
                         continue;
                 }
@@ -496,11 +497,10 @@ static int load_module(const char *name, const char *file, unsigned line, void *
 
         r = kmod_module_new_from_lookup(ml->ctx, name, &list);
         if (r < 0)
-                return log_error_errno(r, "%s:%u: failed to look up module \"%s\": %m", file,
-                                       line, name);
-        if (!list)
-                return log_error_errno(ENOENT, "%s:%u: module \"%s\" not found.", file, line,
+                return log_error_errno(r, "%s:%u: failed to look up module \"%s\": %m", file, line,
                                        name);
+        if (!list)
+                return log_error_errno(ENOENT, "%s:%u: module \"%s\" not found.", file, line, name);
 
         kmod_list_foreach(l, list) {
                 struct kmod_module *mod = kmod_module_get_module(l);
@@ -526,7 +526,8 @@ static int load_module(const char *name, const char *file, unsigned line, void *
                                 log_notice("%s:%u: module \"%s\": no such device.", file, line,
                                            modname);
                         else
-                                ret = log_error_errno(r, "%s:%u: failed to insert module \"%s\": %m",
+                                ret = log_error_errno(r,
+                                                      "%s:%u: failed to insert module \"%s\": %m",
                                                       file, line, modname);
                 }
                 kmod_module_unref(mod);
@@ -594,7 +595,7 @@ static const struct propagation_opt {
 
 /* Options for mount(8) and fstab readers only; the kernel must not see them. */
 static bool option_is_userspace(const char *o) {
-        static const char *const names[] = { "auto",  "noauto", "nofail", "user", "nouser",
+        static const char *const names[] = { "auto",  "noauto", "nofail", "user",   "nouser",
                                              "users", "owner",  "group",  "_netdev" };
 
         if (startswith(o, "x-") || startswith(o, "X-") || startswith(o, "comment="))
@@ -948,8 +949,8 @@ static int is_mount_point(const char *path) {
         struct stat a, b;
         _cleanup_free_ char *parent = NULL;
 
-        if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS,
-                  &sx) < 0)
+        if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &sx) <
+            0)
                 return -errno;
         if (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
                 return !!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
@@ -1034,10 +1035,8 @@ int boot_mount_api_filesystems(void) {
         static const struct {
                 const char *target, *link;
         } links[] = {
-                { "/proc/self/fd", "/dev/fd" },
-                { "/proc/self/fd/0", "/dev/stdin" },
-                { "/proc/self/fd/1", "/dev/stdout" },
-                { "/proc/self/fd/2", "/dev/stderr" },
+                { "/proc/self/fd", "/dev/fd" },       { "/proc/self/fd/0", "/dev/stdin" },
+                { "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" },
                 { "/proc/kcore", "/dev/core" },
         };
         int ret = 0, r;
@@ -1077,8 +1076,7 @@ static void wait_for_device(const char *path) {
                 return;
         }
         log_info("Waiting for %s...", path);
-        for (unsigned waited = 0; waited < DEVICE_WAIT_MSEC && access(path, F_OK) < 0;
-             waited += 50)
+        for (unsigned waited = 0; waited < DEVICE_WAIT_MSEC && access(path, F_OK) < 0; waited += 50)
                 sleep_msec(50);
 }
 
@@ -1114,9 +1112,8 @@ static int mount_auto(const char *what, const char *where, unsigned long flags, 
 static int fstab_mount_one(const BootFstabEntry *e, void *userdata) {
         _cleanup_(boot_mount_options_done) BootMountOptions o = {};
         _cleanup_free_ char *source = NULL, *where = NULL;
-        const unsigned long per_mount = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC |
-                                        MS_NOATIME | MS_NODIRATIME | MS_RELATIME |
-                                        MS_STRICTATIME;
+        const unsigned long per_mount = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME |
+                                        MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME;
         int r;
 
         r = boot_mount_options_parse(e->options, &o);
@@ -1158,11 +1155,11 @@ static int fstab_mount_one(const BootFstabEntry *e, void *userdata) {
         }
 
         wait_for_device(source);
-        if (streq(e->type, "auto"))
+        if (streq(e->type, "auto") && !(o.flags & MS_BIND))
                 r = mount_auto(source, where, o.flags, o.data);
         else
-                r = mount(source, where, streq(e->type, "none") ? NULL : e->type, o.flags,
-                          o.data) < 0
+                r = mount(source, where, streq(e->type, "none") ? NULL : e->type, o.flags, o.data) <
+                                    0
                             ? -errno
                             : 0;
         if (r < 0)
@@ -1249,7 +1246,8 @@ static void unmount_all(void) {
                                 log_info("Unmounted %s.", m[i].where);
                                 progress = true;
                         } else if (round > 0)
-                                log_debug("Unmounting %s failed: %m", m[i].where);
+                                log_internal(LOG_DEBUG, errno, "Unmounting %s failed: %m",
+                                             m[i].where);
                 }
                 boot_mounts_free(m, n);
                 m = NULL;
@@ -1311,10 +1309,10 @@ _Noreturn void boot_final_shutdown(int rb_command, unsigned timeout_sec) {
         unmount_all();
         sync();
 
-        log_info("%s.", rb_command == (int) RB_POWER_OFF  ? "Powering off"
+        log_info("%s.", rb_command == (int) RB_POWER_OFF     ? "Powering off"
                         : rb_command == (int) RB_HALT_SYSTEM ? "Halting"
                         : rb_command == (int) RB_KEXEC       ? "Rebooting with kexec"
-                                                       : "Rebooting");
+                                                             : "Rebooting");
         reboot(rb_command);
         log_error_errno(errno, "reboot() failed, freezing: %m");
         freeze();
@@ -1323,6 +1321,7 @@ _Noreturn void boot_final_shutdown(int rb_command, unsigned timeout_sec) {
 /* ---- crash handler ---- */
 
 static int crash_kmsg_fd = -1;
+static pid_t crash_pid;
 static bool crash_reboot;
 static unsigned crash_reboot_delay;
 static volatile sig_atomic_t crashing;
@@ -1392,6 +1391,19 @@ static void crash_say(int sig, const char *what, unsigned num) {
 static void crash_handler(int sig) {
         pid_t pid;
 
+        /* A forked child that crashes before exec() must just die, not freeze or reboot. */
+        if (getpid() != crash_pid) {
+                struct sigaction sa = { .sa_handler = SIG_DFL };
+                sigset_t s;
+
+                sigaction(sig, &sa, NULL);
+                sigemptyset(&s);
+                sigaddset(&s, sig);
+                sigprocmask(SIG_UNBLOCK, &s, NULL);
+                raise(sig);
+                _exit(128 + sig);
+        }
+
         /* SA_NODEFER lets a fault inside this handler land here again instead of
          * killing PID 1; the second time only freezes. */
         if (crashing)
@@ -1424,8 +1436,8 @@ static void crash_handler(int sig) {
                                 break;
                         sleep_msec(50);
                 }
-                crash_say(sig, WIFSIGNALED(status) && WCOREDUMP(status) ? "core dumped"
-                                                                        : "no core dump",
+                crash_say(sig,
+                          WIFSIGNALED(status) && WCOREDUMP(status) ? "core dumped" : "no core dump",
                           0);
         }
 
@@ -1453,7 +1465,9 @@ void boot_install_crash_handler(bool reboot_on_crash, unsigned reboot_delay_sec)
                 .sa_flags = SA_NODEFER | SA_ONSTACK,
         };
         stack_t ss = { .ss_sp = crash_stack, .ss_size = sizeof(crash_stack) };
+        sigset_t unblock;
 
+        crash_pid = getpid();
         crash_reboot = reboot_on_crash;
         crash_reboot_delay = reboot_delay_sec;
         /* Opened now: the handler cannot open files safely. Idempotent, so calling again
@@ -1464,8 +1478,15 @@ void boot_install_crash_handler(bool reboot_on_crash, unsigned reboot_delay_sec)
         if (sigaltstack(&ss, NULL) < 0)
                 log_warning_errno(errno, "Failed to set up the crash handler's stack: %m");
         sigemptyset(&sa.sa_mask);
-        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+        sigemptyset(&unblock);
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
                 if (sigaction(sigs[i], &sa, NULL) < 0)
                         log_warning_errno(errno, "Failed to install the crash handler for %s: %m",
                                           signal_abbrev(sigs[i]));
+                sigaddset(&unblock, sigs[i]);
+        }
+        /* The kernel delivers a blocked fault signal with the default action, which kills
+         * PID 1 and panics the machine: these must stay unblocked. */
+        if (sigprocmask(SIG_UNBLOCK, &unblock, NULL) < 0)
+                log_warning_errno(errno, "Failed to unblock the crash signals: %m");
 }

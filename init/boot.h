@@ -24,7 +24,10 @@ int boot_mount_fstab(const char *fstab);
 _Noreturn void boot_final_shutdown(int rb_command, unsigned timeout_sec);
 
 /* SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE in PID 1: log, sync, then freeze
- * forever or reboot after reboot_delay_sec (never return to the kernel). */
+ * forever or reboot after reboot_delay_sec (never return to the kernel).
+ * Unblocks those five; keep them out of any later signal mask: the kernel kills a
+ * process whose fault signal is blocked, and PID 1 dying panics the machine.
+ * Call again once /dev is mounted so the message also reaches /dev/kmsg. */
 void boot_install_crash_handler(bool reboot, unsigned reboot_delay_sec);
 
 /* The pure parts of the above, exposed for tests/unit/test-boot.c: they read files but
@@ -58,7 +61,8 @@ int boot_fstab_source(const char *what, const char *disk_dir, char **ret);
 typedef struct BootFstabEntry {
         const char *file;
         unsigned line;
-        const char *what, *where, *type, *options; /* unescaped; type "auto", options "defaults" if absent */
+        /* unescaped; type "auto" and options "defaults" when the line has none */
+        const char *what, *where, *type, *options;
 } BootFstabEntry;
 /* Calls fn for each entry of an fstab file; returns how many lines were bad or made fn fail. */
 typedef int (*boot_fstab_fn)(const BootFstabEntry *e, void *userdata);

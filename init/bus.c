@@ -179,8 +179,7 @@ static int find_service(manager *m, const char *name, service **ret, sd_bus_erro
         }
         s = manager_find_service(m, name);
         if (!s)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_SERVICE, "no service named %s",
-                                         name);
+                return sd_bus_error_setf(error, ERROR_NO_SUCH_SERVICE, "no service named %s", name);
         *ret = s;
         return 0;
 }
@@ -251,9 +250,9 @@ static void on_follower_line(const char *line, size_t len, void *userdata) {
 
         if (f->fd < 0 || !f->subscribed)
                 return;
-        iov[0] = (struct iovec) { .iov_base = stamp, .iov_len = n };
-        iov[1] = (struct iovec) { .iov_base = (void *) line, .iov_len = len };
-        iov[2] = (struct iovec) { .iov_base = (void *) "\n", .iov_len = 1 };
+        iov[0] = (struct iovec){ .iov_base = stamp, .iov_len = n };
+        iov[1] = (struct iovec){ .iov_base = (void *) line, .iov_len = len };
+        iov[2] = (struct iovec){ .iov_base = (void *) "\n", .iov_len = 1 };
 
         /* MSG_NOSIGNAL: a reader that went away must not raise SIGPIPE in PID 1. */
         k = sendmsg(f->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -347,11 +346,10 @@ static int method_list_services(sd_bus_message *msg, void *userdata, sd_bus_erro
                 r = append_string(reply, s->unit ? s->unit->description : NULL);
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append(reply, "sssuu", service_active_state(s),
-                                          service_state_to_string(s->state),
-                                          service_result_to_string(s->result),
-                                          (uint32_t) (s->main_pid > 0 ? s->main_pid : 0),
-                                          (uint32_t) s->restarts);
+                r = sd_bus_message_append(
+                        reply, "sssuu", service_active_state(s), service_state_to_string(s->state),
+                        service_result_to_string(s->result),
+                        (uint32_t) (s->main_pid > 0 ? s->main_pid : 0), (uint32_t) s->restarts);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_close_container(reply);
@@ -437,8 +435,7 @@ static int method_get_logs(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         if (s->log && n > 0) {
-                r = log_stream_tail(s->log, n < BUS_LOG_LINES_MAX ? n : BUS_LOG_LINES_MAX,
-                                    &lines);
+                r = log_stream_tail(s->log, n < BUS_LOG_LINES_MAX ? n : BUS_LOG_LINES_MAX, &lines);
                 if (r < 0)
                         return sd_bus_error_set_errnof(error, r, "cannot read the log of %s: %m",
                                                        s->name);
@@ -450,7 +447,7 @@ static int method_get_logs(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_open_container(reply, 'a', "s");
         if (r < 0)
                 return r;
-        STRV_FOREACH (l, lines) {
+        STRV_FOREACH(l, lines) {
                 r = append_string(reply, *l);
                 if (r < 0)
                         return r;
@@ -550,10 +547,9 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
         if (streq(property, "Restarts"))
                 return sd_bus_message_append(reply, "u", (uint32_t) s->restarts);
         if (streq(property, "ActiveSince"))
-                return sd_bus_message_append(reply, "t",
-                                             (uint64_t) (s->active_since > 0
-                                                                 ? s->active_since_realtime
-                                                                 : 0));
+                return sd_bus_message_append(
+                        reply, "t",
+                        (uint64_t) (s->active_since > 0 ? s->active_since_realtime : 0));
         if (streq(property, "StatusText"))
                 return append_string(reply, s->status_text);
         return -EINVAL;
@@ -578,8 +574,8 @@ static const sd_bus_vtable service_vtable[] = {
 
 /* Maps /org/vigil1/service/<encoded name> to the service; 0 (unknown object) for anything
  * else, however long or malformed. */
-static int find_service_object(sd_bus *bus, const char *path, const char *interface,
-                               void *userdata, void **found, sd_bus_error *error) {
+static int find_service_object(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                               void **found, sd_bus_error *error) {
         _cleanup_free_ char *name = NULL;
         bus_conn *c = userdata;
         service *s;
@@ -687,8 +683,8 @@ static int conn_new(bus_server *b, int fd) {
         if (r < 0)
                 return r;
 
-        r = sd_bus_add_object_vtable(c->bus, NULL, MANAGER_PATH, MANAGER_INTERFACE,
-                                     manager_vtable, c);
+        r = sd_bus_add_object_vtable(c->bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, manager_vtable,
+                                     c);
         if (r < 0)
                 return r;
         r = sd_bus_add_fallback_vtable(c->bus, NULL, SERVICE_PREFIX, SERVICE_INTERFACE,
@@ -700,8 +696,7 @@ static int conn_new(bus_server *b, int fd) {
                 return r;
         /* Peer to peer there is no bus daemon: the match stays local. */
         r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
-                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected,
-                                c);
+                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
         if (r < 0)
                 return r;
 
@@ -729,9 +724,8 @@ static void pause_accepting(bus_server *b) {
         int r;
 
         if (!b->retry_source) {
-                r = sd_event_add_time_relative(b->manager->event, &b->retry_source,
-                                               CLOCK_MONOTONIC, USEC_PER_SEC, 0, on_accept_retry,
-                                               b);
+                r = sd_event_add_time_relative(b->manager->event, &b->retry_source, CLOCK_MONOTONIC,
+                                               USEC_PER_SEC, 0, on_accept_retry, b);
                 if (r < 0)
                         return; /* keep accepting: spinning beats going deaf */
         } else if (sd_event_source_set_time_relative(b->retry_source, USEC_PER_SEC) < 0)
@@ -747,8 +741,8 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
 
         nfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (nfd < 0) {
-                if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED ||
-                    errno == EPROTO || errno == EPERM)
+                if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO ||
+                    errno == EPERM)
                         return 0;
                 log_warning_errno(errno, "Failed to accept a D-Bus connection: %m");
                 pause_accepting(b);
@@ -857,12 +851,10 @@ void bus_service_changed(bus_server *b, service *s) {
         for (bus_conn *c = b->conns; c; c = c->next) {
                 /* A connection that is closing fails here; its Disconnected cleans up. */
                 int r = sd_bus_emit_properties_changed(c->bus, path, SERVICE_INTERFACE, "State",
-                                                       "SubState", "Result", "MainPID",
-                                                       "Restarts", "ActiveSince", "StatusText",
-                                                       NULL);
+                                                       "SubState", "Result", "MainPID", "Restarts",
+                                                       "ActiveSince", "StatusText", NULL);
                 if (r < 0)
-                        log_debug("PropertiesChanged for %s not sent: %s", s->name,
-                                  strerror(-r));
+                        log_debug("PropertiesChanged for %s not sent: %s", s->name, strerror(-r));
         }
 }
 

@@ -145,7 +145,7 @@ typedef struct user_match {
 
 static int match_passwd_line(char *line, void *userdata) {
         user_match *m = userdata;
-        char *f[7];
+        char *f[7] = {};
         uint32_t uid, gid;
         user_record u = {};
 
@@ -226,7 +226,7 @@ typedef struct group_match {
 
 static int match_group_line(char *line, void *userdata) {
         group_match *m = userdata;
-        char *f[4];
+        char *f[4] = {};
         uint32_t gid;
 
         if (!split_fields(line, f, ELEMENTSOF(f)) || !streq(f[0], m->name))
@@ -283,7 +283,7 @@ static bool gid_in(const gid_t *l, size_t n, gid_t g) {
 
 static int match_member_line(char *line, void *userdata) {
         member_match *m = userdata;
-        char *f[4], *saveptr = NULL;
+        char *f[4] = {}, *saveptr = NULL;
         uint32_t gid;
 
         if (!split_fields(line, f, ELEMENTSOF(f)) || parse_id(f[2], &gid) < 0)

@@ -27,6 +27,7 @@
 #define SUBSCRIBERS_MAX 1024u
 #define TAIL_MAX 100000u
 #define NAME_LEN_MAX 200u
+#define KMSG_TEXT_MAX (1000u - 3 - NAME_LEN_MAX - 2)
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
@@ -196,7 +197,7 @@ static size_t ring_record_len(const log_stream *l, size_t off) {
 }
 
 static void ring_push(log_stream *l, const char *rec, size_t n) {
-        unsigned char h[REC_HDR] = { n & 0xff, n >> 8 };
+        unsigned char h[REC_HDR] = { (unsigned char) (n & 0xff), (unsigned char) (n >> 8) };
         size_t need = REC_HDR + n;
 
         while (l->ring_used + need > l->ring_size) {
@@ -432,11 +433,14 @@ static void emit_line(log_stream *l, const char *text, size_t len, bool newline)
                 (void) !writev(l->console_fd, iov, ELEMENTSOF(iov));
         }
         if (l->kmsg_fd >= 0) {
+                /* the kernel refuses records over 1024 bytes: send the start of long lines */
+                size_t klen =
+                        tlen <= KMSG_TEXT_MAX ? tlen : utf8_cut(rec + TS_LEN + 1, KMSG_TEXT_MAX);
                 struct iovec iov[] = {
                         { (char *) "<6>", 3 },
                         { l->name, strlen(l->name) },
                         { (char *) ": ", 2 },
-                        { rec + TS_LEN + 1, tlen },
+                        { rec + TS_LEN + 1, klen },
                 };
                 /* one write is one record; EINVAL/ENOSPC/EAGAIN just lose this copy */
                 (void) !writev(l->kmsg_fd, iov, ELEMENTSOF(iov));
@@ -463,8 +467,14 @@ static void feed(log_stream *l, const char *p, size_t n) {
                 while (seg > 0) {
                         size_t k;
 
-                        if (l->partial_len == sizeof(l->partial))
+                        if (l->partial_len == sizeof(l->partial)) {
+                                if (nl && seg == 1 && *p == '\r') {
+                                        p++; /* a full line's CRLF: no empty piece */
+                                        n--;
+                                        break;
+                                }
                                 partial_cut(l);
+                        }
                         k = MIN(seg, sizeof(l->partial) - l->partial_len);
                         memcpy(l->partial + l->partial_len, p, k);
                         l->partial_len += k;

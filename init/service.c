@@ -849,8 +849,11 @@ void service_dependency_failed(service *s, const char *why) {
 }
 
 int service_start(service *s) {
-        if (s->in_cycle)
+        if (s->in_cycle) {
+                if (s->state != SERVICE_FAILED)
+                        service_dependency_failed(s, "it is part of an ordering cycle");
                 return -ELOOP;
+        }
         if (s->target == TARGET_STARTED && (s->start_done || service_is_active(s)) &&
             s->state != SERVICE_FAILED)
                 return 0;

@@ -568,16 +568,19 @@ _printf_(4, 5) static _Noreturn void child_fail(const child *c, int err, int sta
         _exit(status);
 }
 
-/* Moves fd out of 0..2 so that setting up stdio cannot clobber it. */
-static int fd_move_above_stdio(int fd) {
+/* Moves *fd out of 0..2 so that setting up stdio cannot clobber it (the copy is CLOEXEC),
+ * and closes the original so that it cannot pass for an inherited stdio fd. */
+static int fd_move_above_stdio(int *fd) {
         int n;
 
-        if (fd < 0 || fd > 2)
-                return fd;
-        n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (*fd < 0 || *fd > 2)
+                return 0;
+        n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
         if (n < 0)
                 return -errno;
-        return n;
+        close(*fd);
+        *fd = n;
+        return 0;
 }
 
 /* Makes fd the target's stdio fd, without CLOEXEC. */
@@ -613,13 +616,19 @@ static int open_output(const output_setting *o, int log_fd, int target) {
                 fd = open(o->path, flags, 0644);
                 break;
         case OUTPUT_INHERIT:
-                /* stdout keeps what vigil has; stderr is handled by the caller. */
-                return 0;
+                /* stdout keeps what vigil has (stderr is handled by the caller); a closed
+                 * fd 1 becomes /dev/null so that stderr can follow it. */
+                if (fcntl(target, F_GETFD) >= 0)
+                        return 0;
+                fd = open("/dev/null", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+                break;
         default:
                 return -EINVAL;
         }
         if (fd < 0)
                 return -errno;
+        if (fd == target)
+                return dup_to(TAKE_FD(fd), target);
         return dup_to(fd, target);
 }
 
@@ -732,8 +741,7 @@ static void resolve_creds(const child *c, child_creds *cr) {
                 r = creds_user_groups(c->p->root, cr->user.name, cr->gid, &cr->groups,
                                       &cr->n_groups);
                 if (r < 0)
-                        child_fail(c, -r, EXIT_GROUP, "reading the groups of %s",
-                                   cr->user.name);
+                        child_fail(c, -r, EXIT_GROUP, "reading the groups of %s", cr->user.name);
                 cr->set_groups = true;
         }
         STRV_FOREACH(g, u->supplementary_groups) {
@@ -813,18 +821,17 @@ static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cg
         reset_signals(&c);
 
         /* Keep our own fds clear of 0..2 before stdio is rearranged. */
-        r = fd_move_above_stdio(exec_fd);
+        r = fd_move_above_stdio(&c.exec_fd);
         if (r < 0)
                 child_fail(&c, -r, EXIT_FDS, "moving the exec status pipe");
-        c.exec_fd = r;
-        log_fd = fd_move_above_stdio(log_fd);
-        if (log_fd < -1)
-                child_fail(&c, -log_fd, EXIT_FDS, "moving the log pipe");
+        r = fd_move_above_stdio(&log_fd);
+        if (r < 0)
+                child_fail(&c, -r, EXIT_FDS, "moving the log pipe");
 
         if (join_cgroup) {
                 /* The fork() fallback: no CLONE_INTO_CGROUP, so move ourselves. */
-                _cleanup_close_ int fd = openat(p->cgroup_fd, "cgroup.procs",
-                                                O_WRONLY | O_CLOEXEC | O_NOCTTY);
+                _cleanup_close_ int fd =
+                        openat(p->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0 || write(fd, "0\n", 2) != 2)
                         child_fail(&c, errno, EXIT_CGROUP, "joining the cgroup");
         }
@@ -947,7 +954,7 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
         if (pid < 0)
                 return pid;
         if (pid == 0) {
-                rfd = -1; /* closed at exec */
+                close(TAKE_FD(rfd));
                 child_run(p, TAKE_FD(wfd), join_cgroup);
         }
 

@@ -1,22 +1,49 @@
 /* vigilctl: the admin command line for vigil. */
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
 
 #include "config.h"
+#include "strv.h"
 #include "unit.h"
+#include "value.h"
 
 #define EXIT_USAGE 2
+#define EXIT_NOT_RUNNING 3 /* status: the service is not active (systemctl's code) */
+
+#define DEFAULT_ADDRESS "unix:path=/run/vigil/private"
+#define MANAGER_PATH "/org/vigil1"
+#define MANAGER_INTERFACE "org.vigil1.Manager"
+#define SERVICE_INTERFACE "org.vigil1.Service"
+
+static const char *arg_address = DEFAULT_ADDRESS;
+static bool arg_json;
 
 static void help(FILE *f) {
         fprintf(f,
                 "Usage: vigilctl [OPTIONS] VERB [ARGS...]\n"
                 "\n"
                 "Verbs:\n"
+                "  list                               list services\n"
+                "  status NAME                        show a service and its last log lines\n"
+                "                                     (exit 3 when it is not active)\n"
+                "  start|stop|restart NAME...         change what a service should be doing\n"
+                "  logs NAME [-f] [-n N]              print the last N (50) log lines; -f then\n"
+                "                                     follows new lines until interrupted\n"
                 "  verify [--policy-dir DIR] FILE...  check unit (.service) and policy (.policy)\n"
                 "                                     files without running anything\n"
                 "\n"
+                "A NAME without a unit suffix means NAME.service.\n"
+                "\n"
                 "Options:\n"
-                "  -h, --help     show this help\n"
-                "      --version  show the version\n");
+                "      --address ADDRESS  vigil's D-Bus address (default " DEFAULT_ADDRESS ")\n"
+                "      --json             machine-readable output of list and status\n"
+                "  -h, --help             show this help\n"
+                "      --version          show the version\n");
 }
 
 /* Exit 0 when every file loads, 1 when any does not, 2 on usage errors. */
@@ -70,10 +97,680 @@ static int verb_verify(int argc, char **argv) {
         return failed ? 1 : 0;
 }
 
+/* ---- talking to vigil ------------------------------------------------------------------- */
+
+/* Options every D-Bus verb accepts before or after its arguments. */
+static void common_option(int c) {
+        if (c == 'A')
+                arg_address = optarg;
+        else if (c == 'J')
+                arg_json = true;
+}
+
+#define COMMON_OPTIONS                                                                             \
+        { "address", required_argument, NULL, 'A' }, { "json", no_argument, NULL, 'J' }, {         \
+                "help", no_argument, NULL, 'h'                                                     \
+        }
+
+static const char *address_display(void) {
+        const char *p = startswith(arg_address, "unix:path=");
+
+        return p && !strchr(p, ',') ? p : arg_address;
+}
+
+/* Peer to peer: vigil's private socket has no bus daemon behind it, so no Hello(). */
+static int bus_connect(sd_bus **ret) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_address(bus, arg_address);
+        if (r >= 0)
+                r = sd_bus_set_bus_client(bus, false);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, true);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0) {
+                fprintf(stderr, "vigilctl: cannot connect to vigil at %s: %s\n", address_display(),
+                        strerror(-r));
+                sd_bus_unref(bus);
+                return r;
+        }
+        *ret = bus;
+        return 0;
+}
+
+static int call_failed(const sd_bus_error *e, int r) {
+        if (sd_bus_error_is_set(e) && e->message)
+                fprintf(stderr, "vigilctl: %s\n", e->message);
+        else
+                fprintf(stderr, "vigilctl: talking to vigil at %s failed: %s\n", address_display(),
+                        strerror(-r));
+        return 1;
+}
+
+static int bad_reply(int r) {
+        fprintf(stderr, "vigilctl: unexpected reply from vigil: %s\n", strerror(-r));
+        return 1;
+}
+
+static int call_manager(sd_bus *bus, const char *method, sd_bus_message **reply, const char *types,
+                        ...) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = sd_bus_call_methodv(bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, method, &e, reply,
+                                types, ap);
+        va_end(ap);
+        if (r < 0)
+                call_failed(&e, r);
+        sd_bus_error_free(&e);
+        return r;
+}
+
+/* "foo" means foo.service, as with systemctl. */
+static char *service_name(const char *arg) {
+        char *n;
+
+        if (unit_name_suffix(arg))
+                return strdup(arg);
+        if (asprintf(&n, "%s.service", arg) < 0)
+                return NULL;
+        return n;
+}
+
+/* ---- output ----------------------------------------------------------------------------- */
+
+static bool on_tty(void) {
+        static int cached = -1;
+
+        if (cached < 0)
+                cached = isatty(STDOUT_FILENO);
+        return cached;
+}
+
+#define ANSI_RED "\033[0;31m"
+#define ANSI_GREEN "\033[0;32m"
+#define ANSI_BOLD "\033[1m"
+#define ANSI_RESET "\033[0m"
+
+static const char *state_color(const char *active) {
+        if (!on_tty())
+                return "";
+        if (streq(active, "active") || streq(active, "reloading"))
+                return ANSI_GREEN;
+        if (streq(active, "failed"))
+                return ANSI_RED;
+        return "";
+}
+
+/* Text from services (descriptions, STATUS=, logs) reaches a terminal without its control
+ * characters: a log line must not be able to drive the admin's terminal. */
+static void print_text(const char *s, size_t n) {
+        if (!on_tty()) {
+                fwrite(s, 1, n, stdout);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) s[i];
+
+                putchar((c < ' ' && c != '\t' && c != '\n') || c == 0x7f ? '?' : c);
+        }
+}
+
+static void print_str(const char *s) {
+        print_text(s, strlen(s));
+}
+
+/* Terminal columns, roughly: UTF-8 continuation bytes take none. */
+static size_t text_width(const char *s) {
+        size_t w = 0;
+
+        for (; *s; s++)
+                w += ((unsigned char) *s & 0xc0) != 0x80;
+        return w;
+}
+
+static void print_padded(const char *s, size_t width, const char *color) {
+        size_t w = text_width(s);
+
+        fputs(color, stdout);
+        print_str(s);
+        if (*color)
+                fputs(ANSI_RESET, stdout);
+        for (; w < width; w++)
+                putchar(' ');
+}
+
+static void json_string(const char *s) {
+        putchar('"');
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+
+                switch (c) {
+                case '"':
+                        fputs("\\\"", stdout);
+                        break;
+                case '\\':
+                        fputs("\\\\", stdout);
+                        break;
+                case '\n':
+                        fputs("\\n", stdout);
+                        break;
+                case '\r':
+                        fputs("\\r", stdout);
+                        break;
+                case '\t':
+                        fputs("\\t", stdout);
+                        break;
+                default:
+                        /* D-Bus strings are valid UTF-8, so other bytes pass as they are. */
+                        if (c < ' ' || c == 0x7f)
+                                printf("\\u%04x", c);
+                        else
+                                putchar(c);
+                }
+        }
+        putchar('"');
+}
+
+static void json_field(const char *key, const char *value, bool last) {
+        printf("\"%s\":", key);
+        json_string(value);
+        if (!last)
+                putchar(',');
+}
+
+/* ---- list ------------------------------------------------------------------------------- */
+
+typedef struct service_row {
+        const char *name, *description, *active, *sub, *result;
+        uint32_t main_pid, restarts;
+} service_row;
+
+static void print_table(const service_row *rows, size_t n) {
+        static const char *const headers[] = {
+                "NAME", "ACTIVE", "SUB", "RESULT", "PID", "RESTARTS"
+        };
+        size_t w[ELEMENTSOF(headers)];
+        char num[2][16];
+
+        for (size_t c = 0; c < ELEMENTSOF(headers); c++)
+                w[c] = strlen(headers[c]);
+        for (size_t i = 0; i < n; i++) {
+                const char *cells[] = { rows[i].name, rows[i].active, rows[i].sub, rows[i].result };
+
+                for (size_t c = 0; c < ELEMENTSOF(cells); c++)
+                        if (text_width(cells[c]) > w[c])
+                                w[c] = text_width(cells[c]);
+                snprintf(num[0], sizeof(num[0]), "%" PRIu32, rows[i].main_pid);
+                if (strlen(num[0]) > w[4])
+                        w[4] = strlen(num[0]);
+        }
+
+        fputs(on_tty() ? ANSI_BOLD : "", stdout);
+        for (size_t c = 0; c < ELEMENTSOF(headers); c++)
+                printf("%-*s ", (int) w[c], headers[c]);
+        printf("DESCRIPTION%s\n", on_tty() ? ANSI_RESET : "");
+
+        for (size_t i = 0; i < n; i++) {
+                const service_row *r = &rows[i];
+                const char *color = state_color(r->active);
+
+                snprintf(num[0], sizeof(num[0]), "%" PRIu32, r->main_pid);
+                snprintf(num[1], sizeof(num[1]), "%" PRIu32, r->restarts);
+                print_padded(r->name, w[0] + 1, "");
+                print_padded(r->active, w[1] + 1, color);
+                print_padded(r->sub, w[2] + 1, color);
+                print_padded(r->result, w[3] + 1, "");
+                print_padded(r->main_pid > 0 ? num[0] : "-", w[4] + 1, "");
+                print_padded(num[1], w[5] + 1, "");
+                print_str(r->description);
+                putchar('\n');
+        }
+        if (on_tty())
+                printf("\n%zu service%s listed.\n", n, n == 1 ? "" : "s");
+}
+
+/* JSON: [{"name", "description", "active", "sub", "result", "main_pid", "restarts"}...] */
+static void print_list_json(const service_row *rows, size_t n) {
+        putchar('[');
+        for (size_t i = 0; i < n; i++) {
+                printf("%s{", i > 0 ? "," : "");
+                json_field("name", rows[i].name, false);
+                json_field("description", rows[i].description, false);
+                json_field("active", rows[i].active, false);
+                json_field("sub", rows[i].sub, false);
+                json_field("result", rows[i].result, false);
+                printf("\"main_pid\":%" PRIu32 ",\"restarts\":%" PRIu32 "}", rows[i].main_pid,
+                       rows[i].restarts);
+        }
+        puts("]");
+}
+
+/* Verbs that take only the common options: parses them, and returns the index of the first
+ * argument, or -1 after printing a usage error (or 0 after --help). */
+static int parse_common(int argc, char **argv) {
+        static const struct option options[] = { COMMON_OPTIONS, {} };
+        int c;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'A':
+                case 'J':
+                        common_option(c);
+                        break;
+                case 'h':
+                        help(stdout);
+                        return 0;
+                default:
+                        return -1;
+                }
+        return optind;
+}
+
+static int verb_list(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ service_row *rows = NULL;
+        service_row row;
+        size_t n = 0;
+        int r;
+
+        r = parse_common(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : 0;
+        if (r < argc) {
+                fprintf(stderr, "vigilctl list: takes no arguments\n");
+                return EXIT_USAGE;
+        }
+        if (bus_connect(&bus) < 0)
+                return 1;
+        if (call_manager(bus, "ListServices", &reply, "") < 0)
+                return 1;
+
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssuu)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssuu)", &row.name, &row.description,
+                                                  &row.active, &row.sub, &row.result, &row.main_pid,
+                                                  &row.restarts)) > 0) {
+                service_row *p = realloc(rows, (n + 1) * sizeof(*rows));
+
+                if (!p) {
+                        r = -ENOMEM;
+                        break;
+                }
+                rows = p;
+                rows[n++] = row;
+        }
+        if (r < 0)
+                return bad_reply(r);
+
+        if (arg_json)
+                print_list_json(rows, n);
+        else
+                print_table(rows, n);
+        return 0;
+}
+
+/* ---- status ----------------------------------------------------------------------------- */
+
+typedef struct service_info {
+        const char *name, *description, *state, *sub_state, *result, *status_text;
+        uint32_t main_pid, restarts;
+        uint64_t active_since;
+} service_info;
+
+/* Reads Properties.GetAll's a{sv}; unknown properties are skipped, so vigil may add some. */
+static int read_service_info(sd_bus_message *m, service_info *i) {
+        static const struct {
+                const char *name;
+                char type;
+                size_t offset;
+        } table[] = {
+                { "Name", 's', offsetof(service_info, name) },
+                { "Description", 's', offsetof(service_info, description) },
+                { "State", 's', offsetof(service_info, state) },
+                { "SubState", 's', offsetof(service_info, sub_state) },
+                { "Result", 's', offsetof(service_info, result) },
+                { "StatusText", 's', offsetof(service_info, status_text) },
+                { "MainPID", 'u', offsetof(service_info, main_pid) },
+                { "Restarts", 'u', offsetof(service_info, restarts) },
+                { "ActiveSince", 't', offsetof(service_info, active_since) },
+        };
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *key;
+                size_t k;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                for (k = 0; k < ELEMENTSOF(table); k++)
+                        if (streq(table[k].name, key))
+                                break;
+                if (k < ELEMENTSOF(table)) {
+                        char sig[2] = { table[k].type, '\0' };
+
+                        r = sd_bus_message_enter_container(m, 'v', sig);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_basic(m, table[k].type,
+                                                      (char *) i + table[k].offset);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_exit_container(m);
+                } else
+                        r = sd_bus_message_skip(m, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static void print_since(uint64_t usec) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct timespec now;
+        struct tm tm;
+        char when[64], ago[64];
+
+        if (!localtime_r(&t, &tm) ||
+            strftime(when, sizeof(when), "%a %Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                return;
+        printf(" since %s", when);
+        if (clock_gettime(CLOCK_REALTIME, &now) == 0) {
+                uint64_t n = (uint64_t) now.tv_sec * USEC_PER_SEC;
+
+                if (n >= usec) {
+                        /* Whole seconds, and two units ("3d 4h") are enough for "ago". */
+                        uint64_t d = (n - usec) / USEC_PER_SEC * USEC_PER_SEC;
+                        char *space;
+
+                        format_timespan(ago, sizeof(ago), d);
+                        space = strchr(ago, ' ');
+                        if (space && (space = strchr(space + 1, ' ')))
+                                *space = '\0';
+                        printf("; %s ago", d > 0 ? ago : "0s");
+                }
+        }
+}
+
+static void print_status(const service_info *i, char **logs) {
+        const char *color = state_color(i->state);
+
+        printf("%s●%s ", color, *color ? ANSI_RESET : "");
+        print_str(i->name);
+        if (!isempty(i->description)) {
+                fputs(" - ", stdout);
+                print_str(i->description);
+        }
+        printf("\n     Active: %s%s (%s)%s", color, i->state, i->sub_state,
+               *color ? ANSI_RESET : "");
+        if (i->active_since > 0)
+                print_since(i->active_since);
+        putchar('\n');
+        if (i->main_pid > 0)
+                printf("   Main PID: %" PRIu32 "\n", i->main_pid);
+        printf("   Restarts: %" PRIu32 "\n", i->restarts);
+        printf("     Result: %s\n", i->result);
+        if (!isempty(i->status_text)) {
+                fputs("     Status: \"", stdout);
+                print_str(i->status_text);
+                fputs("\"\n", stdout);
+        }
+        if (logs && *logs) {
+                putchar('\n');
+                STRV_FOREACH(l, logs) {
+                        print_str(*l);
+                        putchar('\n');
+                }
+        }
+}
+
+/* JSON: {"name", "description", "active", "sub", "result", "main_pid", "restarts",
+ * "active_since" (µs since the epoch, 0 when not running), "status_text", "logs": [...]} */
+static void print_status_json(const service_info *i, char **logs) {
+        putchar('{');
+        json_field("name", i->name, false);
+        json_field("description", i->description, false);
+        json_field("active", i->state, false);
+        json_field("sub", i->sub_state, false);
+        json_field("result", i->result, false);
+        printf("\"main_pid\":%" PRIu32 ",\"restarts\":%" PRIu32 ",\"active_since\":%" PRIu64 ",",
+               i->main_pid, i->restarts, i->active_since);
+        json_field("status_text", i->status_text, false);
+        fputs("\"logs\":[", stdout);
+        STRV_FOREACH(l, logs) {
+                if (l != logs)
+                        putchar(',');
+                json_string(*l);
+        }
+        puts("]}");
+}
+
+static int verb_status(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *path_reply = NULL, *props = NULL,
+                                                        *log_reply = NULL;
+        _cleanup_strv_free_ char **logs = NULL;
+        _cleanup_free_ char *name = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        service_info info = { .name = "",
+                              .description = "",
+                              .state = "",
+                              .sub_state = "",
+                              .result = "",
+                              .status_text = "" };
+        const char *path;
+        int r;
+
+        r = parse_common(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : 0;
+        if (argc - r != 1) {
+                fprintf(stderr, "vigilctl status: expects one service name\n");
+                return EXIT_USAGE;
+        }
+        name = service_name(argv[r]);
+        if (!name)
+                return 1;
+        if (bus_connect(&bus) < 0)
+                return 1;
+        if (call_manager(bus, "GetService", &path_reply, "s", name) < 0)
+                return 1;
+        r = sd_bus_message_read(path_reply, "o", &path);
+        if (r < 0)
+                return bad_reply(r);
+        r = sd_bus_call_method(bus, NULL, path, "org.freedesktop.DBus.Properties", "GetAll", &e,
+                               &props, "s", SERVICE_INTERFACE);
+        if (r < 0) {
+                call_failed(&e, r);
+                sd_bus_error_free(&e);
+                return 1;
+        }
+        r = read_service_info(props, &info);
+        if (r < 0)
+                return bad_reply(r);
+        /* The log is a bonus: a status without it is still a status. */
+        if (call_manager(bus, "GetLogs", &log_reply, "su", name, (uint32_t) 10) >= 0)
+                (void) sd_bus_message_read_strv(log_reply, &logs);
+
+        if (arg_json)
+                print_status_json(&info, logs);
+        else
+                print_status(&info, logs);
+        return streq(info.state, "active") || streq(info.state, "reloading") ? 0 : EXIT_NOT_RUNNING;
+}
+
+/* ---- start, stop, restart --------------------------------------------------------------- */
+
+static int verb_operation(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const char *method = streq(argv[0], "start")  ? "StartService"
+                             : streq(argv[0], "stop") ? "StopService"
+                                                      : "RestartService";
+        bool failed = false;
+        int first;
+
+        first = parse_common(argc, argv);
+        if (first <= 0)
+                return first < 0 ? EXIT_USAGE : 0;
+        if (first >= argc) {
+                fprintf(stderr, "vigilctl %s: expects a service name\n", argv[0]);
+                return EXIT_USAGE;
+        }
+        if (bus_connect(&bus) < 0)
+                return 1;
+        for (int i = first; i < argc; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                _cleanup_free_ char *name = service_name(argv[i]);
+
+                if (!name || call_manager(bus, method, &reply, "s", name) < 0)
+                        failed = true;
+        }
+        return failed ? 1 : 0;
+}
+
+/* ---- logs ------------------------------------------------------------------------------- */
+
+static int parse_lines(const char *s, uint32_t *ret) {
+        char *end;
+        unsigned long long v;
+
+        if (!s || !*s || *s == '-' || *s == '+')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end || v > UINT32_MAX)
+                return -EINVAL;
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+/* Copies the followed stream to stdout until vigil closes it (or we are interrupted). */
+static int follow_stream(int fd) {
+        char buf[65536];
+
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        fprintf(stderr, "vigilctl: reading the log stream failed: %s\n",
+                                strerror(errno));
+                        return 1;
+                }
+                if (n == 0) {
+                        fprintf(stderr, "vigilctl: vigil ended the log stream\n");
+                        return 1;
+                }
+                print_text(buf, (size_t) n);
+                if (fflush(stdout) != 0)
+                        return 1;
+        }
+}
+
+static int verb_logs(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "follow", no_argument, NULL, 'f' },
+                { "lines", required_argument, NULL, 'n' },
+                {},
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *follow_reply = NULL;
+        _cleanup_strv_free_ char **lines = NULL;
+        _cleanup_free_ char *name = NULL;
+        _cleanup_close_ int fd = -1;
+        uint32_t n = 50;
+        bool follow = false;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0)
+                switch (c) {
+                case 'A':
+                case 'J':
+                        common_option(c);
+                        break;
+                case 'f':
+                        follow = true;
+                        break;
+                case 'n':
+                        if (parse_lines(optarg, &n) < 0) {
+                                fprintf(stderr, "vigilctl logs: invalid line count \"%s\"\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'h':
+                        help(stdout);
+                        return 0;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (argc - optind != 1) {
+                fprintf(stderr, "vigilctl logs: expects one service name\n");
+                return EXIT_USAGE;
+        }
+        name = service_name(argv[optind]);
+        if (!name)
+                return 1;
+        if (bus_connect(&bus) < 0)
+                return 1;
+
+        /* Subscribe before reading the tail: a line that lands in between may show twice,
+         * but none goes missing. */
+        if (follow) {
+                int f;
+
+                if (call_manager(bus, "FollowLogs", &follow_reply, "s", name) < 0)
+                        return 1;
+                r = sd_bus_message_read(follow_reply, "h", &f);
+                if (r < 0)
+                        return bad_reply(r);
+                fd = fcntl(f, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return bad_reply(-errno);
+        }
+        if (n > 0) {
+                if (call_manager(bus, "GetLogs", &reply, "su", name, n) < 0)
+                        return 1;
+                r = sd_bus_message_read_strv(reply, &lines);
+                if (r < 0)
+                        return bad_reply(r);
+                STRV_FOREACH(l, lines) {
+                        print_str(*l);
+                        putchar('\n');
+                }
+        }
+        if (!follow)
+                return 0;
+        fflush(stdout);
+        bus = sd_bus_flush_close_unref(bus); /* the stream does not need the connection */
+        return follow_stream(fd);
+}
+
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
 } verbs[] = {
+        { "list", verb_list },      { "status", verb_status },     { "start", verb_operation },
+        { "stop", verb_operation }, { "restart", verb_operation }, { "logs", verb_logs },
         { "verify", verb_verify },
 };
 
@@ -81,6 +778,8 @@ int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "address", required_argument, NULL, 'A' },
+                { "json", no_argument, NULL, 'J' },
                 {},
         };
         int c;
@@ -88,6 +787,10 @@ int main(int argc, char **argv) {
         /* "+": options after the verb belong to the verb. */
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
                 switch (c) {
+                case 'A':
+                case 'J':
+                        common_option(c);
+                        break;
                 case 'h':
                         help(stdout);
                         return 0;

@@ -1,0 +1,1 @@
+ignored_conf_d

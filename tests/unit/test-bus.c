@@ -1,0 +1,951 @@
+/* Tests for init/bus.c: a forked server over fake services, driven by sd-bus clients and hostile
+ * sockets. */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+
+#include "bus.h"
+#include "log.h"
+#include "strv.h"
+#include "tap.h"
+
+#define BUS_NAME_PREFIX "/org/vigil1/service"
+#define A_PATH BUS_NAME_PREFIX "/a_2eservice"
+
+/* ---- test doubles for the manager, services and log streams ----------------------------- */
+
+#define MAX_SUBSCRIBERS 64
+
+struct log_stream {
+        char **lines;
+        struct {
+                log_line_fn fn;
+                void *userdata;
+                bool used;
+        } subs[MAX_SUBSCRIBERS];
+};
+
+static manager fake_manager;
+
+int log_internal(int level, int error, const char *fmt, ...) {
+        va_list ap;
+
+        if (getenv("TEST_BUS_DEBUG")) {
+                fprintf(stderr, "# server: ");
+                errno = error < 0 ? -error : error;
+                va_start(ap, fmt);
+                vfprintf(stderr, fmt, ap);
+                va_end(ap);
+                fputc('\n', stderr);
+        }
+        return -(error < 0 ? -error : error);
+}
+
+service *manager_find_service(manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_services; i++)
+                if (streq(m->services[i]->name, name))
+                        return m->services[i];
+        return NULL;
+}
+
+static void fake_log(service *s, const char *line) {
+        if (!s->log)
+                return;
+        for (size_t i = 0; i < MAX_SUBSCRIBERS; i++)
+                if (s->log->subs[i].used)
+                        s->log->subs[i].fn(line, strlen(line), s->log->subs[i].userdata);
+}
+
+int service_start(service *s) {
+        if (streq(s->name, "fail.service"))
+                return -EIO;
+        s->state = SERVICE_RUNNING;
+        s->main_pid = 4242;
+        s->active_since = 1;
+        s->active_since_realtime = 1700000000000000ULL;
+        fake_log(s, "started");
+        bus_service_changed(s->manager->bus, s);
+        return 0;
+}
+
+int service_stop(service *s) {
+        s->state = SERVICE_DEAD;
+        s->main_pid = 0;
+        s->active_since = 0;
+        /* b@x.service plays a service that goes away when stopped. */
+        if (streq(s->name, "b@x.service"))
+                bus_service_removed(s->manager->bus, s);
+        bus_service_changed(s->manager->bus, s);
+        return 0;
+}
+
+int service_restart(service *s) {
+        s->restarts++;
+        return service_start(s);
+}
+
+const char *service_active_state(const service *s) {
+        switch (s->state) {
+        case SERVICE_RUNNING:
+                return "active";
+        case SERVICE_FAILED:
+                return "failed";
+        case SERVICE_DEAD:
+                return "inactive";
+        default:
+                return "activating";
+        }
+}
+
+const char *service_state_to_string(service_state st) {
+        return st == SERVICE_RUNNING ? "running" : st == SERVICE_FAILED ? "failed" : "dead";
+}
+
+const char *service_result_to_string(service_result r) {
+        return r == RESULT_SUCCESS ? "success" : "exit-code";
+}
+
+int log_stream_tail(const log_stream *l, size_t n, char ***ret) {
+        size_t len = strv_length(l->lines);
+        char **copy = NULL;
+
+        if (n > 100000) /* the contract bus.c must honour */
+                return -EINVAL;
+        for (size_t i = len > n ? len - n : 0; i < len; i++)
+                if (strv_extend(&copy, l->lines[i]) < 0) {
+                        strv_free(copy);
+                        return -ENOMEM;
+                }
+        *ret = copy;
+        return 0;
+}
+
+int log_stream_subscribe(log_stream *l, log_line_fn fn, void *userdata, unsigned *ret_id) {
+        for (unsigned i = 0; i < MAX_SUBSCRIBERS; i++)
+                if (!l->subs[i].used) {
+                        l->subs[i].fn = fn;
+                        l->subs[i].userdata = userdata;
+                        l->subs[i].used = true;
+                        *ret_id = i;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+void log_stream_unsubscribe(log_stream *l, unsigned id) {
+        if (id < MAX_SUBSCRIBERS)
+                l->subs[id].used = false;
+}
+
+/* ---- the server (child process) --------------------------------------------------------- */
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static _Noreturn void run_server(const char *path, int ready_fd) {
+        static unit units[4];
+        static service services[4];
+        static service *list[4];
+        static log_stream logs[2];
+        static const char *names[] = { "a.service", "b@x.service", "c.service", "fail.service" };
+        manager *m = &fake_manager;
+        sigset_t ss;
+        int r;
+
+        logs[0].lines = strv_copy((char *[]){ "2024-01-01T00:00:00.000Z one",
+                                              "2024-01-01T00:00:01.000Z two",
+                                              "2024-01-01T00:00:02.000Z bad \xff byte", NULL });
+        for (size_t i = 0; i < ELEMENTSOF(services); i++) {
+                units[i].name = (char *) names[i];
+                units[i].description = (char *) "A fake service";
+                services[i] = (service){ .manager = m,
+                                         .unit = &units[i],
+                                         .name = (char *) names[i],
+                                         .main_pid = -1,
+                                         .log = i < 2 ? &logs[i] : NULL };
+                list[i] = &services[i];
+        }
+        units[2].description = (char *) "Bad \xc0\xaf UTF-8";
+        services[2].status_text = (char *) "status \xed\xa0\x80 surrogate";
+        m->services = list;
+        m->n_services = ELEMENTSOF(list);
+
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigprocmask(SIG_BLOCK, &ss, NULL);
+        if (sd_event_new(&m->event) < 0 ||
+            sd_event_add_signal(m->event, NULL, SIGTERM, on_sigterm, NULL) < 0)
+                _exit(90);
+        r = bus_server_new(m, path, &m->bus);
+        if (r < 0) {
+                fprintf(stderr, "# bus_server_new: %s\n", strerror(-r));
+                _exit(91);
+        }
+        if (write(ready_fd, "R", 1) != 1)
+                _exit(92);
+        close(ready_fd);
+
+        r = sd_event_loop(m->event);
+        bus_server_free(m->bus);
+        sd_event_unref(m->event);
+        strv_free(logs[0].lines);
+        /* exit() rather than _exit(): LeakSanitizer checks at exit. */
+        exit(r < 0 ? 93 : 0);
+}
+
+/* Ends a forked child at once: the sanitizers' exit hooks would report the parent's objects
+ * the child inherited as leaks. */
+static _Noreturn void child_exit(int code) {
+        syscall(SYS_exit_group, code);
+        abort();
+}
+
+/* ---- client helpers --------------------------------------------------------------------- */
+
+static char socket_dir[64];
+static char socket_path[108];
+static char address[128];
+
+static sd_bus *client_new(void) {
+        sd_bus *bus = NULL;
+
+        if (sd_bus_new(&bus) < 0 || sd_bus_set_address(bus, address) < 0 ||
+            sd_bus_negotiate_fds(bus, true) < 0 || sd_bus_start(bus) < 0)
+                return sd_bus_unref(bus);
+        return bus;
+}
+
+/* Calls a Manager method; returns 0 or -errno, with the error name/message in *e. An earlier
+ * *reply is released first. */
+static int call(sd_bus *bus, const char *member, sd_bus_error *e, sd_bus_message **reply,
+                const char *types, ...) {
+        va_list ap;
+        int r;
+
+        *reply = sd_bus_message_unref(*reply);
+        va_start(ap, types);
+        r = sd_bus_call_methodv(bus, NULL, "/org/vigil1", "org.vigil1.Manager", member, e, reply,
+                                types, ap);
+        va_end(ap);
+        return r;
+}
+
+static bool serves(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r = call(bus, "ListServices", &e, &reply, "");
+
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+        return r >= 0;
+}
+
+/* A fresh connection answers: the server is alive and accepting. */
+static bool server_alive(void) {
+        sd_bus *bus = client_new();
+        bool ok = bus && serves(bus);
+
+        sd_bus_flush_close_unref(bus);
+        return ok;
+}
+
+static char *get_string_property(sd_bus *bus, const char *path, const char *property) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *v = NULL;
+
+        if (sd_bus_get_property_string(bus, NULL, path, "org.vigil1.Service", property, &e, &v) < 0)
+                printf("# Get(%s): %s\n", property, e.message);
+        sd_bus_error_free(&e);
+        return v;
+}
+
+static long long get_u32_property(sd_bus *bus, const char *path, const char *property) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint32_t v;
+        int r = sd_bus_get_property_trivial(bus, NULL, path, "org.vigil1.Service", property, &e,
+                                            'u', &v);
+
+        sd_bus_error_free(&e);
+        return r < 0 ? r : (long long) v;
+}
+
+static int raw_connect(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        strncpy(sa.sun_path, socket_path, sizeof(sa.sun_path) - 1);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* 1 when the peer closed fd within ms, 0 when not, -1 on error. */
+static int closed_within(int fd, int ms) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        char buf[256];
+
+        for (;;) {
+                int r = poll(&p, 1, ms);
+
+                if (r <= 0)
+                        return r;
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                        return 1;
+                if (n < 0)
+                        return -1;
+        }
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_manager(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char *v = NULL;
+        uint32_t n = 0;
+        int r;
+
+        r = sd_bus_get_property_string(bus, NULL, "/org/vigil1", "org.vigil1.Manager", "Version",
+                                       &e, &v);
+        tap_ok(r >= 0, "Manager.Version readable");
+        tap_streq(v, "0", "Version is VIGIL_VERSION");
+        free(v);
+        r = sd_bus_get_property_trivial(bus, NULL, "/org/vigil1", "org.vigil1.Manager", "NServices",
+                                        &e, 'u', &n);
+        tap_inteq(n, 4, "NServices counts the services");
+
+        r = call(bus, "ListServices", &e, &reply, "");
+        tap_ok(r >= 0, "ListServices succeeds");
+        if (r >= 0) {
+                const char *name, *desc, *active, *sub, *result;
+                uint32_t pid, restarts;
+                int count = 0;
+
+                sd_bus_message_enter_container(reply, 'a', "(sssssuu)");
+                while (sd_bus_message_read(reply, "(sssssuu)", &name, &desc, &active, &sub, &result,
+                                           &pid, &restarts) > 0) {
+                        if (count == 0) {
+                                tap_streq(name, "a.service", "ListServices: first name");
+                                tap_streq(desc, "A fake service", "ListServices: description");
+                                tap_streq(active, "inactive", "ListServices: active state");
+                                tap_streq(sub, "dead", "ListServices: sub state");
+                                tap_streq(result, "success", "ListServices: result");
+                                tap_inteq(pid, 0, "ListServices: no main pid is 0");
+                        }
+                        if (count == 2)
+                                tap_streq(desc, "Bad ?? UTF-8",
+                                          "ListServices: invalid UTF-8 is replaced, not fatal");
+                        count++;
+                }
+                tap_inteq(count, 4, "ListServices lists every service");
+        }
+        reply = sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+}
+
+static void test_get_service(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *path = NULL;
+        _cleanup_free_ char *huge = NULL;
+        int r;
+
+        r = call(bus, "GetService", &e, &reply, "s", "a.service");
+        if (r >= 0)
+                sd_bus_message_read(reply, "o", &path);
+        tap_streq(path, A_PATH, "GetService returns the encoded object path");
+        reply = sd_bus_message_unref(reply);
+
+        r = call(bus, "GetService", &e, &reply, "s", "nope.service");
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.NoSuchService"),
+               "GetService of an unknown name: NoSuchService");
+        tap_streq(e.message, "no service named nope.service", "NoSuchService message");
+        sd_bus_error_free(&e);
+
+        r = call(bus, "GetService", &e, &reply, "s", "not a unit");
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.InvalidArgument"),
+               "GetService of an invalid name: InvalidArgument");
+        sd_bus_error_free(&e);
+
+        r = call(bus, "GetService", &e, &reply, "s", "\x1b[31mx.service");
+        tap_streq(e.message, "invalid service name",
+                  "control characters are not echoed back in the message");
+        sd_bus_error_free(&e);
+
+        huge = malloc(65536 + 9);
+        memset(huge, 'a', 65536);
+        strcpy(huge + 65536, ".service");
+        r = call(bus, "StartService", &e, &reply, "s", huge);
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.InvalidArgument"),
+               "StartService of a 64 KiB name: InvalidArgument");
+        tap_ok(e.message && strlen(e.message) < 100, "the 64 KiB name is not echoed back");
+        sd_bus_error_free(&e);
+        r = call(bus, "GetLogs", &e, &reply, "su", huge, 10);
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.InvalidArgument"),
+               "GetLogs of a 64 KiB name: InvalidArgument");
+        sd_bus_error_free(&e);
+        tap_ok(serves(bus), "server still serves after the 64 KiB names");
+        sd_bus_message_unref(reply);
+}
+
+static int wait_for_signal(sd_bus *bus, int *seen) {
+        for (int i = 0; i < 50 && !*seen; i++) {
+                int r = sd_bus_process(bus, NULL);
+
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        sd_bus_wait(bus, 100 * 1000);
+        }
+        return *seen;
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+        int *seen = userdata;
+        const char *iface = NULL;
+
+        if (streq(sd_bus_message_get_path(m), A_PATH) && sd_bus_message_read(m, "s", &iface) > 0 &&
+            streq(iface, "org.vigil1.Service"))
+                (*seen)++;
+        return 0;
+}
+
+static void test_operations(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_slot *slot = NULL;
+        char *v;
+        int seen = 0, r;
+        uint64_t since = 0;
+
+        r = sd_bus_match_signal(bus, &slot, NULL, A_PATH, "org.freedesktop.DBus.Properties",
+                                "PropertiesChanged", on_properties_changed, &seen);
+        tap_ok(r >= 0, "client matches PropertiesChanged");
+
+        r = call(bus, "StartService", &e, &reply, "s", "a.service");
+        tap_ok(r >= 0, "StartService succeeds");
+        v = get_string_property(bus, A_PATH, "State");
+        tap_streq(v, "active", "StartService reached the service: State active");
+        free(v);
+        v = get_string_property(bus, A_PATH, "SubState");
+        tap_streq(v, "running", "SubState running");
+        free(v);
+        tap_inteq(get_u32_property(bus, A_PATH, "MainPID"), 4242, "MainPID");
+        r = sd_bus_get_property_trivial(bus, NULL, A_PATH, "org.vigil1.Service", "ActiveSince", &e,
+                                        't', &since);
+        tap_inteq(since, 1700000000000000ULL, "ActiveSince is the realtime timestamp");
+        tap_ok(wait_for_signal(bus, &seen) > 0, "StartService emitted PropertiesChanged");
+        slot = sd_bus_slot_unref(slot);
+
+        r = call(bus, "StopService", &e, &reply, "s", "a.service");
+        tap_ok(r >= 0, "StopService succeeds");
+        v = get_string_property(bus, A_PATH, "State");
+        tap_streq(v, "inactive", "StopService reached the service");
+        free(v);
+        r = sd_bus_get_property_trivial(bus, NULL, A_PATH, "org.vigil1.Service", "ActiveSince", &e,
+                                        't', &since);
+        tap_inteq(since, 0, "ActiveSince is 0 when not running");
+
+        r = call(bus, "RestartService", &e, &reply, "s", "a.service");
+        tap_ok(r >= 0, "RestartService succeeds");
+        tap_inteq(get_u32_property(bus, A_PATH, "Restarts"), 1, "RestartService reached it");
+
+        r = call(bus, "StartService", &e, &reply, "s", "fail.service");
+        tap_ok(r < 0 && e.message && strstr(e.message, "failed to start fail.service"),
+               "a failing start is reported with a message");
+        printf("# %s: %s\n", e.name, e.message);
+        sd_bus_error_free(&e);
+
+        r = call(bus, "StartService", &e, &reply, "u", 5);
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, SD_BUS_ERROR_INVALID_ARGS),
+               "wrong signature: InvalidArgs");
+        sd_bus_error_free(&e);
+        r = call(bus, "NoSuchMethod", &e, &reply, "");
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, SD_BUS_ERROR_UNKNOWN_METHOD),
+               "unknown method: UnknownMethod");
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(reply);
+}
+
+static void test_service_objects(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        _cleanup_free_ char *huge = NULL;
+        const char *xml = NULL;
+        char *v;
+        int r;
+
+        v = get_string_property(bus, A_PATH, "Name");
+        tap_streq(v, "a.service", "Service.Name");
+        free(v);
+        v = get_string_property(bus, BUS_NAME_PREFIX "/c_2eservice", "StatusText");
+        tap_streq(v, "status ??? surrogate", "StatusText with a surrogate is sanitized");
+        free(v);
+        v = get_string_property(bus, BUS_NAME_PREFIX "/b_40x_2eservice", "StatusText");
+        tap_streq(v, "", "StatusText unset is empty");
+        free(v);
+
+        r = sd_bus_get_property(bus, NULL, BUS_NAME_PREFIX "/nope_2eservice", "org.vigil1.Service",
+                                "State", &e, &reply, "s");
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, SD_BUS_ERROR_UNKNOWN_OBJECT),
+               "unknown service object: UnknownObject");
+        sd_bus_error_free(&e);
+        r = sd_bus_get_property(bus, NULL, BUS_NAME_PREFIX "/a_2eservice/deeper",
+                                "org.vigil1.Service", "State", &e, &reply, "s");
+        tap_ok(r < 0, "a path below a service object is unknown");
+        sd_bus_error_free(&e);
+        r = sd_bus_get_property(bus, NULL, BUS_NAME_PREFIX "/_ff_fe_2eservice",
+                                "org.vigil1.Service", "State", &e, &reply, "s");
+        tap_ok(r < 0, "a path decoding to invalid bytes is unknown");
+        sd_bus_error_free(&e);
+
+        huge = malloc(strlen(BUS_NAME_PREFIX) + 1 + 65536 + 1);
+        strcpy(huge, BUS_NAME_PREFIX "/");
+        memset(huge + strlen(huge), 'a', 65536);
+        huge[strlen(BUS_NAME_PREFIX) + 1 + 65536] = '\0';
+        r = sd_bus_get_property(bus, NULL, huge, "org.vigil1.Service", "State", &e, &reply, "s");
+        tap_ok(r < 0, "a 64 KiB object path is unknown");
+        sd_bus_error_free(&e);
+        tap_ok(serves(bus), "server still serves after the bad paths");
+
+        r = sd_bus_call_method(bus, NULL, BUS_NAME_PREFIX, "org.freedesktop.DBus.Introspectable",
+                               "Introspect", &e, &reply, "");
+        if (r >= 0)
+                sd_bus_message_read(reply, "s", &xml);
+        tap_ok(xml && strstr(xml, "<node name=\"a_2eservice\"") &&
+                       strstr(xml, "<node name=\"fail_2eservice\""),
+               "the enumerator lists every service object");
+        reply = sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+}
+
+static void test_logs(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char **lines = NULL;
+        int r;
+
+        r = call(bus, "GetLogs", &e, &reply, "su", "a.service", 2);
+        if (r >= 0)
+                sd_bus_message_read_strv(reply, &lines);
+        tap_inteq(strv_length(lines), 2, "GetLogs returns the last n lines");
+        tap_streq(lines ? lines[1] : NULL, "2024-01-01T00:00:02.000Z bad ? byte",
+                  "GetLogs sanitizes invalid UTF-8");
+        lines = strv_free(lines);
+        reply = sd_bus_message_unref(reply);
+
+        r = call(bus, "GetLogs", &e, &reply, "su", "a.service", UINT32_MAX);
+        if (r >= 0)
+                sd_bus_message_read_strv(reply, &lines);
+        tap_inteq(strv_length(lines), 3, "GetLogs caps a huge count");
+        lines = strv_free(lines);
+        reply = sd_bus_message_unref(reply);
+
+        r = call(bus, "GetLogs", &e, &reply, "su", "c.service", 10);
+        if (r >= 0)
+                sd_bus_message_read_strv(reply, &lines);
+        tap_ok(r >= 0 && strv_length(lines) == 0, "GetLogs of a service without log is empty");
+        lines = strv_free(lines);
+        reply = sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+}
+
+/* The fd of FollowLogs(name), or -1. */
+static int follow(sd_bus *bus, const char *name, sd_bus_error *e) {
+        sd_bus_message *reply = NULL;
+        int fd = -1, r;
+
+        r = call(bus, "FollowLogs", e, &reply, "s", name);
+        if (r >= 0 && sd_bus_message_read(reply, "h", &fd) > 0)
+                fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        else
+                fd = -1;
+        sd_bus_message_unref(reply);
+        return fd;
+}
+
+static void test_follow(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int fds[40], fd, n_open = 0;
+        char buf[256] = "";
+        ssize_t n;
+        bool refused = false, again = false;
+
+        fd = follow(bus, "a.service", &e);
+        tap_ok(fd >= 0, "FollowLogs returns an fd");
+        (void) call(bus, "StartService", &e, &reply, "s", "a.service");
+        n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        buf[n > 0 ? n : 0] = '\0';
+        tap_ok(n > 24 && buf[4] == '-' && buf[23] == 'Z' && streq(buf + 24, " started\n"),
+               "a followed line arrives timestamped, with a newline");
+        printf("# followed: %s", buf);
+        if (fd >= 0)
+                close(fd);
+
+        fd = follow(bus, "b@x.service", &e);
+        (void) call(bus, "StopService", &e, &reply, "s", "b@x.service");
+        tap_inteq(fd >= 0 ? closed_within(fd, 2000) : -1, 1,
+                  "bus_service_removed() ends the service's followers");
+        if (fd >= 0)
+                close(fd);
+
+        fd = follow(bus, "c.service", &e);
+        tap_ok(fd < 0 && sd_bus_error_has_name(&e, SD_BUS_ERROR_NOT_SUPPORTED),
+               "FollowLogs of a service without log: NotSupported");
+        sd_bus_error_free(&e);
+
+        for (int i = 0; i < 40; i++) {
+                fds[i] = follow(bus, "a.service", &e);
+                if (fds[i] < 0) {
+                        refused = sd_bus_error_has_name(&e, SD_BUS_ERROR_LIMITS_EXCEEDED);
+                        sd_bus_error_free(&e);
+                        break;
+                }
+                n_open++;
+        }
+        tap_ok(refused && n_open == 32, "followers are capped at 32 (opened %d)", n_open);
+        for (int i = 0; i < n_open; i++)
+                close(fds[i]);
+        /* The server frees them when it sees the hangup. */
+        for (int i = 0; i < 50 && !again; i++) {
+                fd = follow(bus, "a.service", &e);
+                sd_bus_error_free(&e);
+                again = fd >= 0;
+                if (fd >= 0)
+                        close(fd);
+                else
+                        usleep(20 * 1000);
+        }
+        tap_ok(again, "closed followers are freed");
+        reply = sd_bus_message_unref(reply);
+}
+
+static void test_hostile_clients(sd_bus *bus) {
+        char auth[80], buf[256], uid[16], hex[40] = "";
+        int fd, fds[80], refused = 0, n_open = 0, n;
+        sd_bus *b2;
+
+        /* Disconnect while the server handles a call. */
+        b2 = client_new();
+        if (b2) {
+                sd_bus_call_method_async(b2, NULL, NULL, "/org/vigil1", "org.vigil1.Manager",
+                                         "GetLogs", NULL, NULL, "su", "a.service", 100000);
+                sd_bus_call_method_async(b2, NULL, NULL, "/org/vigil1", "org.vigil1.Manager",
+                                         "FollowLogs", NULL, NULL, "s", "a.service");
+                sd_bus_flush(b2);
+                sd_bus_close_unref(b2);
+        }
+        tap_ok(serves(bus) && server_alive(), "server survives a client that left mid-call");
+
+        /* Garbage after a valid handshake. */
+        snprintf(uid, sizeof(uid), "%u", (unsigned) getuid());
+        for (size_t i = 0; uid[i]; i++)
+                snprintf(hex + 2 * i, sizeof(hex) - 2 * i, "%02x", (unsigned) uid[i]);
+        auth[0] = '\0';
+        n = snprintf(auth + 1, sizeof(auth) - 1, "AUTH EXTERNAL %s\r\nBEGIN\r\n", hex);
+        fd = raw_connect();
+        if (fd >= 0) {
+                memset(buf, 0xff, sizeof(buf));
+                (void) !write(fd, auth, (size_t) n + 1);
+                (void) !write(fd, buf, sizeof(buf));
+        }
+        tap_inteq(fd >= 0 ? closed_within(fd, 2000) : -1, 1,
+                  "garbage after authentication: connection closed");
+        if (fd >= 0)
+                close(fd);
+        tap_ok(serves(bus) && server_alive(), "server survives garbage");
+
+        /* Hang up during the handshake, and before it. */
+        fd = raw_connect();
+        if (fd >= 0) {
+                (void) !write(fd, "\0AUTH EXT", 9);
+                close(fd);
+        }
+        fd = raw_connect();
+        if (fd >= 0)
+                close(fd);
+        tap_ok(serves(bus) && server_alive(), "server survives hangups during the handshake");
+
+        /* More connections than the cap. */
+        for (int i = 0; i < 80; i++) {
+                fds[i] = raw_connect();
+                if (fds[i] >= 0)
+                        n_open++;
+        }
+        for (int i = 0; i < 80; i++)
+                if (fds[i] >= 0 && closed_within(fds[i], i < 60 ? 0 : 200) == 1)
+                        refused++;
+        tap_ok(refused >= 80 - 64 && refused < 80, "connections beyond 64 are refused (%d of %d)",
+               refused, n_open);
+        tap_ok(serves(bus), "an established connection keeps working at the cap");
+        for (int i = 0; i < 80; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        bool alive = false;
+        for (int i = 0; i < 50 && !alive; i++) {
+                alive = server_alive();
+                if (!alive)
+                        usleep(20 * 1000);
+        }
+        tap_ok(alive, "new connections are accepted once the others are gone");
+}
+
+/* A non-root peer may read but not change anything. */
+static void test_access(void) {
+        pid_t pid;
+        int status = -1;
+
+        if (getuid() != 0) {
+                printf("ok %d - # SKIP access checks need root\n", ++tap_n);
+                return;
+        }
+        /* The socket is 0600; let the test's unprivileged peer in. */
+        chmod(socket_dir, 0711);
+        chmod(socket_path, 0666);
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                sd_bus *bus;
+                int code = 0;
+
+                if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                        child_exit(10);
+                bus = client_new();
+                if (!bus)
+                        child_exit(11);
+                if (call(bus, "ListServices", &e, &reply, "") < 0)
+                        code |= 1;
+                sd_bus_error_free(&e);
+                if (call(bus, "StartService", &e, &reply, "s", "a.service") >= 0 ||
+                    !sd_bus_error_has_name(&e, "org.vigil1.Error.AccessDenied"))
+                        code |= 2;
+                sd_bus_error_free(&e);
+                if (call(bus, "RestartService", &e, &reply, "s", "nope.service") >= 0 ||
+                    !sd_bus_error_has_name(&e, "org.vigil1.Error.AccessDenied"))
+                        code |= 4;
+                sd_bus_error_free(&e);
+                sd_bus_close_unref(bus);
+                child_exit(code);
+        }
+        waitpid(pid, &status, 0);
+        chmod(socket_path, 0600);
+        chmod(socket_dir, 0700);
+        tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               "a non-root peer reads, and gets AccessDenied for Start/Restart (status %d)",
+               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* vigilctl end to end, when $VIGILCTL names the binary. */
+static int run_vigilctl(const char *const *argv, bool quiet) {
+        const char *bin = getenv("VIGILCTL");
+        const char *args[16];
+        size_t n = 0;
+        pid_t pid;
+        int status;
+
+        args[n++] = bin;
+        for (; *argv && n < ELEMENTSOF(args) - 1; argv++)
+                args[n++] = *argv;
+        args[n] = NULL;
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+                dup2(null, STDOUT_FILENO);
+                if (quiet)
+                        dup2(null, STDERR_FILENO);
+                execv(bin, (char **) args);
+                child_exit(127);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) < 0)
+                return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* vigilctl logs -f prints followed lines and exits 1 when vigil ends the stream. */
+static void test_vigilctl_follow(void) {
+        const char *bin = getenv("VIGILCTL");
+        sd_bus *bus = client_new();
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char buf[4096] = "";
+        size_t got = 0;
+        int out[2], status = -1;
+        pid_t pid;
+
+        if (!bus || pipe2(out, O_CLOEXEC) < 0)
+                return;
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+                dup2(out[1], STDOUT_FILENO);
+                execl(bin, bin, "--address", address, "logs", "-f", "-n", "0", "b@x", NULL);
+                child_exit(127);
+        }
+        close(out[1]);
+        /* Lines flow once vigilctl has subscribed; keep producing until one arrives. */
+        for (int i = 0; i < 100 && !strstr(buf, " started\n"); i++) {
+                struct pollfd p = { .fd = out[0], .events = POLLIN };
+                ssize_t n;
+
+                call(bus, "StartService", &e, &reply, "s", "b@x.service");
+                sd_bus_error_free(&e);
+                if (poll(&p, 1, 50) <= 0)
+                        continue;
+                n = read(out[0], buf + got, sizeof(buf) - 1 - got);
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+                buf[got] = '\0';
+        }
+        tap_ok(strstr(buf, " started\n") != NULL, "vigilctl logs -f prints followed lines");
+        call(bus, "StopService", &e, &reply, "s", "b@x.service"); /* ends the stream */
+        sd_bus_error_free(&e);
+        waitpid(pid, &status, 0);
+        close(out[0]);
+        tap_inteq(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1,
+                  "vigilctl logs -f exits 1 when vigil ends the stream");
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_vigilctl(void) {
+        char missing[160];
+        static const struct {
+                const char *args[6];
+                int code;
+        } cases[] = {
+                { { "list" }, 0 },
+                { { "--json", "list" }, 0 },
+                { { "status", "a.service" }, 0 },
+                { { "status", "a" }, 0 },
+                { { "--json", "status", "a.service" }, 0 },
+                { { "status", "fail.service" }, 3 },
+                { { "status", "nope.service" }, 1 },
+                { { "status" }, 2 },
+                { { "status", "a.service", "b.service" }, 2 },
+                { { "start", "a.service" }, 0 },
+                { { "restart", "a" }, 0 },
+                { { "stop", "a.service" }, 0 },
+                { { "start", "fail.service" }, 1 },
+                { { "start" }, 2 },
+                { { "logs", "a.service" }, 0 },
+                { { "logs", "a.service", "-n", "1" }, 0 },
+                { { "logs", "a.service", "-n", "x" }, 2 },
+                { { "logs", "-n" }, 2 },
+                { { "bogus" }, 2 },
+                { { "--bogus", "list" }, 2 },
+        };
+
+        if (!getenv("VIGILCTL")) {
+                printf("ok %d - # SKIP set VIGILCTL=path/to/vigilctl for end-to-end checks\n",
+                       ++tap_n);
+                return;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const char *argv[10] = { "--address", address };
+                char desc[128] = "";
+
+                for (size_t j = 0; j < ELEMENTSOF(cases[i].args) && cases[i].args[j]; j++) {
+                        argv[2 + j] = cases[i].args[j];
+                        strncat(desc, " ", sizeof(desc) - strlen(desc) - 1);
+                        strncat(desc, cases[i].args[j], sizeof(desc) - strlen(desc) - 1);
+                }
+                tap_inteq(run_vigilctl(argv, true), cases[i].code, "vigilctl%s", desc);
+        }
+        test_vigilctl_follow();
+        snprintf(missing, sizeof(missing), "unix:path=%s.missing", socket_path);
+        tap_inteq(run_vigilctl((const char *[]){ "--address", missing, "list", NULL }, true), 1,
+                  "vigilctl against a missing socket exits 1");
+        tap_inteq(run_vigilctl((const char *[]){ "--version", NULL }, true), 0,
+                  "vigilctl --version");
+}
+
+int main(void) {
+        char *dir = strcpy(socket_dir, "/tmp/test-bus-XXXXXX");
+        struct stat st;
+        int ready[2], status = -1;
+        char c;
+        pid_t server;
+        sd_bus *bus;
+
+        setvbuf(stdout, NULL, _IOLBF, 0); /* sanitizers end processes without flushing */
+        if (!mkdtemp(dir)) {
+                printf("1..0 # SKIP no temporary directory\n");
+                return 77;
+        }
+        snprintf(socket_path, sizeof(socket_path), "%s/private", dir);
+        snprintf(address, sizeof(address), "unix:path=%s", socket_path);
+        /* A stale socket from an "earlier run" must be replaced. */
+        {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+                strcpy(sa.sun_path, socket_path);
+                if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+                        chmod(socket_dir, 0711);
+                chmod(socket_path, 0666);
+                if (fd >= 0)
+                        close(fd);
+        }
+
+        if (pipe2(ready, O_CLOEXEC) < 0)
+                return 1;
+        fflush(stdout);
+        server = fork();
+        if (server < 0)
+                return 1;
+        if (server == 0) {
+                close(ready[0]);
+                run_server(socket_path, ready[1]);
+        }
+        close(ready[1]);
+        tap_ok(read(ready[0], &c, 1) == 1, "server started");
+        close(ready[0]);
+
+        if (stat(socket_path, &st) < 0)
+                st.st_mode = 0;
+        tap_ok(S_ISSOCK(st.st_mode) && (st.st_mode & 07777) == 0600,
+               "socket replaces the stale one and is 0600 (%o)", st.st_mode & 07777);
+
+        bus = client_new();
+        tap_ok(bus != NULL, "client connects");
+        if (bus) {
+                test_manager(bus);
+                test_get_service(bus);
+                test_operations(bus);
+                test_service_objects(bus);
+                test_logs(bus);
+                test_follow(bus);
+                test_hostile_clients(bus);
+                test_access();
+                test_vigilctl();
+                tap_ok(serves(bus), "the first connection still works at the end");
+                sd_bus_flush_close_unref(bus);
+        }
+
+        kill(server, SIGTERM);
+        waitpid(server, &status, 0);
+        tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               "server exits cleanly, sanitizers quiet (status %d)",
+               WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+        tap_ok(access(socket_path, F_OK) < 0, "bus_server_free() removes the socket");
+        rmdir(dir);
+        return tap_done();
+}
