@@ -431,7 +431,7 @@ int boot_modules_foreach(const char *dir, boot_module_fn fn, void *userdata) {
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *path = NULL;
 
-                if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
+                if (asprintf_safe(&path, "%s/%s", dir, names[i]) < 0) {
                         log_oom();
                         failures++;
                         continue;
@@ -727,8 +727,8 @@ int boot_fstab_source(const char *what, const char *disk_dir, char **ret) {
                 /* '/' is encoded, but "." and ".." would still walk out of by-*. */
                 if (streq(encoded, ".") || streq(encoded, ".."))
                         return -EINVAL;
-                if (asprintf(ret, "%s/%s/%s", disk_dir ? disk_dir : "/dev/disk", tags[i].dir,
-                             encoded) < 0)
+                if (asprintf_safe(ret, "%s/%s/%s", disk_dir ? disk_dir : "/dev/disk", tags[i].dir,
+                                  encoded) < 0)
                         return -ENOMEM;
                 return 0;
         }
@@ -955,7 +955,7 @@ static int is_mount_point(const char *path) {
         if (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
                 return !!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 
-        if (asprintf(&parent, "%s/..", path) < 0)
+        if (asprintf_safe(&parent, "%s/..", path) < 0)
                 return -ENOMEM;
         if (stat(path, &a) < 0 || stat(parent, &b) < 0)
                 return -errno;

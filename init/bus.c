@@ -58,6 +58,8 @@ struct bus_follower {
 struct bus_server {
         manager *manager;
         char *path;
+        dev_t dev; /* the socket file we bound, so that we only ever remove our own */
+        ino_t ino;
         int listen_fd;
         sd_event_source *listen_source, *retry_source;
         bus_conn *conns;
@@ -222,41 +224,24 @@ static void follower_freep(bus_follower **f) {
         follower_free(*f);
 }
 
-/* Same shape as log_stream_tail()'s lines, so a followed log reads like its tail. */
-static size_t format_now(char *buf, size_t size) {
-        struct timespec ts;
-        struct tm tm;
-        size_t n;
-
-        if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || !gmtime_r(&ts.tv_sec, &tm))
-                return 0;
-        n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (n == 0)
-                return 0;
-        n += (size_t) snprintf(buf + n, size - n, ".%03ldZ ", ts.tv_nsec / 1000000);
-        return n < size ? n : 0;
-}
-
 /* Runs inside the log stream's delivery, so it must not unsubscribe here: on failure it
  * shuts the socket down, which raises EPOLLHUP on our end, and on_follower_hangup frees it
  * from the event loop. */
 static void on_follower_line(const char *line, size_t len, void *userdata) {
         bus_follower *f = userdata;
-        char stamp[64];
-        struct iovec iov[3];
+        /* The line is already timestamped like log_stream_tail()'s. */
+        struct iovec iov[2] = {
+                { .iov_base = (void *) line, .iov_len = len },
+                { .iov_base = (void *) "\n", .iov_len = 1 },
+        };
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = ELEMENTSOF(iov) };
-        size_t n = format_now(stamp, sizeof(stamp));
         ssize_t k;
 
         if (f->fd < 0 || !f->subscribed)
                 return;
-        iov[0] = (struct iovec){ .iov_base = stamp, .iov_len = n };
-        iov[1] = (struct iovec){ .iov_base = (void *) line, .iov_len = len };
-        iov[2] = (struct iovec){ .iov_base = (void *) "\n", .iov_len = 1 };
-
         /* MSG_NOSIGNAL: a reader that went away must not raise SIGPIPE in PID 1. */
         k = sendmsg(f->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (k >= 0 && (size_t) k == n + len + 1)
+        if (k >= 0 && (size_t) k == len + 1)
                 return;
         /* Gone (EPIPE), or so far behind that the line would tear (EAGAIN, short write):
          * end the stream rather than block PID 1 or lose lines silently. */
@@ -682,6 +667,13 @@ static int conn_new(bus_server *b, int fd) {
         r = sd_bus_negotiate_fds(c->bus, true); /* FollowLogs() returns one */
         if (r < 0)
                 return r;
+        /* In the sandbox vigil is PID 1 of its own PID namespace: the kernel reports a
+         * client's pid as 0 and sd-bus's EXTERNAL check refuses everyone. Accepting
+         * ANONYMOUS costs nothing: mutating calls are authorized from the peer's uid,
+         * which the kernel recorded at connect(). */
+        r = sd_bus_set_anonymous(c->bus, true);
+        if (r < 0)
+                return r;
 
         r = sd_bus_add_object_vtable(c->bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, manager_vtable,
                                      c);
@@ -771,8 +763,12 @@ bus_server *bus_server_free(bus_server *b) {
         sd_event_source_disable_unref(b->listen_source);
         sd_event_source_disable_unref(b->retry_source);
         if (b->listen_fd >= 0) {
+                struct stat st;
+
                 close(b->listen_fd);
-                (void) unlink(b->path);
+                /* Another vigil may have replaced a socket we thought stale: leave it. */
+                if (lstat(b->path, &st) == 0 && st.st_dev == b->dev && st.st_ino == b->ino)
+                        (void) unlink(b->path);
         }
         free(b->path);
         return mfree(b);
@@ -803,10 +799,18 @@ int bus_server_new(manager *m, const char *path, bus_server **ret) {
         if (!b->path)
                 return -ENOMEM;
 
-        /* Replace a stale socket from an earlier run, but nothing else. */
+        /* Replace a stale socket from an earlier run, but nothing else: not a file, and
+         * not a socket some server still listens on. */
         if (lstat(path, &st) == 0) {
+                _cleanup_close_ int probe = -1;
+
                 if (!S_ISSOCK(st.st_mode))
                         return -EEXIST;
+                probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (probe < 0)
+                        return -errno;
+                if (connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+                        return -EADDRINUSE;
                 if (unlink(path) < 0)
                         return -errno;
         } else if (errno != ENOENT)
@@ -827,8 +831,10 @@ int bus_server_new(manager *m, const char *path, bus_server **ret) {
                         return -errno;
                 b->listen_fd = TAKE_FD(fd);
         }
-        if (chmod(path, 0600) < 0)
+        if (chmod(path, 0600) < 0 || lstat(path, &st) < 0)
                 return -errno;
+        b->dev = st.st_dev;
+        b->ino = st.st_ino;
         if (listen(b->listen_fd, SOMAXCONN) < 0)
                 return -errno;
 

@@ -99,11 +99,13 @@ int cgroup_setup(manager *m) {
                          (unsigned long long) now_usec(CLOCK_MONOTONIC));
         else
                 snprintf(name, sizeof(name), "vigil");
-        if (asprintf(&path, "%s%s%s%s", mnt, streq(own, "/") ? "" : own, "/", name) < 0)
+        if (asprintf_safe(&path, "%s%s%s%s", mnt, streq(own, "/") ? "" : own, "/", name) < 0)
                 return log_oom();
         if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-                log_warning_errno(errno, "Cannot create cgroup %s, tracking services by process "
-                                         "group: %m", path);
+                log_warning_errno(errno,
+                                  "Cannot create cgroup %s, tracking services by process "
+                                  "group: %m",
+                                  path);
                 return 0;
         }
         m->cgroup_root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -59,7 +59,7 @@ static int write_atomic(const char *path, const char *data, size_t size) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
 
-        if (asprintf(&tmp, "%s.tmp", path) < 0)
+        if (asprintf_safe(&tmp, "%s.tmp", path) < 0)
                 return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
         if (fd < 0)
@@ -84,9 +84,9 @@ static void history_append(manager *m, service *s, const char *line) {
         _cleanup_close_ int fd = -1;
         struct stat st;
 
-        if (asprintf(&dir, "%s/history", m->settings.state_dir) < 0 ||
-            asprintf(&path, "%s/%s.log", dir, s->name) < 0 ||
-            asprintf(&old, "%s/%s.log.1", dir, s->name) < 0 || ensure_dir(dir) < 0)
+        if (asprintf_safe(&dir, "%s/history", m->settings.state_dir) < 0 ||
+            asprintf_safe(&path, "%s/%s.log", dir, s->name) < 0 ||
+            asprintf_safe(&old, "%s/%s.log.1", dir, s->name) < 0 || ensure_dir(dir) < 0)
                 return;
         if (stat(path, &st) == 0 && st.st_size > HISTORY_MAX_BYTES)
                 (void) rename(path, old);
@@ -117,18 +117,18 @@ void crash_record_save(service *s) {
         else
                 snprintf(how, sizeof(how), "no-exit");
 
-        if (asprintf(&line, "%s result=%s %s uptime=%s restarts=%u\n", when,
-                     service_result_to_string(s->result), how, up, s->restarts) >= 0)
+        if (asprintf_safe(&line, "%s result=%s %s uptime=%s restarts=%u\n", when,
+                          service_result_to_string(s->result), how, up, s->restarts) >= 0)
                 history_append(m, s, line);
 
-        if (asprintf(&dir, "%s/crash", m->settings.state_dir) < 0 || ensure_dir(dir) < 0)
+        if (asprintf_safe(&dir, "%s/crash", m->settings.state_dir) < 0 || ensure_dir(dir) < 0)
                 return;
         free(dir);
-        if (asprintf(&dir, "%s/crash/%s", m->settings.state_dir, s->name) < 0 ||
+        if (asprintf_safe(&dir, "%s/crash/%s", m->settings.state_dir, s->name) < 0 ||
             ensure_dir(dir) < 0)
                 return;
         /* Zero-padded so that names sort by time. */
-        if (asprintf(&path, "%s/%020llu.record", dir, (unsigned long long) now) < 0)
+        if (asprintf_safe(&path, "%s/%020llu.record", dir, (unsigned long long) now) < 0)
                 return;
 
         f = open_memstream(&text, &len);
@@ -152,11 +152,11 @@ void crash_record_save(service *s) {
         /* Keep the newest CRASH_RECORDS_MAX. */
         if (list_records(dir, &records) < 0)
                 return;
-        for (size_t i = 0, n = strv_length(records); n > CRASH_RECORDS_MAX && i < n - CRASH_RECORDS_MAX;
-             i++) {
+        for (size_t i = 0, n = strv_length(records);
+             n > CRASH_RECORDS_MAX && i < n - CRASH_RECORDS_MAX; i++) {
                 _cleanup_free_ char *p = NULL;
 
-                if (asprintf(&p, "%s/%s", dir, records[i]) >= 0)
+                if (asprintf_safe(&p, "%s/%s", dir, records[i]) >= 0)
                         (void) unlink(p);
         }
 }
@@ -167,7 +167,7 @@ int crash_records_list(manager *m, const char *name, size_t max, char ***ret) {
         size_t n;
         int r;
 
-        if (asprintf(&dir, "%s/crash/%s", m->settings.state_dir, name) < 0)
+        if (asprintf_safe(&dir, "%s/crash/%s", m->settings.state_dir, name) < 0)
                 return -ENOMEM;
         r = list_records(dir, &records);
         if (r < 0)
@@ -177,7 +177,7 @@ int crash_records_list(manager *m, const char *name, size_t max, char ***ret) {
                 _cleanup_free_ char *p = NULL, *data = NULL;
                 size_t size;
 
-                if (asprintf(&p, "%s/%s", dir, records[i - 1]) < 0)
+                if (asprintf_safe(&p, "%s/%s", dir, records[i - 1]) < 0)
                         return -ENOMEM;
                 if (read_file_bounded(p, 1024 * 1024, &data, &size) < 0)
                         continue;

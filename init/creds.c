@@ -48,7 +48,7 @@ static int read_etc_file(const char *root, const char *name, char **ret, size_t 
 
         if (isempty(root))
                 root = "/";
-        if (asprintf(&path, "%s%s/etc/%s", root, endswith(root, "/") ? "" : "", name) < 0) {
+        if (asprintf_safe(&path, "%s%s/etc/%s", root, endswith(root, "/") ? "" : "", name) < 0) {
                 path = NULL;
                 return -ENOMEM;
         }
@@ -174,7 +174,7 @@ static int synthesize_user(const char *name, uint32_t uid, user_record *ret) {
 
         if (name)
                 u.name = strdup(name);
-        else if (asprintf(&u.name, "%" PRIu32, uid) < 0)
+        else if (asprintf_safe(&u.name, "%" PRIu32, uid) < 0)
                 u.name = NULL;
         u.home = strdup(uid == 0 ? "/root" : "/");
         u.shell = strdup(uid == 0 ? "/bin/sh" : "/usr/sbin/nologin");

@@ -102,7 +102,14 @@ static void boot_machine(void) {
 }
 
 int main(int argc, char **argv) {
-        enum { ARG_SANDBOX = 0x100, ARG_CONFIG, ARG_STATE, ARG_RUNTIME, ARG_LOG, ARG_VERSION };
+        enum {
+                ARG_SANDBOX = 0x100,
+                ARG_CONFIG,
+                ARG_STATE,
+                ARG_RUNTIME,
+                ARG_LOG,
+                ARG_VERSION
+        };
         static const struct option options[] = {
                 { "sandbox", no_argument, NULL, ARG_SANDBOX },
                 { "config-dir", required_argument, NULL, ARG_CONFIG },
@@ -164,7 +171,7 @@ int main(int argc, char **argv) {
         }
         if (!settings.log_dir) {
                 if (settings.sandbox &&
-                    asprintf(&sandbox_log_dir, "%s/log", settings.state_dir) < 0)
+                    asprintf_safe(&sandbox_log_dir, "%s/log", settings.state_dir) < 0)
                         return 1;
                 settings.log_dir = settings.sandbox ? sandbox_log_dir : "/var/log/vigil";
         }

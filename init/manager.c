@@ -208,8 +208,10 @@ static void manager_reap(manager *m) {
 
 void manager_begin_shutdown(manager *m, manager_exit how) {
         static const char *const names[] = {
-                [MANAGER_EXIT] = "exit", [MANAGER_REBOOT] = "reboot",
-                [MANAGER_POWEROFF] = "power-off", [MANAGER_HALT] = "halt",
+                [MANAGER_EXIT] = "exit",
+                [MANAGER_REBOOT] = "reboot",
+                [MANAGER_POWEROFF] = "power-off",
+                [MANAGER_HALT] = "halt",
         };
 
         if (m->shutting_down) {
@@ -396,16 +398,16 @@ int manager_new(const manager_settings *s, manager **ret) {
         m->settings.runtime_dir = strdup(s->runtime_dir);
         m->settings.log_dir = strdup(s->log_dir);
         if (!m->settings.config_dir || !m->settings.state_dir || !m->settings.runtime_dir ||
-            !m->settings.log_dir || asprintf(&m->units_dir, "%s/units", s->config_dir) < 0 ||
-            asprintf(&m->policies_dir, "%s/policies", s->config_dir) < 0 ||
-            asprintf(&m->notify_path, "%s/notify", s->runtime_dir) < 0) {
+            !m->settings.log_dir || asprintf_safe(&m->units_dir, "%s/units", s->config_dir) < 0 ||
+            asprintf_safe(&m->policies_dir, "%s/policies", s->config_dir) < 0 ||
+            asprintf_safe(&m->notify_path, "%s/notify", s->runtime_dir) < 0) {
                 manager_free(m);
                 return log_oom();
         }
         {
                 _cleanup_free_ char *conf = NULL;
 
-                if (asprintf(&conf, "%s/vigil.conf", s->config_dir) < 0) {
+                if (asprintf_safe(&conf, "%s/vigil.conf", s->config_dir) < 0) {
                         manager_free(m);
                         return log_oom();
                 }
@@ -432,7 +434,8 @@ int manager_new(const manager_settings *s, manager **ret) {
                 goto fail;
         sd_event_source_set_enabled(m->dispatch_source, SD_EVENT_OFF);
 
-        const char *dirs[] = { m->settings.runtime_dir, m->settings.state_dir, m->settings.log_dir };
+        const char *dirs[] = { m->settings.runtime_dir, m->settings.state_dir,
+                               m->settings.log_dir };
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
                 r = mkdir_p(dirs[i], 0755);
                 if (r < 0)
@@ -522,8 +525,9 @@ static int manager_resolve(manager *m) {
                                 t = manager_find_service(m, *n);
                                 if (!t) {
                                         if (!s->missing_requirement &&
-                                            asprintf(&s->missing_requirement,
-                                                     "required service %s does not exist", *n) < 0)
+                                            asprintf_safe(&s->missing_requirement,
+                                                          "required service %s does not exist",
+                                                          *n) < 0)
                                                 s->missing_requirement = NULL;
                                         continue;
                                 }
@@ -617,8 +621,7 @@ static int manager_find_cycles(manager *m) {
 static void log_diags(const diag_list *d) {
         for (size_t i = 0; i < d->n; i++)
                 log_internal(d->items[i].level == DIAG_ERROR ? LOG_ERR : LOG_WARNING, 0,
-                             "%s:%u: %s", d->items[i].path, d->items[i].line,
-                             d->items[i].message);
+                             "%s:%u: %s", d->items[i].path, d->items[i].line, d->items[i].message);
 }
 
 static int name_cmp(const void *a, const void *b) {
@@ -665,7 +668,7 @@ int manager_load(manager *m) {
                 unit *u = NULL;
                 service *s;
 
-                if (asprintf(&path, "%s/%s", m->units_dir, *n) < 0)
+                if (asprintf_safe(&path, "%s/%s", m->units_dir, *n) < 0)
                         return log_oom();
                 r = unit_load_file(path, NULL, &opts, &diags, &u);
                 log_diags(&diags);
@@ -703,7 +706,7 @@ manager_exit manager_run(manager *m) {
         _cleanup_free_ char *private = NULL;
         int r;
 
-        if (asprintf(&private, "%s/private", m->settings.runtime_dir) < 0)
+        if (asprintf_safe(&private, "%s/private", m->settings.runtime_dir) < 0)
                 log_oom();
         else {
                 r = bus_server_new(m, private, &m->bus);

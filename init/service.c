@@ -1,7 +1,7 @@
 /* One supervised service: its state machine, restart policy and processes. */
 #include <math.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 
@@ -27,16 +27,11 @@ static const char *const state_names[_SERVICE_STATE_MAX] = {
 };
 
 static const char *const result_names[_SERVICE_RESULT_MAX] = {
-        [RESULT_SUCCESS] = "success",
-        [RESULT_RESOURCES] = "resources",
-        [RESULT_TIMEOUT] = "timeout",
-        [RESULT_EXIT_CODE] = "exit-code",
-        [RESULT_SIGNAL] = "signal",
-        [RESULT_CORE_DUMP] = "core-dump",
-        [RESULT_WATCHDOG] = "watchdog",
-        [RESULT_START_LIMIT_HIT] = "start-limit-hit",
-        [RESULT_DEPENDENCY] = "dependency",
-        [RESULT_PROTOCOL] = "protocol",
+        [RESULT_SUCCESS] = "success",       [RESULT_RESOURCES] = "resources",
+        [RESULT_TIMEOUT] = "timeout",       [RESULT_EXIT_CODE] = "exit-code",
+        [RESULT_SIGNAL] = "signal",         [RESULT_CORE_DUMP] = "core-dump",
+        [RESULT_WATCHDOG] = "watchdog",     [RESULT_START_LIMIT_HIT] = "start-limit-hit",
+        [RESULT_DEPENDENCY] = "dependency", [RESULT_PROTOCOL] = "protocol",
 };
 
 const char *service_state_to_string(service_state s) {
@@ -504,8 +499,7 @@ static void service_enter_dead(service *s, service_result result) {
                         char buf[64];
 
                         service_log(s, "Will retry in %s (StartLimitRetrySec=).",
-                                    format_timespan(buf, sizeof(buf),
-                                                    s->unit->start_limit_retry));
+                                    format_timespan(buf, sizeof(buf), s->unit->start_limit_retry));
                         s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
                         if (sd_event_add_time_relative(s->manager->event, &s->retry_timer,
                                                        CLOCK_MONOTONIC, s->unit->start_limit_retry,
@@ -591,8 +585,7 @@ static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
         case SERVICE_RELOAD:
                 service_log(s, "Reload timed out; killing the reload command.");
                 if (s->control_pid > 0)
-                        s->manager->ops->kill_process(s, s->control_pid, s->control_pidfd,
-                                                      SIGKILL);
+                        s->manager->ops->kill_process(s, s->control_pid, s->control_pidfd, SIGKILL);
                 service_set_state(s, SERVICE_RUNNING);
                 break;
         case SERVICE_STOP:
@@ -617,7 +610,7 @@ static service_result exit_result(const service *s, int code, int status) {
 
         if (code == CLD_EXITED)
                 return status == 0 || exit_status_set_has_status(ok, status) ? RESULT_SUCCESS
-                                                                              : RESULT_EXIT_CODE;
+                                                                             : RESULT_EXIT_CODE;
         /* Like systemd: these signals are how daemons are asked to stop. */
         if (code == CLD_KILLED && (status == SIGHUP || status == SIGINT || status == SIGTERM ||
                                    status == SIGPIPE || exit_status_set_has_signal(ok, status)))
@@ -701,8 +694,7 @@ static void service_control_exited(service *s, int code, int status) {
         case SERVICE_START_POST:
                 if (!ok) {
                         service_enter_signal(s, SERVICE_STOP_SIGTERM,
-                                             code == CLD_EXITED ? RESULT_EXIT_CODE
-                                                                : RESULT_SIGNAL);
+                                             code == CLD_EXITED ? RESULT_EXIT_CODE : RESULT_SIGNAL);
                         return;
                 }
                 s->control_index++;
@@ -756,8 +748,8 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
         bool ready = false, reloading = false;
 
         if (sender != s->main_pid) {
-                log_debug("%s: notification from pid %d, not the main process; ignored.",
-                          s->name, (int) sender);
+                log_debug("%s: notification from pid %d, not the main process; ignored.", s->name,
+                          (int) sender);
                 return;
         }
         STRV_FOREACH(f, fields) {
@@ -792,10 +784,9 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
                         service_log(s, "Reported error: %s", strerror((int) (u & 0xffff)));
                 } else if ((v = startswith(*f, "EXTEND_TIMEOUT_USEC=")) && parse_u64(v, &u) >= 0) {
                         bool starting = s->state == SERVICE_START_PRE ||
-                                        s->state == SERVICE_START ||
-                                        s->state == SERVICE_START_POST;
-                        bool stopping = s->state == SERVICE_STOP ||
-                                        s->state == SERVICE_STOP_SIGTERM;
+                                        s->state == SERVICE_START || s->state == SERVICE_START_POST;
+                        bool stopping =
+                                s->state == SERVICE_STOP || s->state == SERVICE_STOP_SIGTERM;
                         uint64_t deadline = 0, want = now_usec(CLOCK_MONOTONIC) + u;
 
                         if ((starting || stopping) && s->timer &&

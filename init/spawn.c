@@ -174,7 +174,7 @@ static int env_file_push(char ***env, strbuf *key, strbuf *value) {
         v = strbuf_take(value);
         if (!k || !v)
                 return -ENOMEM;
-        if (asprintf(&a, "%s=%s", k, v) < 0)
+        if (asprintf_safe(&a, "%s=%s", k, v) < 0)
                 return -ENOMEM;
         if (!env_assignment_is_valid(a)) {
                 free(a);
@@ -793,7 +793,7 @@ static int exec_search(const char *path, char *const *argv, char *const *env) {
 
                 if (dl == 0)
                         full = strdup(path); /* an empty entry is the cwd */
-                else if (asprintf(&full, "%.*s/%s", (int) dl, p, path) < 0)
+                else if (asprintf_safe(&full, "%.*s/%s", (int) dl, p, path) < 0)
                         full = NULL;
                 if (!full)
                         return ENOMEM;

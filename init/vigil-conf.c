@@ -1,7 +1,7 @@
 /* vigil.conf: the manager's own settings. */
+#include "vigil-conf.h"
 #include "lexer.h"
 #include "log.h"
-#include "vigil-conf.h"
 
 typedef struct conf_ctx {
         vigil_conf *conf;
@@ -34,8 +34,8 @@ static int conf_event(const ini_event *ev, void *userdata) {
                 }
         } else if (streq(ev->key, "CrashAction")) {
                 if (streq(ev->value, "freeze") || streq(ev->value, "reboot")) {
-                        conf->crash_action = streq(ev->value, "reboot") ? CRASH_REBOOT
-                                                                        : CRASH_FREEZE;
+                        conf->crash_action =
+                                streq(ev->value, "reboot") ? CRASH_REBOOT : CRASH_FREEZE;
                         return 0;
                 }
         } else if (streq(ev->key, "CrashRebootSec") || streq(ev->key, "ShutdownTimeoutSec")) {

@@ -53,6 +53,16 @@ static inline void fclosep(FILE **f) {
 }
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
+/* asprintf() that leaves *ret NULL on failure (glibc leaves it undefined), so that a
+ * _cleanup_free_ variable is never freed twice. */
+#define asprintf_safe(ret, ...)                                                                    \
+        ({                                                                                         \
+                int _r = asprintf(ret, __VA_ARGS__);                                               \
+                if (_r < 0)                                                                        \
+                        *(ret) = NULL;                                                             \
+                _r;                                                                                \
+        })
+
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }

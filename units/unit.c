@@ -51,8 +51,10 @@ _printf_(2, 3) static int report(load_ctx *c, const char *fmt, ...) {
         va_start(ap, fmt);
         r = vasprintf(&msg, fmt, ap);
         va_end(ap);
-        if (r < 0)
+        if (r < 0) {
+                msg = NULL; /* undefined after a failure */
                 return -ENOMEM;
+        }
         diag_add(c->diags, DIAG_ERROR, c->path, c->line, "%s", msg);
         return -EINVAL;
 }
@@ -65,7 +67,9 @@ _printf_(2, 3) static void warn(load_ctx *c, const char *fmt, ...) {
         va_start(ap, fmt);
         r = vasprintf(&msg, fmt, ap);
         va_end(ap);
-        if (r >= 0)
+        if (r < 0)
+                msg = NULL; /* undefined after a failure */
+        else
                 diag_add(c->diags, DIAG_WARNING, c->path, c->line, "%s", msg);
 }
 
@@ -1049,7 +1053,8 @@ static int unit_new(const char *name, unit **ret) {
         at = strchr(name, '@');
         suffix = unit_name_suffix(name);
         if (at && at + 1 == suffix) {
-                if (asprintf(&u->name, "%.*sinstance%s", (int) (suffix - name), name, suffix) < 0)
+                if (asprintf_safe(&u->name, "%.*sinstance%s", (int) (suffix - name), name, suffix) <
+                    0)
                         u->name = NULL;
                 u->instance = strdup("instance");
         } else {
@@ -1172,7 +1177,8 @@ static int dropins_add_dir(const char *dir, dropin **list, size_t *n, diag_list 
                         r = -E2BIG;
                         break;
                 }
-                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 || !(name = strdup(de->d_name))) {
+                if (asprintf_safe(&path, "%s/%s", dir, de->d_name) < 0 ||
+                    !(name = strdup(de->d_name))) {
                         if (path)
                                 free(path);
                         r = -ENOMEM;
@@ -1297,14 +1303,14 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
         if (u->instance) {
                 _cleanup_free_ char *tdir = NULL;
 
-                if (asprintf(&tdir, "%s/%s@.service.d", dir, u->prefix) < 0)
+                if (asprintf_safe(&tdir, "%s/%s@.service.d", dir, u->prefix) < 0)
                         return -ENOMEM;
                 r = dropins_add_dir(tdir, &dropins, &n_dropins, diags);
         }
         if (r >= 0) {
                 _cleanup_free_ char *idir = NULL;
 
-                if (asprintf(&idir, "%s/%s.d", dir, name) < 0)
+                if (asprintf_safe(&idir, "%s/%s.d", dir, name) < 0)
                         r = -ENOMEM;
                 else if (!strchr(name, '@') || !endswith(name, "@.service"))
                         r = dropins_add_dir(idir, &dropins, &n_dropins, diags);
@@ -1335,7 +1341,7 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
         policy = find_policy(files, n_files, &c.spec, &c);
         if (policy) {
                 pdir = opts && opts->policy_dir ? strdup(opts->policy_dir) : policy_dir_default();
-                if (!pdir || asprintf(&u->policy_path, "%s/%s.policy", pdir, policy) < 0) {
+                if (!pdir || asprintf_safe(&u->policy_path, "%s/%s.policy", pdir, policy) < 0) {
                         u->policy_path = NULL;
                         r = -ENOMEM;
                         goto finish;
