@@ -677,15 +677,19 @@ static int conn_new(bus_server *b, int fd) {
 
         r = sd_bus_add_object_vtable(c->bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, manager_vtable,
                                      c);
-        if (r < 0)
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(c->bus, NULL, SERVICE_PREFIX, SERVICE_INTERFACE,
+                                               service_vtable, find_service_object, c);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(c->bus, NULL, SERVICE_PREFIX, enumerate_services, c);
+        if (r < 0) {
+                /* libsystemd 252 can leave a half-registered object node behind when an
+                 * allocation fails here, and then asserts (aborting PID 1) when the bus is
+                 * freed. Close the connection and leak the bus object instead. */
+                sd_bus_close(c->bus);
+                c->bus = NULL;
                 return r;
-        r = sd_bus_add_fallback_vtable(c->bus, NULL, SERVICE_PREFIX, SERVICE_INTERFACE,
-                                       service_vtable, find_service_object, c);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_node_enumerator(c->bus, NULL, SERVICE_PREFIX, enumerate_services, c);
-        if (r < 0)
-                return r;
+        }
         /* Peer to peer there is no bus daemon: the match stays local. */
         r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
                                 "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);

@@ -165,11 +165,11 @@ static int on_dispatch(sd_event_source *src, void *userdata) {
 
                 if (s->target == TARGET_STARTED) {
                         if ((s->state == SERVICE_DEAD || s->state == SERVICE_FAILED) &&
-                            !s->start_done && !s->retry_timer && start_allowed(s) > 0)
+                            !s->start_done && !service_retry_pending(s) && start_allowed(s) > 0)
                                 service_dispatch(s);
                 } else if ((service_is_active(s) && s->state != SERVICE_STOP &&
                             s->state != SERVICE_STOP_SIGTERM && s->state != SERVICE_STOP_SIGKILL) ||
-                           s->state == SERVICE_AUTO_RESTART || s->retry_timer) {
+                           s->state == SERVICE_AUTO_RESTART || service_retry_pending(s)) {
                         if (stop_allowed(s))
                                 service_dispatch(s);
                 }

@@ -71,6 +71,41 @@ bool service_is_started(const service *s) {
         return s->target == TARGET_STARTED && s->start_done;
 }
 
+/* The service's timers exist from service_new() on and are only armed and disarmed
+ * later, which allocates nothing: a restart is never lost to a failed allocation. */
+static void timer_arm(service *s, sd_event_source *t, usec_t usec) {
+        int r;
+
+        if (usec == USEC_INFINITY) {
+                sd_event_source_set_enabled(t, SD_EVENT_OFF);
+                return;
+        }
+        r = sd_event_source_set_time_relative(t, usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(t, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "%s: cannot arm a timer: %m", s->name);
+}
+
+static bool timer_armed(sd_event_source *t) {
+        int enabled = SD_EVENT_OFF;
+
+        return t && sd_event_source_get_enabled(t, &enabled) >= 0 && enabled != SD_EVENT_OFF;
+}
+
+/* Arms the deadline of the current state (or the restart delay); USEC_INFINITY disarms it. */
+static void service_arm_timer(service *s, usec_t usec) {
+        timer_arm(s, s->timer, usec);
+}
+
+static void service_arm_retry(service *s) {
+        timer_arm(s, s->retry_timer, s->unit->start_limit_retry);
+}
+
+bool service_retry_pending(const service *s) {
+        return timer_armed(s->retry_timer);
+}
+
 _printf_(2, 3) static void service_log(service *s, const char *fmt, ...) {
         char buf[512];
         va_list ap;
@@ -98,25 +133,9 @@ static void service_set_state(service *s, service_state state) {
         if (state == SERVICE_DEAD || state == SERVICE_FAILED || state == SERVICE_AUTO_RESTART)
                 s->active_since = s->active_since_realtime = 0;
         if (state != SERVICE_RUNNING && state != SERVICE_RELOAD)
-                s->watchdog_timer = sd_event_source_disable_unref(s->watchdog_timer);
+                timer_arm(s, s->watchdog_timer, USEC_INFINITY);
 
         manager_service_state_changed(s->manager, s);
-}
-
-static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata);
-
-/* Arms the deadline of the current state; USEC_INFINITY disarms it. */
-static void service_arm_timer(service *s, usec_t timeout) {
-        int r;
-
-        s->timer = sd_event_source_disable_unref(s->timer);
-        if (timeout == USEC_INFINITY)
-                return;
-        r = sd_event_add_time_relative(s->manager->event, &s->timer, CLOCK_MONOTONIC, timeout, 0,
-                                       on_timeout, s);
-        if (r < 0)
-                log_error_errno(r, "%s: cannot arm a timer, the state has no deadline: %m",
-                                s->name);
 }
 
 static void service_close_process(pid_t *pid, int *pidfd) {
@@ -182,7 +201,6 @@ static bool start_limit_hit(service *s) {
 static int on_retry(sd_event_source *src, uint64_t usec, void *userdata) {
         service *s = userdata;
 
-        s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
         if (s->target != TARGET_STARTED || s->state != SERVICE_FAILED)
                 return 0;
         service_log(s, "Retrying after the start limit (StartLimitRetrySec=).");
@@ -425,24 +443,17 @@ usec_t service_restart_delay(const unit *u, unsigned step, uint64_t random) {
         return delay;
 }
 
-static int on_restart(sd_event_source *src, uint64_t usec, void *userdata) {
-        service *s = userdata;
-
-        s->timer = sd_event_source_disable_unref(s->timer);
-        if (s->state != SERVICE_AUTO_RESTART)
-                return 0;
+static void service_restart_now(service *s) {
         s->restarts++;
         s->backoff_step++;
         service_log(s, "Restarting (restart %u).", s->restarts);
         service_enter_start_pre(s);
-        return 0;
 }
 
 static void service_enter_auto_restart(service *s) {
         uint64_t random = 0;
         usec_t delay, up = 0;
         char buf[64];
-        int r;
 
         if (s->last_active_since > 0)
                 up = now_usec(CLOCK_MONOTONIC) - s->last_active_since;
@@ -457,14 +468,7 @@ static void service_enter_auto_restart(service *s) {
 
         service_set_state(s, SERVICE_AUTO_RESTART);
         service_log(s, "Scheduled restart in %s.", format_timespan(buf, sizeof(buf), delay));
-        s->timer = sd_event_source_disable_unref(s->timer);
-        r = sd_event_add_time_relative(s->manager->event, &s->timer, CLOCK_MONOTONIC, delay, 0,
-                                       on_restart, s);
-        if (r < 0) {
-                log_error_errno(r, "%s: cannot schedule its restart: %m", s->name);
-                s->target = TARGET_STOPPED;
-                service_set_state(s, SERVICE_FAILED);
-        }
+        service_arm_timer(s, delay);
 }
 
 /* Everything is gone: decide between DEAD, FAILED and AUTO_RESTART. */
@@ -500,11 +504,7 @@ static void service_enter_dead(service *s, service_result result) {
 
                         service_log(s, "Will retry in %s (StartLimitRetrySec=).",
                                     format_timespan(buf, sizeof(buf), s->unit->start_limit_retry));
-                        s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
-                        if (sd_event_add_time_relative(s->manager->event, &s->retry_timer,
-                                                       CLOCK_MONOTONIC, s->unit->start_limit_retry,
-                                                       0, on_retry, s) < 0)
-                                s->target = TARGET_STOPPED;
+                        service_arm_retry(s);
                 } else
                         s->target = TARGET_STOPPED;
                 service_set_state(s, SERVICE_FAILED);
@@ -549,7 +549,6 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *userdata) {
         service *s = userdata;
         char buf[64];
 
-        s->watchdog_timer = sd_event_source_disable_unref(s->watchdog_timer);
         service_log(s, "Watchdog timeout (limit %s)! Killing with SIGABRT.",
                     format_timespan(buf, sizeof(buf), s->watchdog_usec));
         s->result = RESULT_WATCHDOG;
@@ -560,22 +559,16 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *userdata) {
 }
 
 static void service_start_watchdog(service *s) {
-        int r;
-
-        s->watchdog_timer = sd_event_source_disable_unref(s->watchdog_timer);
-        if (s->watchdog_usec == 0 || s->watchdog_usec == USEC_INFINITY)
-                return;
-        r = sd_event_add_time_relative(s->manager->event, &s->watchdog_timer, CLOCK_MONOTONIC,
-                                       s->watchdog_usec, 0, on_watchdog, s);
-        if (r < 0)
-                log_error_errno(r, "%s: cannot arm its watchdog: %m", s->name);
+        timer_arm(s, s->watchdog_timer, s->watchdog_usec == 0 ? USEC_INFINITY : s->watchdog_usec);
 }
 
-static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         service *s = userdata;
 
-        s->timer = sd_event_source_disable_unref(s->timer);
         switch (s->state) {
+        case SERVICE_AUTO_RESTART:
+                service_restart_now(s);
+                break;
         case SERVICE_START_PRE:
         case SERVICE_START:
         case SERVICE_START_POST:
@@ -766,7 +759,7 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
                         if (s->state == SERVICE_RUNNING || s->state == SERVICE_RELOAD)
                                 service_start_watchdog(s);
                 } else if (streq(*f, "WATCHDOG=trigger")) {
-                        if (s->watchdog_timer)
+                        if (timer_armed(s->watchdog_timer))
                                 on_watchdog(s->watchdog_timer, 0, s);
                 } else if ((v = startswith(*f, "WATCHDOG_USEC=")) && parse_u64(v, &u) >= 0) {
                         s->watchdog_usec = u;
@@ -789,7 +782,7 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
                                 s->state == SERVICE_STOP || s->state == SERVICE_STOP_SIGTERM;
                         uint64_t deadline = 0, want = now_usec(CLOCK_MONOTONIC) + u;
 
-                        if ((starting || stopping) && s->timer &&
+                        if ((starting || stopping) && timer_armed(s->timer) &&
                             sd_event_source_get_time(s->timer, &deadline) >= 0 && want > deadline)
                                 sd_event_source_set_time(s->timer, want);
                 }
@@ -815,7 +808,7 @@ void service_dispatch(service *s) {
                 service_enter_dead(s, RESULT_SUCCESS);
                 break;
         case SERVICE_FAILED:
-                s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+                timer_arm(s, s->retry_timer, USEC_INFINITY);
                 break;
         case SERVICE_START_PRE:
         case SERVICE_START:
@@ -853,7 +846,7 @@ int service_start(service *s) {
         /* An admin's start is a fresh chance: forget the start limit and the backoff. */
         s->n_start_times = 0;
         s->backoff_step = 0;
-        s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+        timer_arm(s, s->retry_timer, USEC_INFINITY);
         if (s->state == SERVICE_FAILED)
                 service_set_state(s, SERVICE_DEAD);
         manager_service_requested(s->manager, s, TARGET_STARTED);
@@ -907,13 +900,23 @@ int service_new(manager *m, unit *u, service **ret) {
                 service_free(s);
                 return -ENOMEM;
         }
-        s->unit = u;
-        r = log_stream_new(m->event, s->name, &m->log, &s->log);
+        r = sd_event_add_time(m->event, &s->timer, CLOCK_MONOTONIC, 0, 0, on_timer, s);
+        if (r >= 0)
+                r = sd_event_add_time(m->event, &s->watchdog_timer, CLOCK_MONOTONIC, 0, 0,
+                                      on_watchdog, s);
+        if (r >= 0)
+                r = sd_event_add_time(m->event, &s->retry_timer, CLOCK_MONOTONIC, 0, 0, on_retry,
+                                      s);
+        if (r >= 0)
+                r = log_stream_new(m->event, s->name, &m->log, &s->log);
         if (r < 0) {
-                s->unit = NULL;
                 service_free(s);
                 return r;
         }
+        sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+        sd_event_source_set_enabled(s->watchdog_timer, SD_EVENT_OFF);
+        sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
+        s->unit = u;
         *ret = s;
         return 0;
 }

@@ -1,8 +1,8 @@
 /* One supervised service: its state machine, restart policy and processes. */
 #pragma once
 
-#include <systemd/sd-event.h>
 #include <sys/types.h>
+#include <systemd/sd-event.h>
 
 #include "unit.h"
 
@@ -125,34 +125,34 @@ struct service {
         char *status_text;               /* STATUS= */
 
         /* Restart bookkeeping. */
-        unsigned restarts;       /* automatic restarts since boot ("Restarts") */
-        unsigned backoff_step;   /* restarts since the backoff was last reset */
-        usec_t *start_times;     /* ring of the last StartLimitBurst= start times */
+        unsigned restarts;     /* automatic restarts since boot ("Restarts") */
+        unsigned backoff_step; /* restarts since the backoff was last reset */
+        usec_t *start_times;   /* ring of the last StartLimitBurst= start times */
         size_t n_start_times;
-        usec_t active_since;     /* CLOCK_MONOTONIC, 0 when not running */
+        usec_t active_since; /* CLOCK_MONOTONIC, 0 when not running */
         usec_t active_since_realtime;
         usec_t last_active_since; /* active_since of the run that just ended */
         service_state state_before_stop;
         bool restart_requested; /* an admin restart: start again once stopped */
 
-        bool start_done;    /* the current start request has completed */
+        bool start_done;           /* the current start request has completed */
         char *missing_requirement; /* why it can never start, or NULL */
-        bool in_cycle;      /* part of an ordering cycle: never started */
-        bool dispatch_mark; /* scratch for the manager's passes */
+        bool in_cycle;             /* part of an ordering cycle: never started */
+        bool dispatch_mark;        /* scratch for the manager's passes */
 
         /* Resolved dependencies (services only; .target names are always reached). */
-        service_list after;       /* ordered after these (After= here, Before= there) */
-        service_list before;      /* these are ordered after this one */
-        service_list requires;    /* Requires= and BindsTo= */
+        service_list after;    /* ordered after these (After= here, Before= there) */
+        service_list before;   /* these are ordered after this one */
+        service_list requires; /* Requires= and BindsTo= */
         service_list wants;
         service_list conflicts;   /* both directions */
         service_list required_by; /* stop when this one stops */
         service_list bound_by;    /* stop when this one goes inactive at all */
 
-        int cgroup_fd;  /* this service's cgroup directory, or -1 */
-        int events_fd;  /* its cgroup.events, watched for "populated 0" */
+        int cgroup_fd; /* this service's cgroup directory, or -1 */
+        int events_fd; /* its cgroup.events, watched for "populated 0" */
         sd_event_source *events_source;
-        pid_t pgid;     /* without cgroups: the main process's group */
+        pid_t pgid;                   /* without cgroups: the main process's group */
         sd_event_source *exec_source; /* Type=exec: EOF when execve() succeeded */
         sd_event_source *retry_timer; /* StartLimitRetrySec= */
         log_stream *log;
@@ -184,8 +184,9 @@ void service_check_stopped(service *s);
 /* The delay before automatic restart number step+1 (exposed for tests). */
 usec_t service_restart_delay(const unit *u, unsigned step, uint64_t random);
 
-bool service_is_active(const service *s);  /* anything but DEAD, FAILED, AUTO_RESTART */
-bool service_is_started(const service *s); /* target started and start_done */
+bool service_is_active(const service *s);     /* anything but DEAD, FAILED, AUTO_RESTART */
+bool service_is_started(const service *s);    /* target started and start_done */
+bool service_retry_pending(const service *s); /* StartLimitRetrySec= timer armed */
 
 const char *service_state_to_string(service_state s);
 const char *service_result_to_string(service_result r);

@@ -108,8 +108,8 @@ struct unit {
         restart_mode restart;
         usec_t restart_sec;
         unsigned restart_steps;
-        usec_t restart_max_delay;       /* USEC_INFINITY: not set */
-        usec_t restart_backoff_reset;   /* vigil: uptime that resets the backoff */
+        usec_t restart_max_delay;        /* USEC_INFINITY: not set */
+        usec_t restart_backoff_reset;    /* vigil: uptime that resets the backoff */
         usec_t restart_randomized_delay; /* vigil: jitter added to each restart delay */
         exit_status_set restart_prevent_exit_status, success_exit_status;
         usec_t timeout_start, timeout_stop; /* USEC_INFINITY: no timeout */

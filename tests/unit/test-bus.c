@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 
-#include "config.h"
 #include "bus.h"
+#include "config.h"
 #include "log.h"
 #include "strv.h"
 #include "tap.h"

@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""vigil in the sandbox, driven over its private D-Bus socket with vigilctl: start, stop,
+restart, status, logs, sd_notify readiness and watchdog, and PID 1 surviving allocation
+failures."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from sandbox import VIGILCTL, Sandbox, Tap, require_root  # noqa: E402
+
+require_root()
+t = Tap()
+
+# A Type=notify service in Python: READY=1 and STATUS= after a moment, then WATCHDOG=1
+# pings for as long as @WORK@/ping exists.
+NOTIFY = """[Service]
+Type=notify
+ExecStart=/usr/bin/python3 -c 'import os, socket, time; \\
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.connect(os.environ["NOTIFY_SOCKET"]); \\
+time.sleep(0.3); s.send(b"READY=1\\\\nSTATUS=serving 0 players"); \\
+exec("while True:\\\\n if os.path.exists(\\\\"@WORK@/ping\\\\"): s.send(b\\\\"WATCHDOG=1\\\\")\\\\n time.sleep(0.1)")'
+%s
+"""
+
+
+def test_verbs():
+    units = {"idle.service": """[Unit]
+Description=Started by hand
+[Service]
+ExecStart=/bin/sh -c 'echo started $$; exec sleep 1000'
+"""}
+    with Sandbox(units) as sb:
+        sb.start()
+        st = sb.status("idle.service")
+        t.ok(st and st["active"] == "inactive", "a unit without WantedBy= stays down at boot",
+             st)
+        r = sb.ctl("start", "idle.service")
+        t.ok(r.returncode == 0 and sb.wait_state("idle.service", "active"),
+             "vigilctl start", r.stderr)
+        pid1 = sb.status("idle.service")["main_pid"]
+        r = sb.ctl("restart", "idle")
+        ok = sb.wait_for(lambda: (sb.status("idle.service") or {}).get("main_pid") not in
+                         (0, pid1) and sb.state_of("idle.service") == "active", 10)
+        t.ok(r.returncode == 0 and ok, "vigilctl restart gives a new main process",
+             f"{r.stderr} {sb.status('idle.service')}")
+        r = sb.ctl("status", "idle.service")
+        t.ok(r.returncode == 0 and "Started by hand" in r.stdout and "started" in r.stdout,
+             "vigilctl status shows the description and recent log lines", r.stdout)
+        r = sb.ctl("logs", "idle.service", "-n", "1")
+        t.ok(r.returncode == 0 and len(r.stdout.splitlines()) == 1, "vigilctl logs -n 1",
+             r.stdout)
+        r = sb.ctl("stop", "idle.service")
+        t.ok(r.returncode == 0 and sb.wait_state("idle.service", "inactive"), "vigilctl stop",
+             r.stderr)
+        r = sb.ctl("status", "idle.service")
+        t.ok(r.returncode == 3, "status of a stopped service exits 3", r.returncode)
+        r = sb.ctl("start", "nosuch.service")
+        t.ok(r.returncode == 1 and "no service named nosuch.service" in r.stderr,
+             "an unknown service is a clear error", r.stderr)
+
+        follow = subprocess.Popen([VIGILCTL, "--address", f"unix:path={sb.socket}", "logs",
+                                   "-f", "-n", "0", "idle.service"], stdout=subprocess.PIPE,
+                                  text=True)
+        time.sleep(0.3)
+        sb.ctl("start", "idle.service")
+        line = follow.stdout.readline()
+        follow.terminate()
+        follow.wait()
+        t.ok("Started." in line or "started" in line, "vigilctl logs -f streams new lines",
+             line)
+
+
+def test_notify_and_watchdog():
+    unit = NOTIFY % "WatchdogSec=500ms\nRestart=on-watchdog\nRestartSec=100ms"
+    units = {"game.service": unit + "[Install]\nWantedBy=multi-user.target\n"}
+    with Sandbox(units) as sb:
+        open(sb.work + "/ping", "w").close()
+        sb.start()
+        t.ok(sb.wait_state("game.service", "active", 10), "READY=1 makes a notify service active")
+        r = sb.ctl("--json", "status", "game.service")
+        st = json.loads(r.stdout) if r.returncode == 0 else {}
+        t.ok(st.get("status_text") == "serving 0 players", "STATUS= shows in status", r.stdout)
+        time.sleep(1.5)
+        st = sb.status("game.service")
+        t.ok(st["restarts"] == 0 and st["active"] == "active",
+             "a service that sends WATCHDOG=1 in time keeps running", st)
+        os.unlink(sb.work + "/ping")
+        ok = sb.wait_for(lambda: (sb.status("game.service") or {}).get("restarts", 0) >= 1, 10)
+        log = sb.service_log("game.service")
+        t.ok(ok and "Watchdog timeout" in log and "SIGABRT" in log,
+             "a missed watchdog kills it with SIGABRT and Restart=on-watchdog restarts it", log)
+
+
+def test_alloc_failures():
+    failalloc = os.environ.get("VIGIL_FAILALLOC")
+    if not failalloc or not os.path.exists(failalloc):
+        t.ok(True, "allocation failures # SKIP no failalloc.so")
+        return
+    units = {f"c{i}.service": """[Unit]
+StartLimitIntervalSec=0
+[Service]
+ExecStart=/bin/sh -c 'echo run; sleep 0.1; exit 1'
+Restart=always
+RestartSec=20ms
+[Install]
+WantedBy=multi-user.target
+""" for i in range(10)}
+    units["steady.service"] = """[Service]
+ExecStart=/bin/sleep 1000
+"""
+    with Sandbox(units) as sb:
+        # 5% of PID 1's allocations fail from 0.5 s to 4 s after it starts.
+        sb.start(env={"LD_PRELOAD": failalloc, "VIGIL_FAILALLOC_PERCENT": "5",
+                      "VIGIL_FAILALLOC_WINDOW": "500-4000"})
+        for _ in range(20):
+            sb.ctl("restart", "steady.service")
+            time.sleep(0.15)
+        time.sleep(1.5)
+        alive = sb.proc.poll() is None
+        t.ok(alive, "PID 1 survives 3.5 s of failing allocations", sb.vigil_log()[-3000:])
+        r = sb.ctl("start", "steady.service")
+        ok = r.returncode == 0 and sb.wait_state("steady.service", "active", 10)
+        t.ok(ok, "afterwards it serves requests and starts services again",
+             f"{r.stderr} {sb.status('steady.service')}")
+        restarting = sb.wait_for(
+            lambda: all(sb.state_of(f"c{i}.service") in ("active", "activating")
+                        for i in range(10)), 10)
+        t.ok(restarting, "the crash-looping services are still supervised")
+        rc = sb.stop()
+        t.ok(rc == 0, "and it still shuts down cleanly", f"exit {rc}")
+
+
+for test in (test_verbs, test_notify_and_watchdog, test_alloc_failures):
+    if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
+        continue
+    try:
+        test()
+    except Exception as e:
+        t.ok(False, f"{test.__name__} ran", repr(e))
+t.done()
