@@ -482,12 +482,29 @@ static int property_get_n_services(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_append(reply, "u", (uint32_t) (n > UINT32_MAX ? UINT32_MAX : n));
 }
 
+/* The boot timeline, CLOCK_MONOTONIC µs; 0 until reached. */
+static int property_get_timestamp(sd_bus *bus, const char *path, const char *interface,
+                                  const char *property, sd_bus_message *reply, void *userdata,
+                                  sd_bus_error *error) {
+        bus_conn *c = userdata;
+        const manager *m = c->server->manager;
+        usec_t t = streq(property, "ExecTimestampMonotonic")        ? m->ts_exec
+                   : streq(property, "UnitsLoadTimestampMonotonic") ? m->ts_units_loaded
+                                                                    : m->ts_all_started;
+
+        return sd_bus_message_append(reply, "t", (uint64_t) t);
+}
+
 /* Every method is marked unprivileged for sd-bus: authorization happens here, explicitly,
  * in check_privileged(). */
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("NServices", "u", property_get_n_services, 0, 0),
+        SD_BUS_PROPERTY("ExecTimestampMonotonic", "t", property_get_timestamp, 0,
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("UnitsLoadTimestampMonotonic", "t", property_get_timestamp, 0, 0),
+        SD_BUS_PROPERTY("FinishTimestampMonotonic", "t", property_get_timestamp, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("ListServices", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a(sssssuu)", services), method_list_services,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

@@ -130,7 +130,10 @@ void cgroup_teardown(manager *m) {
 static int on_cgroup_events(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         service *s = userdata;
 
-        service_cgroup_event(s);
+        /* The event stays pending until the watched fd is read again: read it even when
+         * no stop waits for the answer, or the loop would spin. */
+        if (cgroup_service_populated(s) == 0)
+                service_cgroup_event(s);
         return 0;
 }
 
@@ -199,13 +202,15 @@ int cgroup_service_kill(service *s, int sig) {
 int cgroup_service_populated(service *s) {
         char buf[256];
         const char *p;
-        int r;
+        ssize_t n;
 
-        if (s->cgroup_fd < 0)
+        if (s->events_fd < 0)
                 return -EBADF;
-        r = read_file_at(s->cgroup_fd, "cgroup.events", buf, sizeof(buf));
-        if (r < 0)
-                return r;
+        /* Reading through the watched fd also clears its pending EPOLLPRI. */
+        n = pread(s->events_fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0)
+                return -errno;
+        buf[n] = 0;
         p = strstr(buf, "populated ");
         if (!p)
                 return -EBADMSG;

@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "cgroup.h"
 #include "config.h"
+#include "crash.h"
 #include "log.h"
 #include "manager.h"
 #include "sys.h"
@@ -458,6 +459,7 @@ manager *manager_free(manager *m) {
         if (!m)
                 return NULL;
         bus_server_free(m->bus);
+        crash_records_flush(m);
         for (size_t i = 0; i < m->n_services; i++)
                 service_free(m->services[i]);
         free(m->services);

@@ -385,6 +385,12 @@ static bool service_processes_left(service *s) {
 void service_check_stopped(service *s) {
         if (s->state != SERVICE_STOP_SIGTERM && s->state != SERVICE_STOP_SIGKILL)
                 return;
+        /* KillMode=mixed: once the main process is gone, the rest get SIGKILL at once. */
+        if (s->unit->kill_mode == KILL_MIXED && s->state == SERVICE_STOP_SIGTERM &&
+            s->main_pid == 0 && s->control_pid == 0 && s->manager->ops->has_processes(s)) {
+                service_enter_signal(s, SERVICE_STOP_SIGKILL, RESULT_SUCCESS);
+                return;
+        }
         if (service_processes_left(s))
                 return;
         service_enter_dead(s, s->result);
@@ -900,15 +906,22 @@ int service_new(manager *m, unit *u, service **ret) {
                 service_free(s);
                 return -ENOMEM;
         }
-        r = sd_event_add_time(m->event, &s->timer, CLOCK_MONOTONIC, 0, 0, on_timer, s);
+        /* Accuracy 1 µs: sd-event's default lets a timer slip by up to 250 ms. */
+        r = sd_event_add_time(m->event, &s->timer, CLOCK_MONOTONIC, 0, 1, on_timer, s);
         if (r >= 0)
-                r = sd_event_add_time(m->event, &s->watchdog_timer, CLOCK_MONOTONIC, 0, 0,
+                r = sd_event_add_time(m->event, &s->watchdog_timer, CLOCK_MONOTONIC, 0, 1,
                                       on_watchdog, s);
         if (r >= 0)
-                r = sd_event_add_time(m->event, &s->retry_timer, CLOCK_MONOTONIC, 0, 0, on_retry,
+                r = sd_event_add_time(m->event, &s->retry_timer, CLOCK_MONOTONIC, 0, 1, on_retry,
                                       s);
-        if (r >= 0)
-                r = log_stream_new(m->event, s->name, &m->log, &s->log);
+        if (r >= 0) {
+                /* StandardOutput=kmsg and the "+console" forms add copies of the lines. */
+                log_settings ls = m->log;
+
+                ls.console = ls.console || u->std_output.console || u->std_error.console;
+                ls.kmsg = u->std_output.kind == OUTPUT_KMSG || u->std_error.kind == OUTPUT_KMSG;
+                r = log_stream_new(m->event, s->name, &ls, &s->log);
+        }
         if (r < 0) {
                 service_free(s);
                 return r;

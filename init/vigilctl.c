@@ -29,7 +29,8 @@ static void help(FILE *f) {
                 "\n"
                 "Verbs:\n"
                 "  list                               list services\n"
-                "  status NAME                        show a service and its last log lines\n"
+                "  status [NAME]                      show a service and its last log lines,\n"
+                "                                     or vigil itself and its boot timeline\n"
                 "                                     (exit 3 when it is not active)\n"
                 "  start|stop|restart NAME...         change what a service should be doing\n"
                 "  logs NAME [-f] [-n N]              print the last N (50) log lines; -f then\n"
@@ -565,6 +566,59 @@ static void print_status_json(const service_info *i, char **logs) {
         puts("]}");
 }
 
+static int manager_u64(sd_bus *bus, const char *property, uint64_t *ret) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_get_property_trivial(bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, property, &e,
+                                        't', ret);
+        if (r < 0)
+                call_failed(&e, r);
+        sd_bus_error_free(&e);
+        return r;
+}
+
+/* "vigilctl status" without a name: the manager and its boot timeline. */
+static int manager_status(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *version = NULL;
+        uint64_t exec = 0, loaded = 0, finished = 0;
+        uint32_t n = 0;
+        char a[64], b[64];
+        int r;
+
+        r = sd_bus_get_property_string(bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, "Version", &e,
+                                       &version);
+        if (r >= 0)
+                r = sd_bus_get_property_trivial(bus, NULL, MANAGER_PATH, MANAGER_INTERFACE,
+                                                "NServices", &e, 'u', &n);
+        if (r < 0) {
+                call_failed(&e, r);
+                sd_bus_error_free(&e);
+                return 1;
+        }
+        if (manager_u64(bus, "ExecTimestampMonotonic", &exec) < 0 ||
+            manager_u64(bus, "UnitsLoadTimestampMonotonic", &loaded) < 0 ||
+            manager_u64(bus, "FinishTimestampMonotonic", &finished) < 0)
+                return 1;
+        if (arg_json) {
+                printf("{");
+                json_field("version", version, false);
+                printf("\"services\":%" PRIu32 ",\"exec_usec\":%" PRIu64
+                       ",\"units_loaded_usec\":%" PRIu64 ",\"finished_usec\":%" PRIu64 "}\n",
+                       n, exec, loaded, finished);
+                return 0;
+        }
+        printf("vigil %s, %u services\n", version, n);
+        printf("   Boot: units loaded after %s, ",
+               loaded ? format_timespan(a, sizeof(a), loaded - exec) : "-");
+        if (finished)
+                printf("all started after %s\n", format_timespan(b, sizeof(b), finished - exec));
+        else
+                printf("still starting\n");
+        return 0;
+}
+
 static int verb_status(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *path_reply = NULL, *props = NULL,
@@ -584,8 +638,13 @@ static int verb_status(int argc, char **argv) {
         r = parse_common(argc, argv);
         if (r <= 0)
                 return r < 0 ? EXIT_USAGE : 0;
+        if (argc - r == 0) {
+                if (bus_connect(&bus) < 0)
+                        return 1;
+                return manager_status(bus);
+        }
         if (argc - r != 1) {
-                fprintf(stderr, "vigilctl status: expects one service name\n");
+                fprintf(stderr, "vigilctl status: expects at most one service name\n");
                 return EXIT_USAGE;
         }
         name = service_name(argv[r]);

@@ -145,6 +145,14 @@ WantedBy=multi-user.target
         log = sb.service_log("crash.service")
         t.ok("Start request repeated too quickly" in log and "start-limit-hit" in log,
              "the service fails with result start-limit-hit", log)
+        crash_dir = os.path.join(sb.state, "crash", "crash.service")
+        records = sorted(os.listdir(crash_dir)) if os.path.isdir(crash_dir) else []
+        text = open(os.path.join(crash_dir, records[0])).read() if records else ""
+        history = os.path.join(sb.state, "history", "crash.service.log")
+        t.ok(len(records) >= 3 and "Result=exit-code" in text and "Exit=status=3" in text and
+             "Main process exited, status=3" in text and os.path.exists(history),
+             "each failure leaves a crash record (result, exit, log lines) and a history line",
+             f"{records}\n{text}")
         sb.wait_for(lambda: len(read_times(sb.work + "/starts")) >= 4, 5)
         starts = read_times(sb.work + "/starts")
         t.ok(len(starts) >= 4 and 1.3 <= starts[3] - starts[2] <= 2.5,
