@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "boot.h"
+#include "fileio.h"
 #include "log.h"
 
 #ifndef STATX_ATTR_MOUNT_ROOT
@@ -56,62 +57,6 @@ static uint64_t now_msec(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-/* Reads a whole regular file of at most max bytes, NUL-terminated. Refusing anything but
- * regular files keeps a FIFO dropped into /etc from hanging PID 1. */
-static int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0, cap = 4096;
-        struct stat st;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > max)
-                return -EFBIG;
-
-        buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k;
-
-                if (n == cap) {
-                        char *b;
-
-                        if (cap > max)
-                                return -EFBIG;
-                        cap *= 2;
-                        b = realloc(buf, cap + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                }
-                k = read(fd, buf + n, cap - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-        if (n > max)
-                return -EFBIG;
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        if (ret_size)
-                *ret_size = n;
-        return 0;
 }
 
 /* Walks a buffer line by line, NUL-terminating each line in place. */

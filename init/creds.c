@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "creds.h"
+#include "fileio.h"
 #include "macro.h"
 
 /* Bounds on what we read: a hostile or broken file must not make PID 1 allocate without
@@ -42,58 +43,13 @@ static int parse_id(const char *s, uint32_t *ret) {
 }
 
 static int read_etc_file(const char *root, const char *name, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *path = NULL, *buf = NULL;
-        _cleanup_close_ int fd = -1;
-        size_t n = 0, allocated = 0;
+        _cleanup_free_ char *path = NULL;
 
         if (isempty(root))
                 root = "/";
-        if (asprintf_safe(&path, "%s%s/etc/%s", root, endswith(root, "/") ? "" : "", name) < 0) {
-                path = NULL;
+        if (asprintf_safe(&path, "%s%s/etc/%s", root, endswith(root, "/") ? "" : "", name) < 0)
                 return -ENOMEM;
-        }
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-
-        for (;;) {
-                ssize_t k;
-
-                if (n + 4096 + 1 > allocated) {
-                        size_t want = allocated ? allocated * 2 : 16384;
-                        char *b;
-
-                        if (want > CREDS_FILE_MAX + 4096 + 1)
-                                want = CREDS_FILE_MAX + 4096 + 1;
-                        if (want <= allocated)
-                                return -EFBIG;
-                        b = realloc(buf, want);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        allocated = want;
-                }
-                k = read(fd, buf + n, allocated - n - 1);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > CREDS_FILE_MAX)
-                        return -EFBIG;
-        }
-        if (!buf) {
-                buf = strdup("");
-                if (!buf)
-                        return -ENOMEM;
-        }
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
-        return 0;
+        return read_file_bounded(path, CREDS_FILE_MAX, ret, ret_size);
 }
 
 /* Splits line in place at ':' into exactly n fields; false when the count differs. */

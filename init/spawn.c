@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "creds.h"
+#include "fileio.h"
 #include "spawn.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -133,38 +134,6 @@ static char *strbuf_take(strbuf *b) {
         return TAKE_PTR(b->s);
 }
 
-static int read_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        /* One byte more than allowed tells us the file is too large. */
-        buf = malloc(max + 2);
-        if (!buf)
-                return -ENOMEM;
-        while (n <= max) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-        if (n > max)
-                return -E2BIG;
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
-        return 0;
-}
-
 /* Adds KEY=VALUE unless it is not a valid assignment, which systemd skips too. */
 static int env_file_push(char ***env, strbuf *key, strbuf *value) {
         _cleanup_free_ char *k = NULL, *v = NULL;
@@ -203,7 +172,7 @@ int env_file_load(const char *path, char ***env) {
 
         if (isempty(path) || !env)
                 return -EINVAL;
-        r = read_bounded(path, ENV_FILE_MAX, &buf, &size);
+        r = read_file_bounded(path, ENV_FILE_MAX, &buf, &size);
         if (r < 0)
                 return r;
         if (memchr(buf, 0, size))

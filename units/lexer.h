@@ -2,6 +2,7 @@
 #pragma once
 
 #include "diag.h"
+#include "fileio.h"
 
 typedef enum ini_event_kind {
         INI_SECTION,    /* a "[Section]" header: section set, key and value NULL */
@@ -28,9 +29,6 @@ typedef int (*ini_event_fn)(const ini_event *ev, void *userdata);
 int ini_parse_buffer(const char *path, const char *data, size_t size, diag_list *diags,
                      ini_event_fn fn, void *userdata);
 
-/* Reads a regular file of at most max bytes (O_CLOEXEC, no FIFOs or devices).
- * -EFBIG when larger. The buffer is NUL-terminated for convenience. */
-int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
 
 /* A printable, single-line, bounded rendering of s for messages: control
  * and non-ASCII bytes as \xNN, cut with "..." after about 60 bytes. */

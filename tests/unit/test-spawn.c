@@ -561,7 +561,7 @@ static void test_env_file(void) {
                 for (int i = 0; i < 1100 * 1024 / 16; i++)
                         fputs("A=xxxxxxxxxxxxx\n", fp);
                 fflush(fp);
-                tap_inteq(env_file_load(f, &env), -E2BIG, "file above 1 MiB refused");
+                tap_inteq(env_file_load(f, &env), -EFBIG, "file above 1 MiB refused");
         }
         {
                 _cleanup_free_ char *f = tmp_path("many");

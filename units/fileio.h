@@ -1,0 +1,11 @@
+/* Reading small configuration files safely: bounded, regular files only. */
+#pragma once
+
+#include <stddef.h>
+
+#include "macro.h"
+
+/* Reads a regular file of at most max bytes (O_CLOEXEC, no FIFOs or devices: -EBADFD,
+ * directories: -EISDIR), into a NUL-terminated buffer grown as needed. -EFBIG when the
+ * file is larger than max. */
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
