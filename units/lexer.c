@@ -293,7 +293,6 @@ int ini_parse_buffer(const char *path, const char *data, size_t size, diag_list 
         return r == 0 ? 0 : -EIO;
 }
 
-
 const char *ini_escape(const char *s, char *buf, size_t len) {
         const size_t cut = 60;
         size_t o = 0, i;

@@ -29,7 +29,6 @@ typedef int (*ini_event_fn)(const ini_event *ev, void *userdata);
 int ini_parse_buffer(const char *path, const char *data, size_t size, diag_list *diags,
                      ini_event_fn fn, void *userdata);
 
-
 /* A printable, single-line, bounded rendering of s for messages: control
  * and non-ASCII bytes as \xNN, cut with "..." after about 60 bytes. */
 const char *ini_escape(const char *s, char *buf, size_t len);
