@@ -128,6 +128,7 @@ int main(int argc, char **argv) {
         _cleanup_free_ char *sandbox_log_dir = NULL;
         manager *m = NULL;
         manager_exit how;
+        unsigned timeout;
         sigset_t all;
         int c, r;
 
@@ -195,13 +196,16 @@ int main(int argc, char **argv) {
                 r = manager_load(m);
         how = r >= 0 ? manager_run(m) : MANAGER_REBOOT;
 
+        timeout = m ? (unsigned) (m->conf.shutdown_timeout / USEC_PER_SEC) : 10;
+        /* Closes the log files, sockets and cgroup fds that would keep file systems busy,
+         * and writes the crash records still queued. */
+        manager_free(m);
         if (settings.sandbox) {
-                manager_free(m);
                 log_info("Exiting.");
                 return r < 0 ? 1 : 0;
         }
         boot_final_shutdown(how == MANAGER_POWEROFF ? RB_POWER_OFF
                             : how == MANAGER_HALT   ? RB_HALT_SYSTEM
                                                     : RB_AUTOBOOT,
-                            m ? (unsigned) (m->conf.shutdown_timeout / USEC_PER_SEC) : 10);
+                            timeout);
 }

@@ -728,5 +728,7 @@ manager_exit manager_run(manager *m) {
         r = sd_event_loop(m->event);
         if (r < 0)
                 log_error_errno(r, "The event loop failed: %m");
+        /* Failures during the shutdown are recorded too. */
+        crash_records_flush(m);
         return m->exit == MANAGER_RUNNING ? MANAGER_EXIT : m->exit;
 }
