@@ -17,6 +17,7 @@
 #define RING_MIN (REC_HDR + REC_MAX)        /* one longest line always fits */
 #define RING_MAX (64u * 1024 * 1024)
 #define RING_DEFAULT (64u * 1024)
+#define RING_START 128u /* the ring grows from here up to ring_bytes: most services say little */
 #define FILE_MAX_DEFAULT (1024u * 1024)
 #define FILE_KEEP_MAX 99u
 #define READ_BUDGET (64u * 1024) /* per wakeup, so one chatty service cannot starve the loop */
@@ -40,26 +41,28 @@ typedef struct log_subscriber {
 struct log_stream {
         sd_event *event;
         sd_event_source *source;
-        char *name;
+        char *name; /* in names[] */
         int read_fd, write_fd;
 
-        /* a line still waiting for its newline */
-        char partial[LOG_LINE_MAX];
+        /* A line still waiting for its newline: LOG_LINE_MAX bytes, allocated only while
+         * partial_len > 0, since most lines arrive whole in one read. */
+        char *partial;
         size_t partial_len;
 
-        /* Records packed back to back in one fixed buffer, wrapping around: the memory bound. */
+        /* Records packed back to back in one buffer, wrapping around: the memory bound.
+         * ring_alloc grows up to ring_size; it stays below only while nothing was evicted,
+         * so ring_head is 0 and the records are contiguous whenever it grows. */
         char *ring;
-        size_t ring_size, ring_head, ring_used, ring_lines;
+        size_t ring_size, ring_alloc, ring_head, ring_used, ring_lines;
 
-        char *dir, *path, *path_a, *path_b; /* path_a/_b: scratch for rotation names */
+        char *path;     /* DIR/NAME.log, in names[]; NULL: no file */
+        size_t dir_len; /* DIR is the start of path */
         int file_fd;
         uint64_t file_size, file_max;
         unsigned file_keep;
         int file_error;          /* why the file is closed, 0 if it is not */
         uint64_t file_retry_at;  /* CLOCK_MONOTONIC ns; no reopen before */
         unsigned long long lost; /* lines not written to the file since file_error */
-        char wbuf[WBUF_SIZE];    /* file output, flushed at the end of each dispatch */
-        size_t wbuf_len, wbuf_lines;
 
         int console_fd, kmsg_fd;
         bool console_owned;
@@ -69,7 +72,19 @@ struct log_stream {
         unsigned next_id;
         unsigned dispatching;
         bool subs_dirty;
+
+        char names[]; /* name, then path: one allocation with the stream */
 };
+
+/* File output, flushed at the end of each dispatch and each log_stream_append(). One buffer
+ * serves all streams (PID 1 has one thread): it holds the lines of its owner only, and a
+ * stream that wants it first flushes the owner's, so even a subscriber appending to
+ * another stream in the middle of a dispatch keeps every file in order. */
+static struct {
+        log_stream *owner; /* NULL: empty */
+        size_t len, lines;
+        char buf[WBUF_SIZE];
+} wbuf;
 
 static uint64_t now_monotonic(void) {
         struct timespec ts;
@@ -174,8 +189,8 @@ static size_t sanitize(char *dst, const char *src, size_t n) {
 static void ring_copy_in(log_stream *l, size_t off, const void *p, size_t n) {
         size_t first;
 
-        off %= l->ring_size;
-        first = MIN(n, l->ring_size - off);
+        off %= l->ring_alloc;
+        first = MIN(n, l->ring_alloc - off);
         memcpy(l->ring + off, p, first);
         memcpy(l->ring, (const char *) p + first, n - first);
 }
@@ -183,8 +198,8 @@ static void ring_copy_in(log_stream *l, size_t off, const void *p, size_t n) {
 static void ring_copy_out(const log_stream *l, size_t off, void *p, size_t n) {
         size_t first;
 
-        off %= l->ring_size;
-        first = MIN(n, l->ring_size - off);
+        off %= l->ring_alloc;
+        first = MIN(n, l->ring_alloc - off);
         memcpy(p, l->ring + off, first);
         memcpy((char *) p + first, l->ring, n - first);
 }
@@ -196,14 +211,41 @@ static size_t ring_record_len(const log_stream *l, size_t off) {
         return (size_t) h[0] | (size_t) h[1] << 8;
 }
 
+/* Makes room for need more bytes by doubling, before anything is evicted; false when the
+ * ring is at ring_size (or memory is short) and old records must go instead. */
+static bool ring_grow(log_stream *l, size_t need) {
+        size_t a;
+        char *p;
+
+        if (l->ring_used + need <= l->ring_alloc || l->ring_alloc == l->ring_size)
+                return l->ring_used + need <= l->ring_alloc;
+
+        a = l->ring_alloc > 0 ? l->ring_alloc : RING_START;
+        while (a < l->ring_used + need)
+                a *= 2;
+        a = MIN(a, l->ring_size);
+        p = realloc(l->ring, a);
+        if (!p) {
+                /* Keep what we have as the bound, unless not even this record fits. */
+                if (l->ring_alloc >= need)
+                        l->ring_size = l->ring_alloc;
+                return false;
+        }
+        l->ring = p;
+        l->ring_alloc = a;
+        return true;
+}
+
 static void ring_push(log_stream *l, const char *rec, size_t n) {
         unsigned char h[REC_HDR] = { (unsigned char) (n & 0xff), (unsigned char) (n >> 8) };
         size_t need = REC_HDR + n;
 
-        while (l->ring_used + need > l->ring_size) {
+        if (!ring_grow(l, need) && l->ring_alloc < need)
+                return; /* out of memory: this line is not kept */
+        while (l->ring_used + need > l->ring_alloc) {
                 size_t old = REC_HDR + ring_record_len(l, l->ring_head);
 
-                l->ring_head = (l->ring_head + old) % l->ring_size;
+                l->ring_head = (l->ring_head + old) % l->ring_alloc;
                 l->ring_used -= old;
                 l->ring_lines--;
         }
@@ -213,8 +255,8 @@ static void ring_push(log_stream *l, const char *rec, size_t n) {
         l->ring_lines++;
 }
 
-static int mkdir_p(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
+static int mkdir_p(const char *path, size_t len, mode_t mode) {
+        _cleanup_free_ char *p = strndup(path, len);
 
         if (!p)
                 return -ENOMEM;
@@ -239,7 +281,7 @@ static int file_open_plain(log_stream *l) {
 
         fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
         if (fd < 0 && errno == ENOENT) {
-                r = mkdir_p(l->dir, 0750);
+                r = mkdir_p(l->path, l->dir_len, 0750);
                 if (r < 0)
                         return r;
                 fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
@@ -258,19 +300,25 @@ static int file_open_plain(log_stream *l) {
 
 /* NAME.log.(K-1) → NAME.log.K … NAME.log → NAME.log.1, then a fresh NAME.log. */
 static int file_rotate(log_stream *l) {
+        size_t size = strlen(l->path) + 8; /* ".K", K ≤ FILE_KEEP_MAX */
+        /* the names are built only here: rotation is rare, streams are many */
+        _cleanup_free_ char *a = malloc(size), *b = malloc(size);
+
+        if (!a || !b)
+                return -ENOMEM;
         if (l->file_fd >= 0)
                 close(l->file_fd);
         l->file_fd = -1;
 
         for (unsigned k = l->file_keep; k >= 2; k--) {
-                snprintf(l->path_a, strlen(l->path) + 8, "%s.%u", l->path, k - 1);
-                snprintf(l->path_b, strlen(l->path) + 8, "%s.%u", l->path, k);
-                if (rename(l->path_a, l->path_b) < 0 && errno != ENOENT)
+                snprintf(a, size, "%s.%u", l->path, k - 1);
+                snprintf(b, size, "%s.%u", l->path, k);
+                if (rename(a, b) < 0 && errno != ENOENT)
                         return -errno;
         }
         if (l->file_keep > 0) {
-                snprintf(l->path_a, strlen(l->path) + 8, "%s.1", l->path);
-                if (rename(l->path, l->path_a) < 0 && errno != ENOENT)
+                snprintf(a, size, "%s.1", l->path);
+                if (rename(l->path, a) < 0 && errno != ENOENT)
                         return -errno;
         } else if (unlink(l->path) < 0 && errno != ENOENT)
                 return -errno;
@@ -296,17 +344,25 @@ static void file_fail(log_stream *l, int error) {
         l->file_fd = -1;
         l->file_error = error;
         l->file_retry_at = now_monotonic() + FILE_RETRY_NSEC;
-        l->lost += l->wbuf_lines;
-        l->wbuf_len = l->wbuf_lines = 0;
+        if (wbuf.owner == l) {
+                l->lost += wbuf.lines;
+                wbuf.owner = NULL;
+                wbuf.len = wbuf.lines = 0;
+        }
+}
+
+/* l's pending bytes in the shared buffer (0 when another stream owns it). */
+static size_t wbuf_len(const log_stream *l) {
+        return wbuf.owner == l ? wbuf.len : 0;
 }
 
 static void file_flush(log_stream *l) {
         size_t off = 0;
 
-        if (l->file_fd < 0 || l->wbuf_len == 0)
-                return;
-        while (off < l->wbuf_len) {
-                ssize_t k = write(l->file_fd, l->wbuf + off, l->wbuf_len - off);
+        if (wbuf.owner != l)
+                return; /* nothing pending; and file_fail() empties it, so l->file_fd ≥ 0 */
+        while (off < wbuf.len) {
+                ssize_t k = write(l->file_fd, wbuf.buf + off, wbuf.len - off);
 
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -317,7 +373,15 @@ static void file_flush(log_stream *l) {
                 off += (size_t) k;
                 l->file_size += (uint64_t) k;
         }
-        l->wbuf_len = l->wbuf_lines = 0;
+        wbuf.owner = NULL;
+        wbuf.len = wbuf.lines = 0;
+}
+
+/* Makes the shared buffer l's, writing out the lines of its previous owner. */
+static void wbuf_take(log_stream *l) {
+        if (wbuf.owner && wbuf.owner != l)
+                file_flush(wbuf.owner);
+        wbuf.owner = l;
 }
 
 /* After an outage, say in the file itself that lines are missing. */
@@ -326,9 +390,11 @@ static void file_note_lost(log_stream *l) {
         int n;
 
         format_timestamp(ts);
-        n = snprintf(l->wbuf, sizeof(l->wbuf), "%.*s [vigil: %llu lines not written: %s]\n", TS_LEN,
-                     ts, l->lost, strerror(-l->file_error));
-        l->wbuf_len = n > 0 ? MIN((size_t) n, sizeof(l->wbuf) - 1) : 0;
+        wbuf_take(l);
+        n = snprintf(wbuf.buf, sizeof(wbuf.buf), "%.*s [vigil: %llu lines not written: %s]\n",
+                     TS_LEN, ts, l->lost, strerror(-l->file_error));
+        wbuf.len = n > 0 ? MIN((size_t) n, sizeof(wbuf.buf) - 1) : 0;
+        wbuf.lines = 0;
         l->lost = 0;
         l->file_error = 0;
 }
@@ -354,7 +420,7 @@ static void file_write(log_stream *l, const char *rec, size_t n) {
                 l->file_error = 0;
         }
 
-        if (l->file_size + l->wbuf_len + n > l->file_max && l->file_size + l->wbuf_len > 0) {
+        if (l->file_size + wbuf_len(l) + n > l->file_max && l->file_size + wbuf_len(l) > 0) {
                 file_flush(l);
                 if (l->file_fd < 0) {
                         l->lost++;
@@ -367,16 +433,17 @@ static void file_write(log_stream *l, const char *rec, size_t n) {
                         return;
                 }
         }
-        if (l->wbuf_len + n > sizeof(l->wbuf)) {
+        if (wbuf_len(l) + n > sizeof(wbuf.buf)) {
                 file_flush(l);
                 if (l->file_fd < 0) {
                         l->lost++;
                         return;
                 }
         }
-        memcpy(l->wbuf + l->wbuf_len, rec, n);
-        l->wbuf_len += n;
-        l->wbuf_lines++;
+        wbuf_take(l);
+        memcpy(wbuf.buf + wbuf.len, rec, n);
+        wbuf.len += n;
+        wbuf.lines++;
 }
 
 static void subscribers_compact(log_stream *l) {
@@ -459,36 +526,76 @@ static void partial_cut(log_stream *l) {
         l->partial_len -= k;
 }
 
+/* Keeps the start of a line (n ≤ LOG_LINE_MAX) until more of it arrives. */
+static void partial_keep(log_stream *l, const char *p, size_t n) {
+        if (!l->partial) {
+                l->partial = malloc(LOG_LINE_MAX);
+                if (!l->partial) {
+                        emit_line(l, p, n, false); /* out of memory: cut the line here */
+                        return;
+                }
+        }
+        memcpy(l->partial, p, n);
+        l->partial_len = n;
+}
+
+/* One segment of input: the bytes up to a newline (nl) or up to the end of the read. */
+static void feed_segment(log_stream *l, const char *p, size_t seg, bool nl) {
+        /* First complete a pending partial line. */
+        while (l->partial_len > 0 && seg > 0) {
+                size_t k;
+
+                if (l->partial_len == LOG_LINE_MAX) {
+                        if (nl && seg == 1 && *p == '\r')
+                                seg = 0; /* a full line's CRLF: no empty piece */
+                        else
+                                partial_cut(l);
+                        continue;
+                }
+                k = MIN(seg, LOG_LINE_MAX - l->partial_len);
+                memcpy(l->partial + l->partial_len, p, k);
+                l->partial_len += k;
+                p += k;
+                seg -= k;
+        }
+        if (l->partial_len > 0) {
+                if (nl) {
+                        emit_line(l, l->partial, l->partial_len, true);
+                        l->partial_len = 0;
+                }
+                return;
+        }
+
+        /* Nothing pending: the same cuts, straight from the read buffer. */
+        while (seg > LOG_LINE_MAX) {
+                size_t k;
+
+                if (nl && seg == LOG_LINE_MAX + 1 && p[LOG_LINE_MAX] == '\r') {
+                        seg = LOG_LINE_MAX; /* a full line's CRLF: no empty piece */
+                        break;
+                }
+                k = utf8_cut(p, LOG_LINE_MAX);
+                emit_line(l, p, k, false);
+                p += k;
+                seg -= k;
+        }
+        if (nl)
+                emit_line(l, p, seg, true);
+        else if (seg > 0)
+                partial_keep(l, p, seg);
+}
+
 static void feed(log_stream *l, const char *p, size_t n) {
         while (n > 0) {
                 const char *nl = memchr(p, '\n', n);
                 size_t seg = nl ? (size_t) (nl - p) : n;
 
-                while (seg > 0) {
-                        size_t k;
-
-                        if (l->partial_len == sizeof(l->partial)) {
-                                if (nl && seg == 1 && *p == '\r') {
-                                        p++; /* a full line's CRLF: no empty piece */
-                                        n--;
-                                        break;
-                                }
-                                partial_cut(l);
-                        }
-                        k = MIN(seg, sizeof(l->partial) - l->partial_len);
-                        memcpy(l->partial + l->partial_len, p, k);
-                        l->partial_len += k;
-                        p += k;
-                        n -= k;
-                        seg -= k;
-                }
-                if (nl) {
-                        emit_line(l, l->partial, l->partial_len, true);
-                        l->partial_len = 0;
-                        p++;
-                        n--;
-                }
+                feed_segment(l, p, seg, nl);
+                p += seg + !!nl;
+                n -= seg + !!nl;
         }
+        if (l->partial_len == 0)
+                l->partial = mfree(l->partial);
 }
 
 static size_t drain(log_stream *l, size_t budget) {
@@ -559,6 +666,7 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
                 .file_keep = 3,
         };
         _cleanup_(log_stream_freep) log_stream *l = NULL;
+        size_t name_len, path_len = 0;
         int fds[2], r;
 
         if (!e || !name || !ret || !name_is_valid(name))
@@ -567,39 +675,33 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
                 s = &defaults;
         if (s->dir && isempty(s->dir))
                 return -EINVAL;
+        name_len = strlen(name);
+        if (s->dir) {
+                path_len = strlen(s->dir) + 1 + name_len + strlen(".log");
+                if (path_len + 4 >= PATH_MAX)
+                        return -ENAMETOOLONG;
+        }
 
-        l = calloc(1, sizeof(*l));
+        l = calloc(1, sizeof(*l) + name_len + 1 + (s->dir ? path_len + 1 : 0));
         if (!l)
                 return -ENOMEM;
         l->read_fd = l->write_fd = l->file_fd = l->console_fd = l->kmsg_fd = -1;
         l->next_id = 1;
 
-        l->name = strdup(name);
-        if (!l->name)
-                return -ENOMEM;
+        l->name = l->names;
+        memcpy(l->name, name, name_len + 1);
+        if (s->dir) {
+                l->path = l->names + name_len + 1;
+                l->dir_len = strlen(s->dir);
+                snprintf(l->path, path_len + 1, "%s/%s.log", s->dir, name);
+        }
 
         l->ring_size = s->ring_bytes == 0 ? RING_DEFAULT : s->ring_bytes;
         l->ring_size = l->ring_size < RING_MIN ? RING_MIN : MIN(l->ring_size, RING_MAX);
-        l->ring = malloc(l->ring_size);
-        if (!l->ring)
-                return -ENOMEM;
 
         l->file_max = s->file_max_bytes == 0 ? FILE_MAX_DEFAULT : s->file_max_bytes;
         /* 0 keeps no old files: rotation starts NAME.log afresh */
         l->file_keep = MIN(s->file_keep, FILE_KEEP_MAX);
-        if (s->dir) {
-                size_t len = strlen(s->dir) + 1 + strlen(name) + strlen(".log");
-
-                if (len + 4 >= PATH_MAX)
-                        return -ENAMETOOLONG;
-                l->dir = strdup(s->dir);
-                l->path = malloc(len + 1);
-                l->path_a = malloc(len + 8);
-                l->path_b = malloc(len + 8);
-                if (!l->dir || !l->path || !l->path_a || !l->path_b)
-                        return -ENOMEM;
-                snprintf(l->path, len + 1, "%s/%s.log", s->dir, name);
-        }
 
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
@@ -642,6 +744,10 @@ log_stream *log_stream_free(log_stream *l) {
                 l->partial_len = 0;
         }
         file_flush(l);
+        if (wbuf.owner == l) { /* cannot be after file_flush(), but it must not dangle */
+                wbuf.owner = NULL;
+                wbuf.len = wbuf.lines = 0;
+        }
 
         sd_event_source_disable_unref(l->source);
         sd_event_unref(l->event);
@@ -657,12 +763,8 @@ log_stream *log_stream_free(log_stream *l) {
                 close(l->kmsg_fd);
 
         free(l->subs);
+        free(l->partial);
         free(l->ring);
-        free(l->dir);
-        free(l->path);
-        free(l->path_a);
-        free(l->path_b);
-        free(l->name);
         return mfree(l);
 }
 

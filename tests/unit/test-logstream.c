@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -491,6 +492,217 @@ static void test_ring_bound(sd_event *e) {
         log_stream_free(l);
 }
 
+/* The ring starts small and doubles up to ring_bytes; nothing is lost on the way. */
+static void test_ring_growth(sd_event *e) {
+        log_settings s = { .ring_bytes = 16 * 1024 };
+        log_stream *l = NULL;
+        _cleanup_free_ char *big = repeat('g', LINE_MAX_BYTES);
+        char line[64];
+        size_t sum = 0, appended = 0, used = 0;
+        bool whole = true, ordered = true;
+        int r;
+
+        tap_inteq(log_stream_new(e, "grow", &s, &l), 0, "new grow (16 KiB ring)");
+        /* 80-byte records: the ring doubles several times before it is full */
+        for (unsigned i = 0; used + 2 + TS_LEN + 1 + 54 <= 16 * 1024; i++) {
+                _cleanup_strv_free_ char **tail = NULL;
+
+                snprintf(line, sizeof(line), "L%06u %045u", i, i);
+                log_stream_append(l, line);
+                appended++;
+                used += 2 + TS_LEN + 1 + strlen(line);
+                r = log_stream_tail(l, 100000, &tail);
+                if (r != (int) appended || strncmp(text_of(tail[0]), "L000000 ", 8) != 0 ||
+                    !streq(text_of(tail[r - 1]), line)) {
+                        whole = false;
+                        break;
+                }
+        }
+        tap_ok(whole, "every line kept while the ring grows: %zu lines", appended);
+
+        for (unsigned i = (unsigned) appended; i < appended + 500; i++) {
+                snprintf(line, sizeof(line), "L%06u %045u", i, i);
+                log_stream_append(l, line);
+        }
+        {
+                _cleanup_strv_free_ char **tail = NULL;
+                unsigned long prev = 0;
+
+                r = log_stream_tail(l, 100000, &tail);
+                for (int i = 0; i < r; i++) {
+                        unsigned long num = strtoul(text_of(tail[i]) + 1, NULL, 10);
+
+                        sum += strlen(tail[i]) + 2;
+                        if (i > 0 && num != prev + 1)
+                                ordered = false;
+                        prev = num;
+                }
+                tap_ok(r > 0 && sum <= 16 * 1024 && sum > 16 * 1024 - 80,
+                       "grown ring is bounded by ring_bytes and full: %zu", sum);
+                tap_ok(ordered && r > 0 && prev == appended + 499,
+                       "after wrapping: oldest first, gapless, newest last");
+        }
+        log_stream_free(l);
+
+        /* a record bigger than twice the ring so far */
+        tap_inteq(log_stream_new(e, "grow", &s, &l), 0, "new grow again");
+        log_stream_append(l, "short");
+        log_stream_append(l, big);
+        {
+                _cleanup_strv_free_ char **tail = NULL;
+
+                r = log_stream_tail(l, 10, &tail);
+                tap_ok(r == 2 && streq(text_of(tail[0]), "short") && streq(text_of(tail[1]), big),
+                       "a longest line after a short one: the ring grows past double");
+        }
+        log_stream_free(l);
+
+        /* the smallest ring: its bound (one longest line) is no power of 2 */
+        s.ring_bytes = 1;
+        tap_inteq(log_stream_new(e, "grow", &s, &l), 0, "new grow (smallest ring)");
+        log_stream_append(l, big);
+        {
+                _cleanup_strv_free_ char **tail = NULL;
+
+                r = log_stream_tail(l, 10, &tail);
+                tap_ok(r == 1 && streq(text_of(tail[0]), big),
+                       "a longest line fits in the smallest ring");
+        }
+        log_stream_append(l, "after");
+        log_stream_append(l, "later");
+        {
+                _cleanup_strv_free_ char **tail = NULL;
+
+                r = log_stream_tail(l, 10, &tail);
+                tap_ok(r == 2 && streq(text_of(tail[0]), "after") &&
+                               streq(text_of(tail[1]), "later"),
+                       "the smallest ring evicts the longest line and wraps");
+        }
+        log_stream_free(l);
+}
+
+/* Writes s into the stream's pipe and lets the loop read all of it (one dispatch). */
+static void pipe_feed(sd_event *e, log_stream *l, const char *s) {
+        int pending = 1;
+
+        write_all(log_stream_writer(l), s, strlen(s));
+        for (int i = 0; i < 100 && pending > 0; i++) {
+                sd_event_run(e, 100 * 1000);
+                if (ioctl(log_stream_writer(l), FIONREAD, &pending) < 0)
+                        break;
+        }
+}
+
+/* A line whose pieces arrive in separate dispatches is held between them. */
+static void test_partial_across(sd_event *e) {
+        log_settings s = { .dir = path_in("across"), .file_keep = 1 };
+        log_stream *l = NULL;
+        collector c = {};
+        _cleanup_free_ char *a = repeat('a', 3000), *b = repeat('b', 3000),
+                            *full = repeat('f', LINE_MAX_BYTES), *file = NULL;
+        _cleanup_free_ char *ab = NULL;
+
+        tap_inteq(log_stream_new(e, "across", &s, &l), 0, "new across");
+        log_stream_subscribe(l, collect, &c, NULL);
+
+        pipe_feed(e, l, "first half, ");
+        tap_inteq(c.n, 0, "a partial line waits across a dispatch");
+        pipe_feed(e, l, "second half, ");
+        pipe_feed(e, l, "end\nnext whole line\nanother start ");
+        tap_inteq(c.n, 2, "completed and whole lines go out, the new partial waits");
+        tap_streq(c.n > 0 ? text_of(c.lines[0]) : NULL, "first half, second half, end",
+                  "pieces of three dispatches joined");
+        tap_streq(c.n > 1 ? text_of(c.lines[1]) : NULL, "next whole line",
+                  "a whole line after a joined one");
+
+        pipe_feed(e, l, "done\n");
+        pipe_feed(e, l, a);
+        pipe_feed(e, l, b);
+        tap_inteq(c.n, 4, "a long line is cut at 4096 bytes once the pieces exceed it");
+        asprintf(&ab, "%s%.*s", a, LINE_MAX_BYTES - 3000, b);
+        tap_streq(c.n > 3 ? text_of(c.lines[3]) : NULL, ab, "the cut piece spans two dispatches");
+        pipe_feed(e, l, "\n");
+        tap_ok(c.n == 5 && strlen(text_of(c.lines[4])) == 6000 - LINE_MAX_BYTES,
+               "the rest of the long line ends at its newline");
+
+        pipe_feed(e, l, full);
+        pipe_feed(e, l, "\r\n");
+        tap_ok(c.n == 6 && streq(text_of(c.lines[5]), full),
+               "a full held line's CRLF in the next dispatch makes no empty piece");
+        pipe_feed(e, l, "tail without newline");
+        log_stream_free(l);
+        tap_ok(c.n == 7 && streq(text_of(c.lines[6]), "tail without newline"),
+               "free sends the held partial line");
+
+        file = read_file(path_in("across/across.log"));
+        tap_ok(file && strstr(file, " first half, second half, end\n") &&
+                       strstr(file, " another start done\n") &&
+                       endswith(file, " tail without newline\n"),
+               "the file has the joined lines");
+        strv_free(c.lines);
+}
+
+/* A subscriber of one stream that appends to another: both files stay whole and in order. */
+typedef struct relay {
+        log_stream *to;
+        unsigned n;
+} relay;
+
+static void relay_line(const char *line, size_t len, void *userdata) {
+        relay *r = userdata;
+        char buf[64];
+
+        snprintf(buf, sizeof(buf), "relayed %u", r->n++);
+        log_stream_append(r->to, buf);
+}
+
+static void test_shared_wbuf(sd_event *e) {
+        log_settings s = { .dir = path_in("shared"), .file_keep = 1 };
+        log_stream *a = NULL, *b = NULL;
+        relay rl = {};
+        _cleanup_free_ char *fa = NULL, *fb = NULL;
+        bool ok_a = true, ok_b = true;
+        char *p;
+        unsigned n;
+
+        tap_inteq(log_stream_new(e, "sa", &s, &a), 0, "new sa");
+        tap_inteq(log_stream_new(e, "sb", &s, &b), 0, "new sb");
+        rl.to = b;
+        log_stream_subscribe(a, relay_line, &rl, NULL);
+        log_stream_append(b, "b first");
+        pipe_feed(e, a, "a0\na1\na2\na3\n");
+        log_stream_append(a, "a4");
+        log_stream_append(b, "b last");
+        log_stream_free(a);
+        log_stream_free(b);
+
+        fa = read_file(path_in("shared/sa.log"));
+        fb = read_file(path_in("shared/sb.log"));
+        n = 0;
+        for (p = fa; p && *p; p = strchr(p, '\n') + 1, n++) {
+                char want[16];
+
+                snprintf(want, sizeof(want), " a%u\n", n);
+                if (strncmp(p + TS_LEN, want, strlen(want)) != 0)
+                        ok_a = false;
+        }
+        tap_ok(fa && ok_a && n == 5, "sa.log: its 5 lines, in order");
+        n = 0;
+        for (p = fb; p && *p; p = strchr(p, '\n') + 1, n++) {
+                char want[32];
+
+                if (n == 0)
+                        snprintf(want, sizeof(want), " b first\n");
+                else if (n == 6)
+                        snprintf(want, sizeof(want), " b last\n");
+                else
+                        snprintf(want, sizeof(want), " relayed %u\n", n - 1);
+                if (strncmp(p + TS_LEN, want, strlen(want)) != 0)
+                        ok_b = false;
+        }
+        tap_ok(fb && ok_b && n == 7, "sb.log: its own and the relayed lines, in order");
+}
+
 /* Two chatty services: neither starves the other. */
 typedef struct fair {
         int which;
@@ -810,6 +1022,9 @@ int main(void) {
         test_basic(e);
         test_rotation(e);
         test_ring_bound(e);
+        test_ring_growth(e);
+        test_partial_across(e);
+        test_shared_wbuf(e);
         test_fairness(e);
         test_subscribers(e);
         test_free_pending(e);
