@@ -76,6 +76,8 @@ bool service_is_started(const service *s) {
 static void timer_arm(service *s, sd_event_source *t, usec_t usec) {
         int r;
 
+        if (!t)
+                return;
         if (usec == USEC_INFINITY) {
                 sd_event_source_set_enabled(t, SD_EVENT_OFF);
                 return;
@@ -564,7 +566,13 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int service_add_timer(service *s, sd_event_source **t, sd_event_time_handler_t cb);
+
 static void service_start_watchdog(service *s) {
+        /* A service may ask for a watchdog at run time with WATCHDOG_USEC=. */
+        if (!s->watchdog_timer && s->watchdog_usec > 0 &&
+            service_add_timer(s, &s->watchdog_timer, on_watchdog) < 0)
+                log_error("%s: cannot create its watchdog timer.", s->name);
         timer_arm(s, s->watchdog_timer, s->watchdog_usec == 0 ? USEC_INFINITY : s->watchdog_usec);
 }
 
@@ -891,6 +899,16 @@ int service_kill(service *s, int sig) {
         return s->manager->ops->kill_all(s, sig);
 }
 
+/* A disabled timer; accuracy 1 µs, as sd-event's default lets a timer slip by 250 ms. */
+static int service_add_timer(service *s, sd_event_source **t, sd_event_time_handler_t cb) {
+        int r;
+
+        r = sd_event_add_time(s->manager->event, t, CLOCK_MONOTONIC, 0, 1, cb, s);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(*t, SD_EVENT_OFF);
+}
+
 int service_new(manager *m, unit *u, service **ret) {
         service *s;
         int r;
@@ -906,14 +924,14 @@ int service_new(manager *m, unit *u, service **ret) {
                 service_free(s);
                 return -ENOMEM;
         }
-        /* Accuracy 1 µs: sd-event's default lets a timer slip by up to 250 ms. */
-        r = sd_event_add_time(m->event, &s->timer, CLOCK_MONOTONIC, 0, 1, on_timer, s);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &s->watchdog_timer, CLOCK_MONOTONIC, 0, 1,
-                                      on_watchdog, s);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &s->retry_timer, CLOCK_MONOTONIC, 0, 1, on_retry,
-                                      s);
+        /* The timers that a service's settings call for exist from the start, so that
+         * arming them later cannot fail for want of memory. */
+        s->unit = u;
+        r = service_add_timer(s, &s->timer, on_timer);
+        if (r >= 0 && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
+                r = service_add_timer(s, &s->watchdog_timer, on_watchdog);
+        if (r >= 0 && u->start_limit_retry != USEC_INFINITY)
+                r = service_add_timer(s, &s->retry_timer, on_retry);
         if (r >= 0) {
                 /* StandardOutput=kmsg and the "+console" forms add copies of the lines. */
                 log_settings ls = m->log;
@@ -923,13 +941,10 @@ int service_new(manager *m, unit *u, service **ret) {
                 r = log_stream_new(m->event, s->name, &ls, &s->log);
         }
         if (r < 0) {
+                s->unit = NULL; /* the caller still owns it */
                 service_free(s);
                 return r;
         }
-        sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
-        sd_event_source_set_enabled(s->watchdog_timer, SD_EVENT_OFF);
-        sd_event_source_set_enabled(s->retry_timer, SD_EVENT_OFF);
-        s->unit = u;
         *ret = s;
         return 0;
 }

@@ -753,19 +753,27 @@ static const directive *directive_find(const char *section, const char *key) {
 
 /* Every row that writes the same field shares its source (aliases, TimeoutSec=). */
 static void mark_source(load_ctx *c, size_t offset) {
+        uint16_t file = 0;
+
+        for (size_t i = 0; c->u->files && c->u->files[i]; i++)
+                if (c->u->files[i] == c->path)
+                        file = (uint16_t) (i + 1);
         for (size_t i = 0; i < N_DIRECTIVES; i++)
                 if (directives[i].offset == offset)
-                        c->u->sources[i] = (unit_source){ .path = c->path, .line = c->line };
+                        c->u->sources[i] = (unit_source_slot){ .line = c->line, .file = file };
 }
 
-const unit_source *unit_directive_source(const unit *u, const char *section, const char *key) {
+bool unit_directive_source(const unit *u, const char *section, const char *key, unit_source *ret) {
         const directive *d = directive_find(section, key);
-        const unit_source *s;
+        const unit_source_slot *s;
 
         if (!d)
-                return NULL;
+                return false;
         s = &u->sources[d - directives];
-        return s->path ? s : NULL;
+        if (s->file == 0)
+                return false;
+        *ret = (unit_source){ .path = u->files[s->file - 1], .line = s->line };
+        return true;
 }
 
 /* ---- applying files ------------------------------------------------------------------------ */
@@ -1046,7 +1054,7 @@ static int unit_new(const char *name, unit **ret) {
         if (!u)
                 return -ENOMEM;
         *u = unit_defaults;
-        u->sources = calloc(N_DIRECTIVES, sizeof(unit_source));
+        u->sources = calloc(N_DIRECTIVES, sizeof(unit_source_slot));
         if (!u->sources)
                 return -ENOMEM;
 
@@ -1083,18 +1091,20 @@ static void load_ctx_init(load_ctx *c, unit *u, diag_list *diags) {
 /* Defaults that depend on other settings, then the checks that need the whole unit. */
 static void unit_verify(load_ctx *c) {
         unit *u = c->u;
-        const unit_source *s;
+        unit_source s;
         char a[64], b[64];
 
         /* As in systemd, a oneshot has no start timeout unless it asks for one. */
-        if (u->type == SERVICE_ONESHOT && !unit_directive_source(u, "Service", "TimeoutStartSec"))
+        if (u->type == SERVICE_ONESHOT &&
+            !unit_directive_source(u, "Service", "TimeoutStartSec", &s))
                 u->timeout_start = USEC_INFINITY;
 
 #define AT(key)                                                                                    \
         do {                                                                                       \
-                s = unit_directive_source(u, "Service", key);                                      \
-                c->path = s ? s->path : u->path;                                                   \
-                c->line = s ? s->line : 0;                                                         \
+                if (!unit_directive_source(u, "Service", key, &s))                                 \
+                        s = (unit_source){ .path = u->path };                                      \
+                c->path = s.path;                                                                  \
+                c->line = s.line;                                                                  \
         } while (0)
 
         if (u->exec_start.n == 0 && !c->exec_start_failed) {
@@ -1130,9 +1140,10 @@ static void unit_verify(load_ctx *c) {
                        format_timespan(b, sizeof(b), u->restart_sec));
         }
         if (u->start_limit_retry == 0) {
-                s = unit_directive_source(u, "Unit", "StartLimitRetrySec");
-                c->path = s ? s->path : u->path;
-                c->line = s ? s->line : 0;
+                if (!unit_directive_source(u, "Unit", "StartLimitRetrySec", &s))
+                        s = (unit_source){ .path = u->path };
+                c->path = s.path;
+                c->line = s.line;
                 report(c, "StartLimitRetrySec=0 would retry at once, forever; use a delay "
                           "such as 5min, or infinity for never");
         }

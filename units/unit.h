@@ -84,6 +84,12 @@ typedef struct unit_source {
         unsigned line;
 } unit_source;
 
+/* The same, stored compactly: one per directive table row. */
+typedef struct unit_source_slot {
+        uint32_t line;
+        uint16_t file; /* 1 + index into unit->files; 0: the default */
+} unit_source_slot;
+
 typedef struct unit unit;
 
 struct unit {
@@ -133,7 +139,7 @@ struct unit {
         /* [Install] */
         char **wanted_by;
 
-        unit_source *sources; /* one per directive table row, see unit_directive_source() */
+        unit_source_slot *sources; /* see unit_directive_source() */
 };
 
 typedef struct unit_load_options {
@@ -169,8 +175,8 @@ int unit_load_buffer(const char *name, const char *path, const char *data, size_
 int policy_check_file(const char *path, diag_list *diags);
 int policy_check_buffer(const char *path, const char *data, size_t size, diag_list *diags);
 
-/* The file:line that set Section.Key, or NULL when it has its default. */
-const unit_source *unit_directive_source(const unit *u, const char *section, const char *key);
+/* The file:line that set Section.Key: true, or false when it has its default. */
+bool unit_directive_source(const unit *u, const char *section, const char *key, unit_source *ret);
 
 const char *service_type_to_string(service_type t);
 const char *restart_mode_to_string(restart_mode m);

@@ -95,7 +95,7 @@ static void check_diags(const diag_list *l, const char *path, unsigned max_line)
 }
 
 static void check_unit(const unit *u) {
-        const unit_source *s;
+        unit_source s;
 
         if (!u->name || !streq(u->name, FUZZ_UNIT_NAME))
                 fail("unit has the wrong name", NULL);
@@ -109,8 +109,7 @@ static void check_unit(const unit *u) {
         if (!service_type_to_string(u->type) || !restart_mode_to_string(u->restart) ||
             !kill_mode_to_string(u->kill_mode))
                 fail("unit enum without a name", NULL);
-        s = unit_directive_source(u, "Service", "ExecStart");
-        if (s && (!s->path || s->line == 0))
+        if (unit_directive_source(u, "Service", "ExecStart", &s) && (!s.path || s.line == 0))
                 fail("ExecStart= source without file:line", NULL);
         for (size_t i = 0; i < u->exec_start.n; i++)
                 if (!u->exec_start.items[i].argv || !u->exec_start.items[i].argv[0])

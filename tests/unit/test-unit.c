@@ -39,10 +39,10 @@ static char *join(char **l) {
         } while (0)
 
 static char *source(const unit *u, const char *section, const char *key) {
-        const unit_source *s = unit_directive_source(u, section, key);
+        unit_source s;
         char *r = NULL;
 
-        if (s && asprintf(&r, "%s:%u", s->path, s->line) < 0)
+        if (unit_directive_source(u, section, key, &s) && asprintf(&r, "%s:%u", s.path, s.line) < 0)
                 r = NULL;
         return r;
 }
@@ -119,7 +119,7 @@ static void test_full(void) {
         tap_streq(u->syslog_identifier, "game", "SyslogIdentifier");
         STRV_EQ(u->wanted_by, "multi-user.target", "WantedBy");
         SOURCE_EQ(u, "Service", "KillMode", "units/good/full.service:29");
-        tap_ok(unit_directive_source(u, "Service", "Policy") == NULL,
+        tap_ok(!unit_directive_source(u, "Service", "Policy", &(unit_source){}),
                "an unset directive has no source");
 }
 
