@@ -244,7 +244,7 @@ static int parse_timeout(load_ctx *c, const char *value, void *field) {
         return r;
 }
 
-static void mark_source(load_ctx *c, size_t offset);
+static int mark_source(load_ctx *c, size_t offset);
 
 /* TimeoutSec= sets TimeoutStartSec= and TimeoutStopSec= at once. */
 static int parse_timeout_both(load_ctx *c, const char *value, void *field) {
@@ -259,9 +259,8 @@ static int parse_timeout_both(load_ctx *c, const char *value, void *field) {
                 u->timeout_start = unit_defaults.timeout_start;
                 u->timeout_stop = unit_defaults.timeout_stop;
         }
-        mark_source(c, offsetof(unit, timeout_start));
-        mark_source(c, offsetof(unit, timeout_stop));
-        return 0;
+        /* TimeoutStopSec= is marked by the caller, as the row's own field. */
+        return mark_source(c, offsetof(unit, timeout_stop));
 }
 
 static int parse_unsigned_field(load_ctx *c, const char *value, void *field) {
@@ -751,26 +750,46 @@ static const directive *directive_find(const char *section, const char *key) {
         return NULL;
 }
 
-/* Every row that writes the same field shares its source (aliases, TimeoutSec=). */
-static void mark_source(load_ctx *c, size_t offset) {
+static unit_source_slot *source_slot(const unit *u, size_t row) {
+        for (size_t i = 0; i < u->n_sources; i++)
+                if (u->sources[i].row == row)
+                        return &u->sources[i];
+        return NULL;
+}
+
+/* Every row that writes the same field shares its source (aliases, TimeoutSec=). Only
+ * the directives that were set have a slot: most units set a handful. */
+static int mark_source(load_ctx *c, size_t offset) {
+        unit *u = c->u;
         uint16_t file = 0;
 
-        for (size_t i = 0; c->u->files && c->u->files[i]; i++)
-                if (c->u->files[i] == c->path)
+        for (size_t i = 0; u->files && u->files[i]; i++)
+                if (u->files[i] == c->path)
                         file = (uint16_t) (i + 1);
-        for (size_t i = 0; i < N_DIRECTIVES; i++)
-                if (directives[i].offset == offset)
-                        c->u->sources[i] = (unit_source_slot){ .line = c->line, .file = file };
+        for (size_t i = 0; i < N_DIRECTIVES; i++) {
+                unit_source_slot *slot;
+
+                if (directives[i].offset != offset)
+                        continue;
+                slot = source_slot(u, i);
+                if (!slot) {
+                        slot = reallocarray(u->sources, u->n_sources + 1, sizeof(*slot));
+                        if (!slot)
+                                return -ENOMEM;
+                        u->sources = slot;
+                        slot = &u->sources[u->n_sources++];
+                }
+                *slot = (unit_source_slot){ .row = (uint16_t) i, .file = file, .line = c->line };
+        }
+        return 0;
 }
 
 bool unit_directive_source(const unit *u, const char *section, const char *key, unit_source *ret) {
         const directive *d = directive_find(section, key);
         const unit_source_slot *s;
 
-        if (!d)
-                return false;
-        s = &u->sources[d - directives];
-        if (s->file == 0)
+        s = d ? source_slot(u, (size_t) (d - directives)) : NULL;
+        if (!s || s->file == 0)
                 return false;
         *ret = (unit_source){ .path = u->files[s->file - 1], .line = s->line };
         return true;
@@ -872,8 +891,7 @@ static int apply_value(load_ctx *c, const directive *d, const char *value) {
         r = d->parse(c, value, (char *) c->u + d->offset);
         if (r < 0)
                 return r;
-        mark_source(c, d->offset);
-        return 0;
+        return mark_source(c, d->offset);
 }
 
 static int apply_assignment(load_ctx *c, const char *section, const char *key, const char *value) {
@@ -1054,9 +1072,6 @@ static int unit_new(const char *name, unit **ret) {
         if (!u)
                 return -ENOMEM;
         *u = unit_defaults;
-        u->sources = calloc(N_DIRECTIVES, sizeof(unit_source_slot));
-        if (!u->sources)
-                return -ENOMEM;
 
         at = strchr(name, '@');
         suffix = unit_name_suffix(name);

@@ -84,10 +84,11 @@ typedef struct unit_source {
         unsigned line;
 } unit_source;
 
-/* The same, stored compactly: one per directive table row. */
+/* The same, stored compactly, for each directive table row that was set. */
 typedef struct unit_source_slot {
+        uint16_t row;
+        uint16_t file; /* 1 + index into unit->files */
         uint32_t line;
-        uint16_t file; /* 1 + index into unit->files; 0: the default */
 } unit_source_slot;
 
 typedef struct unit unit;
@@ -140,6 +141,7 @@ struct unit {
         char **wanted_by;
 
         unit_source_slot *sources; /* see unit_directive_source() */
+        size_t n_sources;
 };
 
 typedef struct unit_load_options {
