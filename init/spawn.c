@@ -15,6 +15,7 @@
 #include "creds.h"
 #include "fileio.h"
 #include "spawn.h"
+#include "strbuf.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -93,54 +94,13 @@ _printf_(2, 3) static int env_putf(char ***env, const char *fmt, ...) {
         return env_put(env, s);
 }
 
-typedef struct strbuf {
-        char *s;
-        size_t n, allocated;
-} strbuf;
-
-static void strbuf_free(strbuf *b) {
-        b->s = mfree(b->s);
-        b->n = b->allocated = 0;
-}
-
-static int strbuf_putn(strbuf *b, const char *s, size_t n) {
-        if (b->n + n + 1 > b->allocated) {
-                size_t want = b->allocated ? b->allocated : 64;
-                char *p;
-
-                while (want < b->n + n + 1)
-                        want *= 2;
-                p = realloc(b->s, want);
-                if (!p)
-                        return -ENOMEM;
-                b->s = p;
-                b->allocated = want;
-        }
-        memcpy(b->s + b->n, s, n);
-        b->n += n;
-        b->s[b->n] = 0;
-        return 0;
-}
-
-static int strbuf_putc(strbuf *b, char c) {
-        return strbuf_putn(b, &c, 1);
-}
-
-/* Hands the built string over; never NULL on success, even when empty. */
-static char *strbuf_take(strbuf *b) {
-        if (!b->s && strbuf_putn(b, "", 0) < 0)
-                return NULL;
-        b->n = b->allocated = 0;
-        return TAKE_PTR(b->s);
-}
-
 /* Adds KEY=VALUE unless it is not a valid assignment, which systemd skips too. */
 static int env_file_push(char ***env, strbuf *key, strbuf *value) {
         _cleanup_free_ char *k = NULL, *v = NULL;
         char *a;
 
-        k = strbuf_take(key);
-        v = strbuf_take(value);
+        k = strbuf_steal(key);
+        v = strbuf_steal(value);
         if (!k || !v)
                 return -ENOMEM;
         if (asprintf_safe(&a, "%s=%s", k, v) < 0)
@@ -166,7 +126,7 @@ int env_file_load(const char *path, char ***env) {
                 COMMENT_ESCAPE,
         } state = PRE_KEY;
         _cleanup_free_ char *buf = NULL;
-        _cleanup_(strbuf_free) strbuf key = {}, value = {};
+        _cleanup_(strbuf_done) strbuf key = {}, value = {};
         size_t size = 0, key_len = 0, value_keep = 0;
         int r;
 
@@ -202,7 +162,7 @@ int env_file_load(const char *path, char ***env) {
                 case KEY:
                         if (nl) {
                                 /* A line without "=": ignored. */
-                                strbuf_free(&key);
+                                strbuf_done(&key);
                                 state = PRE_KEY;
                         } else if (c == '=') {
                                 key.n = key_len;
@@ -420,8 +380,8 @@ static int expand_word(const char *w, char *const *env, strbuf *b) {
                 const char *dollar = strchr(p, '$'), *close;
 
                 if (!dollar)
-                        return strbuf_putn(b, p, strlen(p));
-                r = strbuf_putn(b, p, (size_t) (dollar - p));
+                        return strbuf_append(b, p, strlen(p));
+                r = strbuf_append(b, p, (size_t) (dollar - p));
                 if (r < 0)
                         return r;
                 if (dollar[1] == '$') {
@@ -430,7 +390,7 @@ static int expand_word(const char *w, char *const *env, strbuf *b) {
                 } else if (dollar[1] == '{' && (close = strchr(dollar + 2, '}'))) {
                         const char *v = env_get(env, dollar + 2, (size_t) (close - dollar - 2));
 
-                        r = v ? strbuf_putn(b, v, strlen(v)) : 0;
+                        r = v ? strbuf_append(b, v, strlen(v)) : 0;
                         p = close + 1;
                 } else {
                         /* A bare $NAME inside a word, or an unterminated ${: verbatim. */
@@ -483,13 +443,13 @@ int spawn_expand_argv(char *const *argv, char *const *env, char ***ret) {
                                 }
                         }
                 } else {
-                        _cleanup_(strbuf_free) strbuf b = {};
+                        _cleanup_(strbuf_done) strbuf b = {};
                         char *w;
 
                         r = expand_word(*a, env, &b);
                         if (r < 0)
                                 return r;
-                        w = strbuf_take(&b);
+                        w = strbuf_steal(&b);
                         if (!w)
                                 return -ENOMEM;
                         bytes += strlen(w) + 1;

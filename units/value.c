@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <strings.h>
 
+#include "strbuf.h"
 #include "strv.h"
 #include "value.h"
 
@@ -50,61 +51,6 @@ static int parse_digits(const char *s, uint64_t max, uint64_t *ret, const char *
         if (end)
                 *end = p;
         return 0;
-}
-
-/* A growing output buffer, always NUL-terminated once anything was reserved. */
-typedef struct strbuf {
-        char *s;
-        size_t n;
-        size_t cap;
-} strbuf;
-
-static int strbuf_reserve(strbuf *b, size_t extra) {
-        size_t want, cap;
-        char *s;
-
-        if (extra > SIZE_MAX / 2 - b->n)
-                return -ENOMEM;
-        want = b->n + extra + 1;
-        if (want <= b->cap)
-                return 0;
-        cap = b->cap * 2;
-        if (cap < want)
-                cap = want;
-        if (cap < 32)
-                cap = 32;
-        s = realloc(b->s, cap);
-        if (!s)
-                return -ENOMEM;
-        b->s = s;
-        b->cap = cap;
-        return 0;
-}
-
-static int strbuf_append(strbuf *b, const char *s, size_t n) {
-        int r;
-
-        r = strbuf_reserve(b, n);
-        if (r < 0)
-                return r;
-        memcpy(b->s + b->n, s, n);
-        b->n += n;
-        b->s[b->n] = '\0';
-        return 0;
-}
-
-/* Hands out the string, shrunk to fit: argv vectors keep thousands of these. */
-static char *strbuf_steal(strbuf *b) {
-        char *s = TAKE_PTR(b->s), *t;
-
-        t = realloc(s, b->n + 1);
-        b->n = b->cap = 0;
-        return t ?: s;
-}
-
-static void strbuf_done(strbuf *b) {
-        free(b->s);
-        *b = (strbuf){};
 }
 
 /* ---- booleans ---------------------------------------------------------------------------- */
