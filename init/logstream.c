@@ -628,6 +628,13 @@ static int on_log_readable(sd_event_source *s, int fd, uint32_t revents, void *u
         return 0;
 }
 
+void log_stream_read_pending(log_stream *l) {
+        if (!l)
+                return;
+        drain(l, READ_BUDGET);
+        file_flush(l);
+}
+
 static bool name_is_valid(const char *name) {
         size_t n = strnlen(name, NAME_LEN_MAX + 1);
 

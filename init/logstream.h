@@ -29,6 +29,10 @@ log_stream *log_stream_free(log_stream *l);
  * service for the stream's lifetime. */
 int log_stream_writer(log_stream *l);
 
+/* Reads what the service wrote so far (up to the per-wakeup budget) now, so that its
+ * last words come before vigil's note about its exit, and into its crash record. */
+void log_stream_read_pending(log_stream *l);
+
 /* A line from vigil itself about the service ("Main process exited, status=1"). */
 void log_stream_append(log_stream *l, const char *line);
 

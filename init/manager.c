@@ -198,8 +198,10 @@ static void manager_reap(manager *m) {
                 if (si.si_pid <= 0)
                         break;
                 s = manager_find_pid(m, si.si_pid);
-                if (s)
+                if (s) {
+                        log_stream_read_pending(s->log);
                         service_sigchld(s, si.si_pid, si.si_code, si.si_status);
+                }
         }
         /* Without cgroups, a stopping service is gone when its process groups are. */
         if (m->cgroup_root_fd < 0)

@@ -95,6 +95,56 @@ def test_notify_and_watchdog():
              "a missed watchdog kills it with SIGABRT and Restart=on-watchdog restarts it", log)
 
 
+def test_hostile_notify():
+    # The main process sends garbage first: empty, oversized, NUL bytes, a long STATUS=,
+    # passed fds, a flood; then READY=1. A child's READY=1 must be ignored.
+    hostile = """[Service]
+Type=notify
+ExecStart=/usr/bin/python3 -c 'import os, socket; \\
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.connect(os.environ["NOTIFY_SOCKET"]); \\
+s.send(b""); s.send(b"X" * 60000); s.send(b"\\\\x00\\\\xff READY=0"); \\
+s.send(b"STATUS=" + b"A" * 5000); \\
+f = os.open("@WORK@/marker", os.O_CREAT | os.O_RDWR); \\
+socket.send_fds(s, [b"FDSTORE=1"], [f, f, f]); \\
+[s.send(b"WATCHDOG=1") for i in range(5000)]; \\
+s.send(b"READY=1\\\\nSTATUS=ok"); os.close(f); import time; time.sleep(1000)'
+[Install]
+WantedBy=multi-user.target
+"""
+    child = """[Service]
+Type=notify
+TimeoutStartSec=1s
+ExecStart=/bin/sh -c '/usr/bin/python3 -c "import os, socket; \\
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.connect(os.environ[\\"NOTIFY_SOCKET\\"]); \\
+s.send(b\\"READY=1\\")"; exec sleep 1000'
+[Install]
+WantedBy=multi-user.target
+"""
+    with Sandbox({"hostile.service": hostile, "child.service": child}) as sb:
+        sb.start()
+        ok = sb.wait_state("hostile.service", "active", 15)
+        r = sb.ctl("--json", "status", "hostile.service")
+        st = json.loads(r.stdout) if r.returncode == 0 else {}
+        t.ok(ok and st.get("status_text") == "ok",
+             "garbage, oversized and flooding notifications are dropped; READY=1 still counts",
+             f"{st}\n{sb.service_log('hostile.service')}")
+        fds = []
+        for fd in os.listdir(f"/proc/{sb.pid()}/fd"):
+            try:
+                fds.append(os.readlink(f"/proc/{sb.pid()}/fd/{fd}"))
+            except OSError:
+                pass
+        t.ok(not any(f.endswith("/marker") for f in fds),
+             "file descriptors passed with a notification are closed, not kept", fds)
+        failed = sb.wait_for(lambda: (sb.status("child.service") or {}).get("result") ==
+                             "timeout", 10)
+        t.ok(failed and "Start operation timed out" in sb.service_log("child.service"),
+             "READY=1 from a child process is ignored (only the main process may notify)",
+             f"{sb.status('child.service')}\n{sb.service_log('child.service')}")
+        t.ok(sb.proc.poll() is None and sb.ctl("list").returncode == 0,
+             "PID 1 keeps serving")
+
+
 def test_alloc_failures():
     failalloc = os.environ.get("VIGIL_FAILALLOC")
     if not failalloc or not os.path.exists(failalloc):
@@ -134,7 +184,7 @@ ExecStart=/bin/sleep 1000
         t.ok(rc == 0, "and it still shuts down cleanly", f"exit {rc}")
 
 
-for test in (test_verbs, test_notify_and_watchdog, test_alloc_failures):
+for test in (test_verbs, test_notify_and_watchdog, test_hostile_notify, test_alloc_failures):
     if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
         continue
     try:
