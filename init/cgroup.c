@@ -1,4 +1,5 @@
 /* cgroup v2 bookkeeping: one leaf per service to know and kill all of its processes. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -80,27 +81,38 @@ static int read_file_at(int dir_fd, const char *name, char *buf, size_t size) {
         return (int) n;
 }
 
-int cgroup_setup(manager *m) {
-        _cleanup_free_ char *mnt = NULL, *own = NULL, *path = NULL;
-        char name[64];
+/* Where vigil's subtree goes: "vigil" below the hierarchy's root for the real PID 1,
+ * "vigil-sandbox.HOSTPID" next to ourselves for a sandbox. */
+static int vigil_cgroup_path(pid_t sandbox_id, char **ret) {
+        _cleanup_free_ char *mnt = NULL, *own = NULL;
         int r;
 
-        m->cgroup_root_fd = -1;
         r = find_cgroup2_mount(&mnt);
         if (r >= 0)
                 r = own_cgroup_path(&own);
+        if (r < 0)
+                return r;
+        if (sandbox_id > 0)
+                r = asprintf_safe(ret, "%s%s/vigil-sandbox.%ld", mnt, streq(own, "/") ? "" : own,
+                                  (long) sandbox_id);
+        else
+                r = asprintf_safe(ret, "%s/vigil", mnt);
+        return r < 0 ? -ENOMEM : 0;
+}
+
+int cgroup_setup(manager *m) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        m->cgroup_root_fd = -1;
+        r = vigil_cgroup_path(m->settings.sandbox ? m->settings.sandbox_id : 0, &path);
+        if (r == -ENOMEM)
+                return log_oom();
         if (r < 0) {
                 log_warning("No cgroup v2 hierarchy: services are tracked by process group, and "
                             "a process that leaves its group escapes KillMode=control-group.");
                 return 0;
         }
-        if (m->settings.sandbox)
-                snprintf(name, sizeof(name), "vigil-sandbox.%ld.%llu", (long) getppid(),
-                         (unsigned long long) now_usec(CLOCK_MONOTONIC));
-        else
-                snprintf(name, sizeof(name), "vigil");
-        if (asprintf_safe(&path, "%s%s%s%s", mnt, streq(own, "/") ? "" : own, "/", name) < 0)
-                return log_oom();
         if (mkdir(path, 0755) < 0 && errno != EEXIST) {
                 log_warning_errno(errno,
                                   "Cannot create cgroup %s, tracking services by process "
@@ -135,6 +147,36 @@ static int on_cgroup_events(sd_event_source *src, int fd, uint32_t revents, void
         if (cgroup_service_populated(s) == 0)
                 service_cgroup_event(s);
         return 0;
+}
+
+char *cgroup_sandbox_path(pid_t sandbox_id) {
+        char *path = NULL;
+
+        return vigil_cgroup_path(sandbox_id, &path) < 0 ? NULL : path;
+}
+
+void cgroup_sandbox_remove(const char *path) {
+        struct dirent *de;
+        DIR *d;
+
+        if (!path)
+                return;
+        d = opendir(path);
+        if (!d)
+                return;
+        /* The sandbox's PID 1 is gone, and with it every process of its namespace; their
+         * cgroups may take a moment to become empty. */
+        while ((de = readdir(d)))
+                if (de->d_type == DT_DIR && de->d_name[0] != '.')
+                        for (int i = 0; i < 100; i++) {
+                                if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0 ||
+                                    errno != EBUSY)
+                                        break;
+                                usleep(10 * 1000);
+                        }
+        closedir(d);
+        for (int i = 0; i < 100 && rmdir(path) < 0 && errno == EBUSY; i++)
+                usleep(10 * 1000);
 }
 
 int cgroup_service_create(service *s) {

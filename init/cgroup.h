@@ -8,6 +8,10 @@
  * tracked by process group and m->cgroup_root_fd stays -1. */
 int cgroup_setup(manager *m);
 void cgroup_teardown(manager *m);
+/* The host side of --sandbox learns the path before the sandbox mounts its own /proc,
+ * and after its PID 1 exited, however it did, removes what is left of its cgroups. */
+char *cgroup_sandbox_path(pid_t sandbox_id);
+void cgroup_sandbox_remove(const char *path);
 
 /* Creates the service's leaf and watches its cgroup.events. */
 int cgroup_service_create(service *s);

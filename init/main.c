@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include "boot.h"
+#include "cgroup.h"
 #include "config.h"
 #include "log.h"
 #include "manager.h"
@@ -44,9 +45,9 @@ static void install_noop_handlers(void) {
                 sigaction(signals[i], &sa, NULL);
 }
 
-/* The host side of --sandbox: forward stop signals to the namespace's PID 1 and exit
- * with its status. */
-static int sandbox_parent(pid_t child) {
+/* The host side of --sandbox: forward stop signals to the namespace's PID 1, clean up
+ * after it and exit with its status. */
+static int sandbox_parent(pid_t child, const char *cgroup) {
         sigset_t all;
 
         sigfillset(&all);
@@ -59,6 +60,7 @@ static int sandbox_parent(pid_t child) {
                 if (si.si_signo == SIGCHLD) {
                         if (waitpid(child, &status, WNOHANG) != child)
                                 continue;
+                        cgroup_sandbox_remove(cgroup);
                         if (WIFEXITED(status))
                                 return WEXITSTATUS(status);
                         return 128 + WTERMSIG(status);
@@ -71,6 +73,7 @@ static int sandbox_parent(pid_t child) {
 
 /* Becomes PID 1 of new PID and mount namespaces; returns in the child only. */
 static int sandbox_enter(void) {
+        _cleanup_free_ char *cgroup = cgroup_sandbox_path(getpid());
         pid_t child;
 
         if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0)
@@ -79,7 +82,7 @@ static int sandbox_enter(void) {
         if (child < 0)
                 return log_error_errno(errno, "fork: %m");
         if (child > 0)
-                exit(sandbox_parent(child));
+                exit(sandbox_parent(child, cgroup));
 
         /* If the host side dies, so does the sandbox. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -179,6 +182,7 @@ int main(int argc, char **argv) {
 
         install_noop_handlers();
         if (settings.sandbox) {
+                settings.sandbox_id = getpid();
                 r = sandbox_enter();
                 if (r < 0)
                         return 1;

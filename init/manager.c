@@ -396,6 +396,7 @@ int manager_new(const manager_settings *s, manager **ret) {
         m->notify_fd = m->cgroup_root_fd = -1;
         m->ts_exec = now_usec(CLOCK_MONOTONIC);
         m->settings.sandbox = s->sandbox;
+        m->settings.sandbox_id = s->sandbox_id;
         m->settings.config_dir = strdup(s->config_dir);
         m->settings.state_dir = strdup(s->state_dir);
         m->settings.runtime_dir = strdup(s->runtime_dir);

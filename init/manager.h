@@ -23,6 +23,7 @@ typedef struct manager_settings {
         const char *runtime_dir; /* /run/vigil: private, notify */
         const char *log_dir;     /* /var/log/vigil */
         bool sandbox;
+        pid_t sandbox_id; /* the host pid of `vigil --sandbox`, naming its cgroup */
 } manager_settings;
 
 typedef struct bus_server bus_server;
