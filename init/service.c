@@ -227,6 +227,7 @@ static void service_enter_start_pre(service *s) {
                 return;
         }
         s->result = RESULT_SUCCESS;
+        s->state_before_stop = SERVICE_DEAD; /* no stop asked for yet */
         s->exit_code = s->exit_status = 0;
         s->status_text = mfree(s->status_text);
         s->watchdog_usec = s->unit->watchdog;
@@ -522,7 +523,7 @@ static void service_enter_dead(service *s, service_result result) {
         if (!(s->unit->type == SERVICE_ONESHOT && s->start_done && s->target == TARGET_STARTED))
                 s->target = TARGET_STOPPED;
         service_set_state(s, SERVICE_DEAD);
-        if (s->state_before_stop == SERVICE_RUNNING)
+        if (s->state_before_stop != SERVICE_DEAD)
                 service_log(s, "Stopped.");
 }
 

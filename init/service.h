@@ -131,9 +131,9 @@ struct service {
         size_t n_start_times;
         usec_t active_since; /* CLOCK_MONOTONIC, 0 when not running */
         usec_t active_since_realtime;
-        usec_t last_active_since; /* active_since of the run that just ended */
-        service_state state_before_stop;
-        bool restart_requested; /* an admin restart: start again once stopped */
+        usec_t last_active_since;        /* active_since of the run that just ended */
+        service_state state_before_stop; /* DEAD while no stop was asked for */
+        bool restart_requested;          /* an admin restart: start again once stopped */
 
         bool start_done;           /* the current start request has completed */
         char *missing_requirement; /* why it can never start, or NULL */
