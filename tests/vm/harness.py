@@ -1,0 +1,422 @@
+"""The vm test tier's harness: builds (or reuses) the test appliance, boots it headless in qemu
+through image/run-vm, runs shell commands in the guest over its test channel (a root shell on
+the guest's second serial port), watches the console, powers the guest off and always kills
+qemu at the end.
+
+Environment:
+  VIGIL_VM_APPLIANCE  an already built appliance directory to use instead of building one
+  VIGIL_VM_KEEP=1     keep each boot's work directory (console log, data disk) even on success
+  VIGIL_VM_SLOW=N     multiply every timeout by N (a very busy machine)
+  VIGIL_KVM=1         passed on to image/run-vm (KVM instead of TCG)
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN_VM = os.path.join(ROOT, "image", "run-vm")
+BUILD = os.path.join(ROOT, "image", "build")
+TEST_APPLIANCE = "gameserver-test"
+WORK = os.path.join(ROOT, "build", "vm-test")
+
+SLOW = float(os.environ.get("VIGIL_VM_SLOW", "1") or 1)
+# Under TCG a boot takes 10-20 s on an idle machine; a busy CI machine can take many times that.
+BOOT_TIMEOUT = 180 * SLOW
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+class Skip(Exception):
+    """The tier cannot run here (nothing to boot); tests/vm/run exits 77."""
+
+
+class VMError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"# {msg}", flush=True)
+
+
+def _newest_mtime(paths):
+    newest = 0.0
+    for p in paths:
+        if os.path.isdir(p):
+            for d, _, files in os.walk(p):
+                for f in files:
+                    try:
+                        newest = max(newest, os.stat(os.path.join(d, f)).st_mtime)
+                    except OSError:
+                        pass
+        elif os.path.exists(p):
+            newest = max(newest, os.stat(p).st_mtime)
+    return newest
+
+
+def appliance_dir():
+    """The directory of the test appliance, built with --test-channel when missing or older
+    than its inputs (vigil, vigilctl, image/build and image/appliances/)."""
+    env = os.environ.get("VIGIL_VM_APPLIANCE")
+    if env:
+        if not os.path.isfile(os.path.join(env, "appliance.json")):
+            raise VMError(f"VIGIL_VM_APPLIANCE={env}: no appliance.json there")
+        return os.path.abspath(env)
+    out = os.path.join(ROOT, "build", "appliance", TEST_APPLIANCE)
+    conf = os.path.join(out, "appliance.json")
+    if not os.access(BUILD, os.X_OK):
+        if os.path.isfile(conf):
+            return out
+        raise Skip("image/build does not exist yet: no appliance to boot")
+    inputs = [os.path.join(ROOT, "build", "init", "vigil"),
+              os.path.join(ROOT, "build", "init", "vigilctl"),
+              BUILD, os.path.join(ROOT, "image", "appliances")]
+    if os.path.isfile(conf) and os.stat(conf).st_mtime >= _newest_mtime(inputs):
+        log(f"reusing {out}")
+        return out
+    cmd = [BUILD, "--appliance", "gameserver", "--test-channel", "--out", out]
+    log("building the test appliance: " + " ".join(cmd))
+    t = time.monotonic()
+    r = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    if r.returncode != 0 or not os.path.isfile(conf):
+        for line in r.stdout.splitlines()[-40:]:
+            log("  " + line)
+        raise VMError(f"image/build failed (exit {r.returncode})")
+    log(f"built in {time.monotonic() - t:.1f} s")
+    return out
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VM:
+    """One boot of the appliance. Use as a context manager: qemu is killed on exit whatever
+    happened. Several VM objects may share one data disk (persistence across boots)."""
+
+    _count = 0
+
+    def __init__(self, adir, name=None, data=None, fresh_data=True):
+        VM._count += 1
+        self.adir = adir
+        self.name = name or f"boot{VM._count}"
+        self.work = os.path.join(WORK, self.name)
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.work)
+        self.console_log = os.path.join(self.work, "console.log")
+        self.sock_path = os.path.join(self.work, "tc.sock")
+        self.qemu_log = os.path.join(self.work, "qemu.log")
+        import json
+        with open(os.path.join(adir, "appliance.json")) as f:
+            self.conf = json.load(f)
+        src = os.path.join(adir, self.conf["data"])
+        self.data = data or os.path.join(self.work, "data.img")
+        if fresh_data or not os.path.exists(self.data):
+            # never boot the builder's pristine disk: every run starts from a copy
+            subprocess.run(["cp", "--sparse=always", src, self.data], check=True)
+        self.proc = None
+        self.sock = None
+        self.buf = b""
+        self.host_port = None
+        self.t_start = None
+        self.t_exit = None
+        self.failed = False
+        self._seq = 0
+
+    # ---- lifecycle ----
+
+    def start(self):
+        for attempt in range(5):
+            self.host_port = free_udp_port()
+            cmd = [RUN_VM, "--appliance", self.adir, "--headless",
+                   "--console-log", self.console_log, "--test-channel", self.sock_path,
+                   "--host-port", str(self.host_port), "--data", self.data]
+            self.t_start = time.monotonic()
+            with open(self.qemu_log, "w") as qlog:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
+            # qemu fails at once when the port was taken meanwhile: try another
+            deadline = time.monotonic() + 30 * SLOW
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                if os.path.exists(self.sock_path):
+                    log(f"{self.name}: qemu pid {self.proc.pid}, game port 127.0.0.1:"
+                        f"{self.host_port}, work dir {self.work}")
+                    return self
+                time.sleep(0.05)
+            err = self._read(self.qemu_log)
+            self.kill()
+            if "host forwarding" not in err and "cannot bind" not in err:
+                raise VMError(f"qemu did not start: {err.strip()[-500:]}")
+        raise VMError("qemu could not bind a host port after 5 attempts")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            self.failed = True
+        self.kill()
+        if not self.failed and os.environ.get("VIGIL_VM_KEEP") != "1":
+            for f in ("data.img", "tc.sock"):
+                try:
+                    if not (f == "data.img" and self.data != os.path.join(self.work, f)):
+                        os.unlink(os.path.join(self.work, f))
+                except OSError:
+                    pass
+        return False
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        if self.proc and self.t_exit is None:
+            self.t_exit = time.monotonic()
+
+    def wait_exit(self, timeout):
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.t_exit = time.monotonic()
+        return self.proc.returncode
+
+    def elapsed(self):
+        return time.monotonic() - self.t_start
+
+    # ---- console ----
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def console(self):
+        return self._read(self.console_log).replace("\r", "")
+
+    def wait_console(self, regex, timeout=BOOT_TIMEOUT, start=0):
+        """Waits for regex on the console (from offset start); returns the match."""
+        pat = re.compile(regex, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = pat.search(self.console(), start)
+            if m:
+                return m
+            if not self.alive():
+                raise VMError(f"qemu exited while waiting for /{regex}/ on the console")
+            if time.monotonic() > deadline:
+                raise VMError(f"no /{regex}/ on the console after {timeout:.0f} s")
+            time.sleep(0.1)
+
+    # ---- test channel ----
+
+    def _connect(self, deadline):
+        while self.sock is None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(self.sock_path)
+            except OSError:
+                s.close()
+                if not self.alive():
+                    raise VMError("qemu exited before the test channel was connected")
+                if time.monotonic() > deadline:
+                    raise VMError("cannot connect to the test channel socket")
+                time.sleep(0.1)
+                continue
+            s.setblocking(False)
+            self.sock = s
+
+    def _send(self, data):
+        self.sock.setblocking(True)
+        try:
+            self.sock.sendall(data)
+        finally:
+            self.sock.setblocking(False)
+
+    def _fill(self, wait):
+        """Reads what the channel has, waiting up to `wait` seconds for something."""
+        import select
+        r, _, _ = select.select([self.sock], [], [], wait)
+        if r:
+            try:
+                d = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            if not d:
+                raise VMError("the test channel closed (qemu exited?)")
+            self.buf += d
+
+    def _marker(self, tag):
+        """A marker as the shell prints it and the command text that prints it. The quotes
+        keep the echo of the command line (tty echo, line editing) from matching."""
+        self._seq += 1
+        word = f"__{tag}_{os.getpid()}_{self._seq}__"
+        return word, f'{word[:3]}""{word[3:]}'
+
+    def sync(self, timeout=BOOT_TIMEOUT):
+        """Waits until the guest's shell answers on the channel; returns the seconds since
+        qemu started. The shell may not run yet (or be restarted): re-ask every 2 s."""
+        deadline = time.monotonic() + timeout
+        self._connect(deadline)
+        word, text = self._marker("SYNC")
+        while True:
+            # a fresh line first: whatever half line the tty collected is discarded
+            self._send(f"\n echo {text}\n".encode())
+            until = time.monotonic() + 2
+            while time.monotonic() < until:
+                self._fill(0.2)
+                i = self.buf.find(word.encode())
+                if i >= 0:
+                    self.buf = self.buf[i + len(word):]
+                    # quieter channel: no echo, no prompts, no line editing (best effort)
+                    self.run("stty -echo 2>/dev/null; set +o emacs 2>/dev/null; "
+                             "set +o vi 2>/dev/null; PS1=''; PS2=''; true", timeout=30 * SLOW)
+                    return self.elapsed()
+            if not self.alive():
+                raise VMError("qemu exited while waiting for the test channel")
+            if time.monotonic() > deadline:
+                raise VMError(f"the test channel did not answer within {timeout:.0f} s")
+
+    def run(self, cmd, timeout=60):
+        """Runs cmd with /bin/sh in the guest; returns (exit status, output). The command runs
+        in a subshell with stdin from /dev/null and stderr merged into stdout."""
+        if self.sock is None:
+            self.sync()
+        timeout *= SLOW
+        begin, btext = self._marker("BEGIN")
+        done, dtext = self._marker("DONE")
+        line = f"echo {btext}; ( {cmd}\n) </dev/null 2>&1; echo {dtext}$?\n"
+        self._send(line.encode())
+        pat = re.compile(re.escape(begin.encode()) + rb"\r?\n(.*?)" + re.escape(done.encode())
+                         + rb"(\d+)", re.S)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = pat.search(self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                out = m.group(1).decode(errors="replace").replace("\r", "")
+                return int(m.group(2)), out
+            if time.monotonic() > deadline:
+                raise VMError(f"guest command timed out after {timeout:.0f} s: {cmd}")
+            self._fill(0.2)
+
+    def check(self, cmd, timeout=60):
+        """run() that raises unless the command exits 0; returns its output."""
+        status, out = self.run(cmd, timeout)
+        if status != 0:
+            raise VMError(f"guest command failed (exit {status}): {cmd}\n{out}")
+        return out
+
+    def send_only(self, cmd):
+        """Writes a command without waiting for it (for commands that end the machine)."""
+        if self.sock is None:
+            self.sync()
+        self._send(f"{cmd}\n".encode())
+
+    # ---- game and power ----
+
+    def game_query(self, timeout=2.0):
+        import twquery
+        return twquery.query("127.0.0.1", self.host_port, timeout=timeout)
+
+    def wait_game(self, timeout=BOOT_TIMEOUT):
+        """Waits until the game server answers through the forwarded port; returns its info."""
+        try:
+            import twquery
+        except ImportError as e:
+            raise VMError(f"tests/vm/twquery.py cannot be imported: {e}")
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise VMError("qemu exited while waiting for the game server")
+            try:
+                return twquery.query("127.0.0.1", self.host_port, timeout=2.0)
+            except Exception as e:  # noqa: BLE001 - any failure means "not yet"
+                last = e
+                time.sleep(0.2)
+        raise VMError(f"the game server did not answer within {timeout:.0f} s ({last})")
+
+    def poweroff(self, timeout=BOOT_TIMEOUT):
+        """Asks vigil to power off (SIGUSR2 to PID 1) and waits for qemu to exit; returns the
+        seconds it took. Raises when qemu is still running after timeout."""
+        t = time.monotonic()
+        self.send_only("kill -USR2 1")
+        rc = self.wait_exit(timeout)
+        if rc is None:
+            raise VMError(f"qemu still running {timeout:.0f} s after kill -USR2 1")
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        return time.monotonic() - t
+
+    # ---- diagnostics ----
+
+    def diagnostics(self, lines=80):
+        """The console's tail and the guest's /var/log/vigil/* (when the channel still answers),
+        as TAP comment lines."""
+        out = [f"--- {self.name}: console ({self.console_log}), last {lines} lines ---"]
+        out += self.console().splitlines()[-lines:]
+        out += [f"--- {self.name}: qemu ({self.qemu_log}) ---"]
+        out += self._read(self.qemu_log).splitlines()[-20:]
+        if self.alive() and self.sock is not None:
+            try:
+                _, logs = self.run("for f in /var/log/vigil/*; do echo \"=== $f\"; "
+                                   "tail -n 40 \"$f\"; done; vigilctl list", timeout=30)
+                out += [f"--- {self.name}: /var/log/vigil ---"] + logs.splitlines()
+            except Exception as e:  # noqa: BLE001
+                out.append(f"(could not read /var/log/vigil: {e})")
+        return "\n".join("# " + line for line in out)
+
+
+def step(tap, vm, desc, fn):
+    """Runs fn() as one TAP line: ok when it returns without raising (and does not return
+    False); otherwise not ok, with the error and the VM's diagnostics. Returns fn's result or
+    None."""
+    try:
+        r = fn()
+    except Exception as e:  # noqa: BLE001
+        vm.failed = True
+        tap.ok(False, desc, f"{type(e).__name__}: {e}")
+        print(vm.diagnostics(), flush=True)
+        return None
+    if r is False:
+        vm.failed = True
+        tap.ok(False, desc)
+        print(vm.diagnostics(), flush=True)
+        return None
+    tap.ok(True, desc)
+    return r
+
+
+def fsck_clean(image):
+    """e2fsck -fn and dumpe2fs -h of a data disk on the host: (clean?, report)."""
+    r = subprocess.run(["e2fsck", "-fn", image], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    d = subprocess.run(["dumpe2fs", "-h", image], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    features = "".join(line for line in d.stdout.splitlines() if line.startswith("Filesystem features"))
+    state = "".join(line for line in d.stdout.splitlines() if line.startswith("Filesystem state"))
+    ok = r.returncode == 0 and "needs_recovery" not in features and "clean" in state
+    return ok, f"e2fsck -fn exit {r.returncode}\n{r.stdout.strip()}\n{features}\n{state}"

@@ -1,0 +1,108 @@
+"""One boot of the game-server appliance: vigil is PID 1, every unit runs, the game server
+answers through the forwarded port, a killed server is restarted, a clean poweroff leaves the
+data disk clean."""
+
+import json
+import re
+import time
+
+from harness import BOOT_TIMEOUT, VM, fsck_clean, log, step
+
+GAME = "teeworlds.service"
+
+
+def service_ok(s):
+    # a oneshot that finished (network.service) is inactive/dead with result success
+    return s["result"] == "success" and (
+        (s["active"] == "active" and s["sub"] == "running") or
+        (s["active"] == "inactive" and s["sub"] == "dead"))
+
+
+def main(tap, adir):
+    with VM(adir, name="appliance") as vm:
+        def boot():
+            t = vm.sync()
+            log(f"test channel answers {t:.1f} s after qemu started")
+        step(tap, vm, "boot: the test channel answers", boot)
+
+        def pid1():
+            comm = vm.check("cat /proc/1/comm").strip()
+            exe = vm.check("readlink /proc/1/exe").strip()
+            if exe != "/sbin/vigil" or comm not in ("vigil", "init"):
+                raise AssertionError(f"PID 1 is comm={comm!r} exe={exe!r}, not /sbin/vigil")
+        step(tap, vm, "vigil is PID 1 (/proc/1/exe is /sbin/vigil)", pid1)
+
+        def units():
+            deadline = time.monotonic() + BOOT_TIMEOUT
+            while True:
+                rows = json.loads(vm.check("vigilctl --json list"))
+                bad = [s for s in rows if not service_ok(s)]
+                if rows and not bad and any(s["name"] == GAME for s in rows):
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError("units not all running:\n" +
+                                         "\n".join(json.dumps(s) for s in (bad or rows)))
+                time.sleep(1)
+            log("units: " + ", ".join(f"{s['name']} {s['active']}/{s['sub']}" for s in rows))
+        step(tap, vm, "every unit is active (or a finished oneshot)", units)
+
+        def game():
+            info = vm.wait_game()
+            log(f"game server answers {vm.elapsed():.1f} s after qemu started: "
+                f"{json.dumps(info)}")
+        step(tap, vm, "the game server answers twquery through the forwarded port", game)
+
+        def restart():
+            st = json.loads(vm.check(f"vigilctl --json status {GAME}"))
+            pid = st["main_pid"]
+            if not pid:
+                raise AssertionError(f"{GAME} has no main pid: {st}")
+            t0 = time.monotonic()
+            vm.check(f"kill -9 {pid}")
+            deadline = t0 + BOOT_TIMEOUT
+            while True:
+                # exit 3 while it is not running: the JSON is printed all the same
+                _, out = vm.run(f"vigilctl --json status {GAME}")
+                try:
+                    st = json.loads(out)
+                except ValueError:
+                    st = {"main_pid": 0, "active": out.strip()}
+                if st["main_pid"] not in (0, pid) and st["active"] == "active":
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{GAME} not restarted: {st}")
+                time.sleep(0.2)
+            t_pid = time.monotonic() - t0
+            vm.wait_game()
+            t_game = time.monotonic() - t0
+            # vigil's own view: from "Main process exited" to the next "Started." in its log
+            _, out = vm.run(f"tail -n 200 /var/log/vigil/{GAME}.log")
+            stamps = re.findall(r"^(\S+T(\d+):(\d+):([\d.]+)Z) (Main process \w+|Started\.)",
+                                out, re.M)
+            latency = ""
+            for i in range(len(stamps) - 1, 0, -1):
+                if stamps[i][4].startswith("Started") and stamps[i - 1][4].startswith("Main"):
+                    sec = [int(stamps[j][1]) * 3600 + int(stamps[j][2]) * 60 +
+                           float(stamps[j][3]) for j in (i - 1, i)]
+                    latency = f"; vigil: exit -> restarted in {(sec[1] - sec[0]) * 1000:.0f} ms"
+                    break
+            log(f"restart: new main pid {st['main_pid']} after {t_pid:.2f} s, answering again "
+                f"after {t_game:.2f} s (host clock){latency}")
+        step(tap, vm, "kill -9 of the game server: restarted and answering again", restart)
+
+        def poweroff():
+            t = vm.poweroff()
+            rc = vm.proc.returncode
+            log(f"poweroff: qemu exited {t:.1f} s after kill -USR2 1 (status {rc})")
+            if rc != 0:
+                raise AssertionError(f"qemu exit status {rc}")
+        if step(tap, vm, "kill -USR2 1 powers off and qemu exits", poweroff) is None and \
+                vm.alive():
+            vm.kill()
+
+        def fsck():
+            ok, report = fsck_clean(vm.data)
+            if not ok:
+                raise AssertionError(report)
+        step(tap, vm, "after poweroff the data disk is clean (e2fsck -fn, no needs_recovery)",
+             fsck)
