@@ -975,7 +975,6 @@ service *service_free(service *s) {
         service_list_done(&s->bound_by);
         unit_free(s->unit);
         free(s->name);
-        free(s->bus_path);
         free(s->status_text);
         free(s->missing_requirement);
         free(s->start_times);

@@ -102,7 +102,6 @@ struct service {
         manager *manager;
         unit *unit; /* owned; replaced on reload */
         char *name; /* == unit->name */
-        char *bus_path;
 
         service_state state;
         service_target target;
