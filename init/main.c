@@ -132,12 +132,14 @@ int main(int argc, char **argv) {
         manager *m = NULL;
         manager_exit how;
         unsigned timeout;
+        usec_t ts_exec;
         sigset_t all;
         int c, r;
 
         /* Before anything else: every signal is read from the loop's signalfd. */
         sigfillset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
+        ts_exec = now_usec(CLOCK_MONOTONIC); /* the boot timeline starts here */
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
@@ -193,6 +195,8 @@ int main(int argc, char **argv) {
         }
 
         r = manager_new(&settings, &m);
+        if (r >= 0)
+                m->ts_exec = ts_exec;
         if (r >= 0 && !settings.sandbox)
                 boot_install_crash_handler(m->conf.crash_action == CRASH_REBOOT,
                                            (unsigned) (m->conf.crash_reboot_delay / USEC_PER_SEC));
