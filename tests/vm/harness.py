@@ -113,6 +113,7 @@ class VM:
         os.makedirs(self.work)
         self.console_log = os.path.join(self.work, "console.log")
         self.sock_path = os.path.join(self.work, "tc.sock")
+        self.monitor_path = os.path.join(self.work, "monitor.sock")
         self.qemu_log = os.path.join(self.work, "qemu.log")
         import json
         with open(os.path.join(adir, "appliance.json")) as f:
@@ -138,7 +139,8 @@ class VM:
             self.host_port = free_udp_port()
             cmd = [RUN_VM, "--appliance", self.adir, "--headless",
                    "--console-log", self.console_log, "--test-channel", self.sock_path,
-                   "--host-port", str(self.host_port), "--data", self.data]
+                   "--host-port", str(self.host_port), "--data", self.data,
+                   "--monitor", self.monitor_path]
             self.t_start = time.monotonic()
             with open(self.qemu_log, "w") as qlog:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
@@ -333,6 +335,14 @@ class VM:
         if self.sock is None:
             self.sync()
         self._send(f"{cmd}\n".encode())
+
+    def monitor(self, command):
+        """Sends one command to the qemu monitor (e.g. "sendkey ctrl-alt-delete")."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as m:
+            m.settimeout(10)
+            m.connect(self.monitor_path)
+            m.sendall(command.encode() + b"\n")
+            time.sleep(0.2)  # the monitor acts on the line; its echo does not matter
 
     # ---- game and power ----
 
