@@ -402,6 +402,35 @@ static int method_restart_service(sd_bus_message *msg, void *userdata, sd_bus_er
         return service_operation(msg, userdata, error, service_restart, "restart");
 }
 
+/* KillService(s name, i signal) → (): sends the signal to every process of the service. */
+static int method_kill_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        bus_conn *c = userdata;
+        const char *name;
+        int32_t sig;
+        service *s;
+        int r;
+
+        r = check_privileged(c, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "si", &name, &sig);
+        if (r < 0)
+                return r;
+        r = find_service(c->server->manager, name, &s, error);
+        if (r < 0)
+                return r;
+        if (sig < 1 || sig > 64)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                         "signal %" PRIi32 " is not between 1 and 64", sig);
+        r = service_kill(s, sig);
+        if (r == -ESRCH)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s is not running",
+                                         s->name);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "failed to kill %s: %m", s->name);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 /* GetLogs(s name, u lines) → as: the last lines (at most 100000), oldest first, each
  * "YYYY-MM-DDTHH:MM:SS.mmmZ text". */
 static int method_get_logs(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -516,6 +545,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_stop_service, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RestartService", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
                                 method_restart_service, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("KillService", SD_BUS_ARGS("s", name, "i", signal),
+                                SD_BUS_NO_RESULT, method_kill_service, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetLogs", SD_BUS_ARGS("s", name, "u", lines),
                                 SD_BUS_RESULT("as", lines), method_get_logs,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

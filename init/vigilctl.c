@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <systemd/sd-bus.h>
@@ -33,6 +34,7 @@ static void help(FILE *f) {
                 "                                     or vigil itself and its boot timeline\n"
                 "                                     (exit 3 when it is not active)\n"
                 "  start|stop|restart NAME...         change what a service should be doing\n"
+                "  kill NAME [SIGNAL]                 signal every process of a service (SIGTERM)\n"
                 "  logs NAME [-f] [-n N]              print the last N (50) log lines; -f then\n"
                 "                                     follows new lines until interrupted\n"
                 "  verify [--policy-dir DIR] FILE...  check unit (.service) and policy (.policy)\n"
@@ -707,6 +709,31 @@ static int verb_operation(int argc, char **argv) {
         return failed ? 1 : 0;
 }
 
+/* kill NAME [SIGNAL]: the signal (a name or number, default SIGTERM) to every process. */
+static int verb_kill(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *name = NULL;
+        int first, sig = SIGTERM;
+
+        first = parse_common(argc, argv);
+        if (first <= 0)
+                return first < 0 ? EXIT_USAGE : 0;
+        if (argc - first < 1 || argc - first > 2) {
+                fprintf(stderr, "vigilctl kill: expects a service name and optionally a signal\n");
+                return EXIT_USAGE;
+        }
+        if (argc - first == 2 && parse_signal(argv[first + 1], &sig) < 0) {
+                fprintf(stderr, "vigilctl kill: \"%s\" is not a signal name or number\n",
+                        argv[first + 1]);
+                return EXIT_USAGE;
+        }
+        name = service_name(argv[first]);
+        if (!name || bus_connect(&bus) < 0)
+                return 1;
+        return call_manager(bus, "KillService", &reply, "si", name, (int32_t) sig) < 0 ? 1 : 0;
+}
+
 /* ---- logs ------------------------------------------------------------------------------- */
 
 static int parse_lines(const char *s, uint32_t *ret) {
@@ -834,7 +861,7 @@ static const struct {
 } verbs[] = {
         { "list", verb_list },      { "status", verb_status },     { "start", verb_operation },
         { "stop", verb_operation }, { "restart", verb_operation }, { "logs", verb_logs },
-        { "verify", verb_verify },
+        { "kill", verb_kill },      { "verify", verb_verify },
 };
 
 int main(int argc, char **argv) {

@@ -73,6 +73,16 @@ ExecStart=/bin/sh -c 'echo started $$; exec sleep 1000'
         t.ok("Started." in line or "started" in line, "vigilctl logs -f streams new lines",
              line)
 
+        sb.wait_state("idle.service", "active")
+        r = sb.ctl("kill", "idle.service", "SIGKILL")
+        ok = r.returncode == 0 and sb.wait_for(
+            lambda: (sb.status("idle.service") or {}).get("result") == "signal", 10)
+        t.ok(ok, "vigilctl kill NAME SIGKILL: the service dies of it (Result=signal)",
+             f"{r.stderr} {sb.status('idle.service')}")
+        r = sb.ctl("kill", "idle.service")
+        t.ok(r.returncode == 1 and "not running" in r.stderr,
+             "vigilctl kill of a service that is not running fails clearly", r.stderr)
+
 
 def test_notify_and_watchdog():
     unit = NOTIFY % "WatchdogSec=500ms\nRestart=on-watchdog\nRestartSec=100ms"

@@ -92,6 +92,13 @@ int service_restart(service *s) {
         return service_start(s);
 }
 
+int service_kill(service *s, int sig) {
+        if (s->state != SERVICE_RUNNING)
+                return -ESRCH;
+        s->result = sig == SIGKILL ? RESULT_SIGNAL : s->result;
+        return 0;
+}
+
 const char *service_active_state(const service *s) {
         switch (s->state) {
         case SERVICE_RUNNING:
@@ -469,6 +476,15 @@ static void test_operations(sd_bus *bus) {
         printf("# %s: %s\n", e.name, e.message);
         sd_bus_error_free(&e);
 
+        r = call(bus, "KillService", &e, &reply, "si", "a.service", 0);
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.InvalidArgument"),
+               "KillService with signal 0: InvalidArgument");
+        sd_bus_error_free(&e);
+        r = call(bus, "KillService", &e, &reply, "si", "a.service", 65);
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.InvalidArgument"),
+               "KillService with signal 65: InvalidArgument");
+        sd_bus_error_free(&e);
+
         r = call(bus, "StartService", &e, &reply, "u", 5);
         tap_ok(r < 0 && sd_bus_error_has_name(&e, SD_BUS_ERROR_INVALID_ARGS),
                "wrong signature: InvalidArgs");
@@ -843,7 +859,14 @@ static void test_vigilctl(void) {
                 { { "status", "a.service", "b.service" }, 2 },
                 { { "start", "a.service" }, 0 },
                 { { "restart", "a" }, 0 },
+                { { "kill", "a.service" }, 0 },
+                { { "kill", "a", "SIGKILL" }, 0 },
+                { { "kill", "a", "9" }, 0 },
+                { { "kill", "a", "SIGBOGUS" }, 2 },
+                { { "kill" }, 2 },
+                { { "kill", "nope.service" }, 1 },
                 { { "stop", "a.service" }, 0 },
+                { { "kill", "a.service" }, 1 }, /* not running */
                 { { "start", "fail.service" }, 1 },
                 { { "start" }, 2 },
                 { { "logs", "a.service" }, 0 },
