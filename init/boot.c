@@ -80,17 +80,6 @@ static char *line_next(LineIter *it, size_t *ret_len) {
         return start;
 }
 
-static char *strip(char *s) {
-        char *e;
-
-        s += strspn(s, WHITESPACE);
-        e = s + strlen(s);
-        while (e > s && strchr(WHITESPACE, e[-1]))
-                e--;
-        *e = '\0';
-        return s;
-}
-
 /* Checks one raw line for the limits every config file shares; logs and returns false when bad. */
 static bool line_is_sane(const char *file, unsigned line, const char *s, size_t len) {
         if (len > CONF_LINE_MAX) {
@@ -140,12 +129,12 @@ int boot_hostname_read(const char *path, char ret[static BOOT_HOSTNAME_MAX + 1])
         while ((l = line_next(&it, &len))) {
                 if (strlen(l) != len)
                         return -EINVAL;
-                l = strip(l);
+                l = strstrip(l);
                 if (*l == '\0' || *l == '#')
                         continue;
                 if (!boot_hostname_is_valid(l))
                         return -EINVAL;
-                strcpy(ret, l); /* valid means at most BOOT_HOSTNAME_MAX bytes */
+                snprintf(ret, BOOT_HOSTNAME_MAX + 1, "%s", l); /* valid: it fits */
                 return 0;
         }
         return -ENODATA;
@@ -164,7 +153,7 @@ int boot_set_hostname(const char *etc_hostname) {
         else if (r < 0)
                 log_warning_errno(r, "Failed to read %s, using \"vigil\": %m", path);
         if (r < 0)
-                strcpy(name, "vigil");
+                snprintf(name, sizeof(name), "vigil");
 
         if (sethostname(name, strlen(name)) < 0)
                 return log_error_errno(errno, "Failed to set hostname to \"%s\": %m", name);
@@ -235,7 +224,7 @@ int boot_loopback_up(void) {
         fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return log_error_errno(errno, "Failed to open a socket for lo: %m");
-        strcpy(ifr.ifr_name, "lo");
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
         if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0)
                 return log_error_errno(errno, "Failed to find lo: %m");
         ifindex = ifr.ifr_ifindex;
@@ -293,7 +282,7 @@ static int modules_parse_file(const char *path, boot_module_fn fn, void *userdat
                         failures++;
                         continue;
                 }
-                l = strip(l);
+                l = strstrip(l);
                 if (*l == '\0' || *l == '#' || *l == ';')
                         continue;
                 if (!module_name_is_valid(l)) {
@@ -607,7 +596,7 @@ int boot_mount_options_parse(const char *options, BootMountOptions *ret) {
 
                 if (dlen > 0)
                         data[dlen++] = ',';
-                strcpy(data + dlen, opt);
+                memcpy(data + dlen, opt, strlen(opt) + 1);
                 dlen += strlen(opt);
         }
 
@@ -632,7 +621,7 @@ static int udev_encode(const char *s, char **ret) {
                 else if (*p >= 0x80)
                         *q++ = (char) *p; /* udev keeps valid UTF-8; keep high bytes as they are */
                 else
-                        q += sprintf(q, "\\x%02x", *p);
+                        q += snprintf(q, 5, "\\x%02x", *p);
         }
         *q = '\0';
         *ret = buf;
@@ -728,7 +717,7 @@ int boot_fstab_foreach(const char *path, boot_fstab_fn fn, void *userdata) {
                         failures++;
                         continue;
                 }
-                l = strip(l);
+                l = strstrip(l);
                 if (*l == '\0' || *l == '#')
                         continue;
 
@@ -868,25 +857,6 @@ static int is_mounted(const char *where) {
 }
 
 /* ---- mounting ---- */
-
-static int mkdir_p(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1;; s++) {
-                if (*s != '/' && *s != '\0')
-                        continue;
-                char c = *s;
-
-                *s = '\0';
-                if (mkdir(p, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = c;
-                if (c == '\0')
-                        return 0;
-        }
-}
 
 /* statx() knows mount roots (5.8+); older kernels fall back to comparing with the parent. */
 static int is_mount_point(const char *path) {
@@ -1042,7 +1012,7 @@ static int mount_auto(const char *what, const char *where, unsigned long flags, 
         while ((l = line_next(&it, &len))) {
                 if (startswith(l, "nodev"))
                         continue;
-                l = strip(l);
+                l = strstrip(l);
                 if (*l == '\0')
                         continue;
                 if (mount(what, where, l, flags, data) == 0)

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "crash.h"
+#include "fileio.h"
 #include "lexer.h"
 #include "log.h"
 #include "logstream.h"
@@ -14,12 +15,6 @@
 #define CRASH_RECORDS_MAX 20
 #define CRASH_LOG_LINES 50
 #define HISTORY_MAX_BYTES (64 * 1024)
-
-static int ensure_dir(const char *path) {
-        if (mkdir(path, 0750) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
 
 static void format_utc(usec_t t, char *buf, size_t len) {
         time_t sec = (time_t) (t / USEC_PER_SEC);
@@ -86,7 +81,7 @@ static void history_append(const char *state_dir, const char *name, const char *
 
         if (asprintf_safe(&dir, "%s/history", state_dir) < 0 ||
             asprintf_safe(&path, "%s/%s.log", dir, name) < 0 ||
-            asprintf_safe(&old, "%s/%s.log.1", dir, name) < 0 || ensure_dir(dir) < 0)
+            asprintf_safe(&old, "%s/%s.log.1", dir, name) < 0 || mkdir_p(dir, 0750) < 0)
                 return;
         if (stat(path, &st) == 0 && st.st_size > HISTORY_MAX_BYTES)
                 (void) rename(path, old);
@@ -124,10 +119,10 @@ static void record_write(const char *state_dir, const pending_record *p) {
 
         history_append(state_dir, p->name, p->history_line);
 
-        if (asprintf_safe(&dir, "%s/crash", state_dir) < 0 || ensure_dir(dir) < 0)
+        if (asprintf_safe(&dir, "%s/crash", state_dir) < 0 || mkdir_p(dir, 0750) < 0)
                 return;
         free(dir);
-        if (asprintf_safe(&dir, "%s/crash/%s", state_dir, p->name) < 0 || ensure_dir(dir) < 0)
+        if (asprintf_safe(&dir, "%s/crash/%s", state_dir, p->name) < 0 || mkdir_p(dir, 0750) < 0)
                 return;
         /* Zero-padded so that names sort by time. */
         if (asprintf_safe(&path, "%s/%020llu.record", dir, (unsigned long long) p->when) < 0)

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "fileio.h"
 #include "logstream.h"
 #include "strv.h"
 
@@ -255,25 +256,6 @@ static void ring_push(log_stream *l, const char *rec, size_t n) {
         l->ring_lines++;
 }
 
-static int mkdir_p(const char *path, size_t len, mode_t mode) {
-        _cleanup_free_ char *p = strndup(path, len);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1;; s++) {
-                bool end = *s == '\0';
-
-                if (*s != '/' && !end)
-                        continue;
-                *s = '\0';
-                if (mkdir(p, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                if (end)
-                        return 0;
-                *s = '/';
-        }
-}
-
 /* Opens NAME.log as it is, creating it (and its directory) when missing. */
 static int file_open_plain(log_stream *l) {
         struct stat st;
@@ -281,7 +263,9 @@ static int file_open_plain(log_stream *l) {
 
         fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
         if (fd < 0 && errno == ENOENT) {
-                r = mkdir_p(l->path, l->dir_len, 0750);
+                _cleanup_free_ char *dir = strndup(l->path, l->dir_len);
+
+                r = dir ? mkdir_p(dir, 0750) : -ENOMEM;
                 if (r < 0)
                         return r;
                 fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);

@@ -10,6 +10,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "crash.h"
+#include "fileio.h"
 #include "log.h"
 #include "manager.h"
 #include "sys.h"
@@ -350,7 +351,7 @@ static int manager_open_notify(manager *m) {
         if (strlen(m->notify_path) >= sizeof(sa.sun_path))
                 return log_error_errno(ENAMETOOLONG, "Notify socket path %s is too long.",
                                        m->notify_path);
-        strcpy(sa.sun_path, m->notify_path);
+        memcpy(sa.sun_path, m->notify_path, strlen(m->notify_path) + 1);
         fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return log_error_errno(errno, "Cannot create the notify socket: %m");
@@ -364,23 +365,6 @@ static int manager_open_notify(manager *m) {
                 return log_error_errno(r, "Cannot watch the notify socket: %m");
         sd_event_source_set_io_fd_own(m->notify_source, true);
         m->notify_fd = TAKE_FD(fd);
-        return 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++)
-                if (*s == '/') {
-                        *s = 0;
-                        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                                return -errno;
-                        *s = '/';
-                }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
         return 0;
 }
 

@@ -47,35 +47,16 @@ static void closedirp(DIR **d) {
 
 /* ---- environment ---- */
 
-static size_t env_name_len(const char *assignment) {
-        const char *eq = strchr(assignment, '=');
-
-        return eq ? (size_t) (eq - assignment) : strlen(assignment);
-}
-
-static const char *env_get(char *const *env, const char *name, size_t len) {
-        STRV_FOREACH(e, env)
-                if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
-                        return *e + len + 1;
-        return NULL;
-}
-
 /* Takes assignment (NAME=VALUE, owned) into *env, replacing an earlier one of the name. */
 static int env_put(char ***env, char *assignment) {
-        size_t len = env_name_len(assignment);
         int r;
 
-        for (char **e = *env; e && *e; e++)
-                if (strncmp(*e, assignment, len) == 0 && (*e)[len] == '=') {
-                        free(*e);
-                        *e = assignment;
-                        return 0;
-                }
-        if (strv_length(*env) >= ENV_ENTRIES_MAX) {
+        if (strv_length(*env) >= ENV_ENTRIES_MAX &&
+            !strv_env_get_n(*env, assignment, strcspn(assignment, "="))) {
                 free(assignment);
                 return -E2BIG;
         }
-        r = strv_push(env, assignment);
+        r = strv_env_replace(env, assignment);
         if (r < 0)
                 free(assignment);
         return r;
@@ -388,7 +369,8 @@ static int expand_word(const char *w, char *const *env, strbuf *b) {
                         r = strbuf_putc(b, '$');
                         p = dollar + 2;
                 } else if (dollar[1] == '{' && (close = strchr(dollar + 2, '}'))) {
-                        const char *v = env_get(env, dollar + 2, (size_t) (close - dollar - 2));
+                        const char *v =
+                                strv_env_get_n(env, dollar + 2, (size_t) (close - dollar - 2));
 
                         r = v ? strbuf_append(b, v, strlen(v)) : 0;
                         p = close + 1;
@@ -419,7 +401,7 @@ int spawn_expand_argv(char *const *argv, char *const *env, char ***ret) {
         STRV_FOREACH(a, argv) {
                 if (word_is_variable(*a)) {
                         /* "$NAME" as a whole word: split at whitespace, quotes group. */
-                        const char *v = env_get(env, *a + 1, strlen(*a + 1));
+                        const char *v = strv_env_get_n(env, *a + 1, strlen(*a + 1));
 
                         for (const char *q = v; q;) {
                                 char *w = NULL;
@@ -712,7 +694,7 @@ static int exec_search(const char *path, char *const *argv, char *const *env) {
                 execve(path, argv, env);
                 return errno;
         }
-        search = env_get(env, "PATH", 4);
+        search = strv_env_get_n(env, "PATH", 4);
         if (!search)
                 search = DEFAULT_PATH;
         for (p = search;; p++) {

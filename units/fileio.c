@@ -60,3 +60,22 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
                 *ret_size = n;
         return 0;
 }
+
+int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1;; s++) {
+                bool end = *s == '\0';
+
+                if (*s != '/' && !end)
+                        continue;
+                *s = '\0';
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                if (end)
+                        return 0;
+                *s = '/';
+        }
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "macro.h"
 
@@ -9,3 +10,6 @@
  * directories: -EISDIR), into a NUL-terminated buffer grown as needed. -EFBIG when the
  * file is larger than max. */
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
+
+/* mkdir -p: every missing directory of path with mode; existing ones are fine. */
+int mkdir_p(const char *path, mode_t mode);

@@ -58,17 +58,6 @@ static bool ends_in_unescaped_backslash(const char *s, size_t n) {
         return k % 2 == 1;
 }
 
-static char *strip(char *s) {
-        char *e;
-
-        s += strspn(s, WHITESPACE);
-        e = s + strlen(s);
-        while (e > s && strchr(WHITESPACE, e[-1]))
-                e--;
-        *e = 0;
-        return s;
-}
-
 /* Collects the next logical line into lx->buf. Returns its first line
  * number, 0 at the end of input, or -ENOMEM; *broken when it was reported
  * and must be skipped. */
@@ -168,7 +157,7 @@ static int lex_next(lexer *lx) {
                 if (line <= 0)
                         return line;
 
-                l = strip(lx->buf);
+                l = strstrip(lx->buf);
                 if (*l == '[') {
                         size_t n = strlen(l);
                         char *name;
@@ -207,7 +196,7 @@ static int lex_next(lexer *lx) {
                         continue;
                 }
                 *eq = 0;
-                key = strip(l);
+                key = strstrip(l);
                 if (!*key) {
                         diag_add(lx->diags, DIAG_ERROR, lx->path, line,
                                  "missing directive name before '='");
@@ -223,7 +212,7 @@ static int lex_next(lexer *lx) {
                         .kind = INI_ASSIGNMENT,
                         .section = lx->section,
                         .key = key,
-                        .value = strip(eq + 1),
+                        .value = strstrip(eq + 1),
                         .line = (unsigned) line,
                 };
                 return 1;
@@ -240,7 +229,7 @@ static char *lexer_read(char *str, int num, void *stream) {
                 return NULL;
         if (lx->section_pending) {
                 lx->section_pending = false;
-                strcpy(str, "s=1\n");
+                memcpy(str, "s=1\n", sizeof("s=1\n"));
                 return str;
         }
         r = lex_next(lx);
@@ -251,9 +240,9 @@ static char *lexer_read(char *str, int num, void *stream) {
         }
         if (lx->event.kind == INI_SECTION) {
                 lx->section_pending = true;
-                strcpy(str, "[s]\n");
+                memcpy(str, "[s]\n", sizeof("[s]\n"));
         } else
-                strcpy(str, "a=1\n");
+                memcpy(str, "a=1\n", sizeof("a=1\n"));
         return str;
 }
 

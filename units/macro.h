@@ -83,3 +83,15 @@ static inline bool endswith(const char *s, const char *suffix) {
 }
 
 #define WHITESPACE " \t\n\r"
+
+/* Trims whitespace at both ends, in place. */
+static inline char *strstrip(char *s) {
+        char *e;
+
+        s += strspn(s, WHITESPACE);
+        e = s + strlen(s);
+        while (e > s && strchr(WHITESPACE, e[-1]))
+                e--;
+        *e = '\0';
+        return s;
+}

@@ -57,6 +57,25 @@ char **strv_copy(char *const *l) {
         return c;
 }
 
+const char *strv_env_get_n(char *const *env, const char *name, size_t len) {
+        STRV_FOREACH(e, env)
+                if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+                        return *e + len + 1;
+        return NULL;
+}
+
+int strv_env_replace(char ***env, char *assignment) {
+        size_t len = strcspn(assignment, "=");
+
+        for (char **e = *env; e && *e; e++)
+                if (strncmp(*e, assignment, len) == 0 && (*e)[len] == '=') {
+                        free(*e);
+                        *e = assignment;
+                        return 0;
+                }
+        return strv_push(env, assignment);
+}
+
 bool strv_contains(char *const *l, const char *s) {
         STRV_FOREACH(i, l)
                 if (streq(*i, s))

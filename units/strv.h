@@ -14,6 +14,13 @@ int strv_push(char ***l, char *s);
 char **strv_copy(char *const *l);
 bool strv_contains(char *const *l, const char *s);
 
+/* Environment blocks (NAME=VALUE entries). */
+/* The value of the len-byte name in env, or NULL. */
+const char *strv_env_get_n(char *const *env, const char *name, size_t len);
+/* Puts assignment into *env, replacing an earlier entry of its name; takes the string
+ * on success only. */
+int strv_env_replace(char ***env, char *assignment);
+
 static inline void strv_freep(char ***l) {
         strv_free(*l);
 }

@@ -1317,7 +1317,7 @@ bool env_assignment_is_valid(const char *s) {
 
 int parse_environment(const char *s, char ***env, const char **reason) {
         _cleanup_strv_free_ char **words = NULL, **merged = NULL;
-        size_t n_words = 0, cap_words = 0, n_merged, cap_merged;
+        size_t n_words = 0, cap_words = 0, n_merged;
         const char *p = s;
         int r;
 
@@ -1355,33 +1355,22 @@ int parse_environment(const char *s, char ***env, const char **reason) {
         if (!merged)
                 return -ENOMEM;
         n_merged = strv_length(merged);
-        cap_merged = n_merged + 1;
         STRV_FOREACH(w, words) {
-                size_t name_len = strcspn(*w, "=") + 1;
-                char *copy = strdup(*w);
-                bool replaced = false;
+                bool is_new = !strv_env_get_n(merged, *w, strcspn(*w, "="));
+                char *copy;
 
-                if (!copy)
-                        return -ENOMEM;
-                for (size_t i = 0; i < n_merged; i++)
-                        if (strncmp(merged[i], *w, name_len) == 0) {
-                                free(merged[i]);
-                                merged[i] = copy;
-                                replaced = true;
-                                break;
-                        }
-                if (replaced)
-                        continue;
-                if (n_merged >= ENV_ENTRIES_MAX) {
-                        free(copy);
+                if (is_new && n_merged >= ENV_ENTRIES_MAX)
                         return fail(reason, -E2BIG,
                                     "too many environment variables (at most 4096)");
-                }
-                r = list_append(&merged, &n_merged, &cap_merged, copy);
+                copy = strdup(*w);
+                if (!copy)
+                        return -ENOMEM;
+                r = strv_env_replace(&merged, copy);
                 if (r < 0) {
                         free(copy);
                         return r;
                 }
+                n_merged += is_new;
         }
 
         strv_free(*env);
