@@ -11,39 +11,9 @@
 #include "config.h"
 #include "known.h"
 #include "lexer.h"
-#include "unit.h"
+#include "unit-private.h"
 
-/* Each parser returns 0, -EINVAL after reporting the problem, or -ENOMEM. */
-typedef struct load_ctx load_ctx;
-typedef int (*parse_fn)(load_ctx *c, const char *value, void *field);
-
-enum {
-        D_SPECIFIERS = 1 << 0, /* %n %N %p %i %% are expanded first */
-        D_POLICY = 1 << 1,     /* may also be set in a *.policy file */
-};
-
-typedef struct directive {
-        const char *section;
-        const char *key;
-        parse_fn parse;
-        size_t offset;
-        unsigned flags;
-        int arg;
-} directive;
-
-struct load_ctx {
-        unit *u;
-        diag_list *diags;
-        const char *path; /* the file being applied */
-        unsigned line;
-        const directive *d;
-        bool policy; /* applying a policy file */
-        specifier_context spec;
-        bool section_ignored;
-        bool exec_start_failed; /* so that a bad ExecStart= is not also reported as missing */
-};
-
-_printf_(2, 3) static int report(load_ctx *c, const char *fmt, ...) {
+_printf_(2, 3) int load_report(load_ctx *c, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
         int r;
@@ -59,7 +29,7 @@ _printf_(2, 3) static int report(load_ctx *c, const char *fmt, ...) {
         return -EINVAL;
 }
 
-_printf_(2, 3) static void warn(load_ctx *c, const char *fmt, ...) {
+_printf_(2, 3) void load_warn(load_ctx *c, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
         int r;
@@ -74,15 +44,15 @@ _printf_(2, 3) static void warn(load_ctx *c, const char *fmt, ...) {
 }
 
 /* "invalid Key= value "v": why" — the common shape of a bad value. */
-static int invalid(load_ctx *c, const char *value, const char *why) {
+int load_invalid(load_ctx *c, const char *value, const char *why) {
         char esc[INI_ESCAPE_MAX];
 
-        return report(c, "invalid %s= value \"%s\": %s", c->d->key,
-                      ini_escape(value, esc, sizeof(esc)), why);
+        return load_report(c, "invalid %s= value \"%s\": %s", c->d->key,
+                           ini_escape(value, esc, sizeof(esc)), why);
 }
 
 /* Defaults as systemd has them; an empty assignment restores these. */
-static const unit unit_defaults = {
+const unit unit_defaults = {
         .start_limit_interval = 10 * USEC_PER_SEC,
         .start_limit_burst = 5,
         .start_limit_retry = USEC_INFINITY,
@@ -98,21 +68,26 @@ static const unit unit_defaults = {
         .umask = 0022,
         .std_output = { .kind = OUTPUT_JOURNAL },
         .std_error = { .kind = OUTPUT_INHERIT },
+        .no_new_privileges = -1,
+        .capability_bounding_set = UINT64_MAX,
+        .resource = UNIT_RESOURCE_DEFAULTS,
+        .seccomp = UNIT_SECCOMP_DEFAULTS,
+        .container = { .read_only = true, .user_ns = -1 },
 };
 
-static void reset_scalar(load_ctx *c, void *field, size_t size) {
+void load_reset_field(load_ctx *c, void *field, size_t size) {
         memcpy(field, (const char *) &unit_defaults + c->d->offset, size);
 }
 
-static int list_add(load_ctx *c, char ***l, const char *s) {
+int load_list_add(load_ctx *c, char ***l, const char *s) {
         if (strv_length(*l) >= UNIT_LIST_MAX)
-                return report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
+                return load_report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
         return strv_extend(l, s);
 }
 
 /* ---- parsers ------------------------------------------------------------------------------ */
 
-static int parse_string(load_ctx *c, const char *value, void *field) {
+int load_parse_string(load_ctx *c, const char *value, void *field) {
         char **s = field, *d = NULL;
 
         if (*value) {
@@ -128,8 +103,8 @@ static int parse_string(load_ctx *c, const char *value, void *field) {
 static int parse_identifier(load_ctx *c, const char *value, void *field) {
         for (const char *p = value; *p; p++)
                 if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        return invalid(c, value, "control characters are not allowed");
-        return parse_string(c, value, field);
+                        return load_invalid(c, value, "control characters are not allowed");
+        return load_parse_string(c, value, field);
 }
 
 static int parse_documentation(load_ctx *c, const char *value, void *field) {
@@ -150,17 +125,17 @@ static int parse_documentation(load_ctx *c, const char *value, void *field) {
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return invalid(c, value, reason);
+                        return load_invalid(c, value, reason);
                 if (r == 0)
                         return 0;
                 for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
                         if (startswith(w, schemes[i]) && w[strlen(schemes[i])])
                                 ok = true;
                 if (!ok)
-                        return invalid(c, w,
-                                       "a URI must start with http://, https://, "
-                                       "file:, info: or man:");
-                r = list_add(c, l, w);
+                        return load_invalid(c, w,
+                                            "a URI must start with http://, https://, "
+                                            "file:, info: or man:");
+                r = load_list_add(c, l, w);
                 if (r < 0)
                         return r;
         }
@@ -189,62 +164,62 @@ static int parse_deps(load_ctx *c, const char *value, void *field) {
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return invalid(c, value, reason);
+                        return load_invalid(c, value, reason);
                 if (r == 0)
                         return 0;
                 if (!unit_name_is_valid(w, UNIT_NAME_PLAIN | UNIT_NAME_INSTANCE))
-                        return invalid(c, w, "not a valid unit name");
+                        return load_invalid(c, w, "not a valid unit name");
                 suffix = unit_name_suffix(w);
                 if (!streq(suffix, ".service") && !streq(suffix, ".target")) {
                         if (c->d->arg == DEP_REQUIRE)
-                                return invalid(c, w,
-                                               "vigil manages only .service and .target "
-                                               "units, so this could never be satisfied");
+                                return load_invalid(c, w,
+                                                    "vigil manages only .service and .target "
+                                                    "units, so this could never be satisfied");
                         if (c->d->arg == DEP_WANT) {
-                                warn(c,
-                                     "%s=%s is ignored: vigil manages only .service and "
-                                     ".target units",
-                                     c->d->key, ini_escape(w, esc, sizeof(esc)));
+                                load_warn(c,
+                                          "%s=%s is ignored: vigil manages only .service and "
+                                          ".target units",
+                                          c->d->key, ini_escape(w, esc, sizeof(esc)));
                                 continue;
                         }
                 }
                 if (strv_contains(*l, w))
                         continue;
-                r = list_add(c, l, w);
+                r = load_list_add(c, l, w);
                 if (r < 0)
                         return r;
         }
 }
 
-static int parse_sec_field(load_ctx *c, const char *value, void *field) {
+int load_parse_sec(load_ctx *c, const char *value, void *field) {
         usec_t t;
         int r;
 
         if (!*value) {
-                reset_scalar(c, field, sizeof(usec_t));
+                load_reset_field(c, field, sizeof(usec_t));
                 return 0;
         }
         r = parse_sec(value, &t);
         if (r == -ERANGE)
-                return invalid(c, value, "time span out of range");
+                return load_invalid(c, value, "time span out of range");
         if (r < 0)
-                return invalid(c, value,
-                               "expected a time span such as \"90s\", "
-                               "\"1min 30s\", \"500ms\" or \"infinity\"");
+                return load_invalid(c, value,
+                                    "expected a time span such as \"90s\", "
+                                    "\"1min 30s\", \"500ms\" or \"infinity\"");
         *(usec_t *) field = t;
         return 0;
 }
 
 /* TimeoutStartSec=0 and TimeoutStopSec=0 mean no timeout, as in systemd. */
 static int parse_timeout(load_ctx *c, const char *value, void *field) {
-        int r = parse_sec_field(c, value, field);
+        int r = load_parse_sec(c, value, field);
 
         if (r >= 0 && *value && *(usec_t *) field == 0)
                 *(usec_t *) field = USEC_INFINITY;
         return r;
 }
 
-static int mark_source(load_ctx *c, size_t offset);
+int mark_source(load_ctx *c, size_t offset);
 
 /* TimeoutSec= sets TimeoutStartSec= and TimeoutStopSec= at once. */
 static int parse_timeout_both(load_ctx *c, const char *value, void *field) {
@@ -263,34 +238,34 @@ static int parse_timeout_both(load_ctx *c, const char *value, void *field) {
         return mark_source(c, offsetof(unit, timeout_stop));
 }
 
-static int parse_unsigned_field(load_ctx *c, const char *value, void *field) {
+int load_parse_unsigned(load_ctx *c, const char *value, void *field) {
         unsigned v;
         int r;
 
         if (!*value) {
-                reset_scalar(c, field, sizeof(unsigned));
+                load_reset_field(c, field, sizeof(unsigned));
                 return 0;
         }
         r = parse_unsigned(value, &v);
         if (r == -ERANGE)
-                return invalid(c, value, "number out of range");
+                return load_invalid(c, value, "number out of range");
         if (r < 0)
-                return invalid(c, value, "expected a non-negative integer");
+                return load_invalid(c, value, "expected a non-negative integer");
         if (c->d->arg > 0 && v > (unsigned) c->d->arg) {
                 char why[64];
 
                 snprintf(why, sizeof(why), "must be at most %d", c->d->arg);
-                return invalid(c, value, why);
+                return load_invalid(c, value, why);
         }
         *(unsigned *) field = v;
         return 0;
 }
 
 /* Looks value up in a table of names indexed by enum value. */
-static int parse_enum(load_ctx *c, const char *value, void *field, const char *const *names,
-                      size_t n, const char *expected) {
+int load_parse_enum(load_ctx *c, const char *value, void *field, const char *const *names, size_t n,
+                    const char *expected) {
         if (!*value) {
-                reset_scalar(c, field, sizeof(int));
+                load_reset_field(c, field, sizeof(int));
                 return 0;
         }
         for (size_t i = 0; i < n; i++)
@@ -298,7 +273,7 @@ static int parse_enum(load_ctx *c, const char *value, void *field, const char *c
                         *(int *) field = (int) i;
                         return 0;
                 }
-        return invalid(c, value, expected);
+        return load_invalid(c, value, expected);
 }
 
 static const char *const service_type_names[_SERVICE_TYPE_MAX] = {
@@ -313,12 +288,12 @@ static int parse_type(load_ctx *c, const char *value, void *field) {
 
         for (size_t i = 0; i < ELEMENTSOF(unsupported); i++)
                 if (streq(value, unsupported[i]))
-                        return report(c,
-                                      "Type=%s is not supported by vigil; use simple, exec, "
-                                      "oneshot or notify (a service must not daemonize)",
-                                      value);
-        return parse_enum(c, value, field, service_type_names, _SERVICE_TYPE_MAX,
-                          "expected simple, exec, oneshot or notify");
+                        return load_report(c,
+                                           "Type=%s is not supported by vigil; use simple, exec, "
+                                           "oneshot or notify (a service must not daemonize)",
+                                           value);
+        return load_parse_enum(c, value, field, service_type_names, _SERVICE_TYPE_MAX,
+                               "expected simple, exec, oneshot or notify");
 }
 
 static const char *const restart_mode_names[_RESTART_MODE_MAX] = {
@@ -332,9 +307,9 @@ static const char *const restart_mode_names[_RESTART_MODE_MAX] = {
 };
 
 static int parse_restart(load_ctx *c, const char *value, void *field) {
-        return parse_enum(c, value, field, restart_mode_names, _RESTART_MODE_MAX,
-                          "expected no, on-success, on-failure, on-abnormal, on-watchdog, "
-                          "on-abort or always");
+        return load_parse_enum(c, value, field, restart_mode_names, _RESTART_MODE_MAX,
+                               "expected no, on-success, on-failure, on-abnormal, on-watchdog, "
+                               "on-abort or always");
 }
 
 static const char *const kill_mode_names[_KILL_MODE_MAX] = {
@@ -345,12 +320,12 @@ static const char *const kill_mode_names[_KILL_MODE_MAX] = {
 };
 
 static int parse_kill_mode(load_ctx *c, const char *value, void *field) {
-        int r = parse_enum(c, value, field, kill_mode_names, _KILL_MODE_MAX,
-                           "expected control-group, mixed, process or none");
+        int r = load_parse_enum(c, value, field, kill_mode_names, _KILL_MODE_MAX,
+                                "expected control-group, mixed, process or none");
 
         if (r >= 0 && streq(value, "none"))
-                warn(c, "KillMode=none leaves processes running after the service stopped; "
-                        "it is deprecated, use mixed or control-group");
+                load_warn(c, "KillMode=none leaves processes running after the service stopped; "
+                             "it is deprecated, use mixed or control-group");
         return r;
 }
 
@@ -358,13 +333,13 @@ static int parse_signal_field(load_ctx *c, const char *value, void *field) {
         int sig;
 
         if (!*value) {
-                reset_scalar(c, field, sizeof(int));
+                load_reset_field(c, field, sizeof(int));
                 return 0;
         }
         if (parse_signal(value, &sig) < 0)
-                return invalid(c, value,
-                               "expected a signal name such as SIGTERM or a number "
-                               "from 1 to 64");
+                return load_invalid(c, value,
+                                    "expected a signal name such as SIGTERM or a number "
+                                    "from 1 to 64");
         *(int *) field = sig;
         return 0;
 }
@@ -405,7 +380,7 @@ static int parse_exit_status_set(load_ctx *c, const char *value, void *field) {
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return invalid(c, value, reason);
+                        return load_invalid(c, value, reason);
                 if (r == 0)
                         break;
                 if (parse_exit_status(w, &v) >= 0)
@@ -413,9 +388,9 @@ static int parse_exit_status_set(load_ctx *c, const char *value, void *field) {
                 else if (parse_signal(w, &v) >= 0)
                         exit_status_set_add(&n, -1, v);
                 else
-                        return invalid(c, w,
-                                       "expected an exit status from 0 to 255, its name "
-                                       "(e.g. TEMPFAIL) or a signal name");
+                        return load_invalid(c, w,
+                                            "expected an exit status from 0 to 255, its name "
+                                            "(e.g. TEMPFAIL) or a signal name");
         }
         *s = n;
         return 0;
@@ -434,22 +409,22 @@ static int parse_exec(load_ctx *c, const char *value, void *field) {
                 return 0;
         }
         if (l->n >= UNIT_LIST_MAX)
-                return report(c, "%s= has more than %d commands", c->d->key, UNIT_LIST_MAX);
+                return load_report(c, "%s= has more than %d commands", c->d->key, UNIT_LIST_MAX);
         r = parse_exec_line(value, &l->items, &l->n, &reason);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return invalid(c, value, reason ? reason : "not a valid command line");
+                return load_invalid(c, value, reason ? reason : "not a valid command line");
         /* One line may hold many commands separated by ";". */
         if (l->n > UNIT_LIST_MAX)
-                return report(c, "%s= has more than %d commands", c->d->key, UNIT_LIST_MAX);
+                return load_report(c, "%s= has more than %d commands", c->d->key, UNIT_LIST_MAX);
         return 0;
 }
 
 static int parse_user_group(load_ctx *c, const char *value, void *field) {
         if (*value && !user_group_name_is_valid(value))
-                return invalid(c, value, "not a valid user or group name or numeric id");
-        return parse_string(c, value, field);
+                return load_invalid(c, value, "not a valid user or group name or numeric id");
+        return load_parse_string(c, value, field);
 }
 
 static int parse_groups(load_ctx *c, const char *value, void *field) {
@@ -468,14 +443,14 @@ static int parse_groups(load_ctx *c, const char *value, void *field) {
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return invalid(c, value, reason);
+                        return load_invalid(c, value, reason);
                 if (r == 0)
                         return 0;
                 if (!user_group_name_is_valid(w))
-                        return invalid(c, w, "not a valid group name or numeric id");
+                        return load_invalid(c, w, "not a valid group name or numeric id");
                 if (strv_contains(*l, w))
                         continue;
-                r = list_add(c, l, w);
+                r = load_list_add(c, l, w);
                 if (r < 0)
                         return r;
         }
@@ -496,8 +471,8 @@ static int parse_working_directory(load_ctx *c, const char *value, void *field) 
                 return 0;
         }
         if (!streq(p, "~") && !path_is_normalized_absolute(p))
-                return invalid(c, value, "expected an absolute, normalized path or \"~\"");
-        if (parse_string(c, streq(p, "~") ? "" : p, &u->working_directory) < 0)
+                return load_invalid(c, value, "expected an absolute, normalized path or \"~\"");
+        if (load_parse_string(c, streq(p, "~") ? "" : p, &u->working_directory) < 0)
                 return -ENOMEM;
         u->working_directory_home = streq(p, "~");
         u->working_directory_missing_ok = missing_ok;
@@ -514,12 +489,12 @@ static int parse_env(load_ctx *c, const char *value, void *field) {
                 return 0;
         }
         if (strv_length(*l) >= UNIT_LIST_MAX)
-                return report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
+                return load_report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
         r = parse_environment(value, l, &reason);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return invalid(c, value, reason ? reason : "not a valid NAME=VALUE list");
+                return load_invalid(c, value, reason ? reason : "not a valid NAME=VALUE list");
         return 0;
 }
 
@@ -537,9 +512,9 @@ static int parse_env_file(load_ctx *c, const char *value, void *field) {
                 return 0;
         }
         if (!path_is_normalized_absolute(p))
-                return invalid(c, value, "expected an absolute, normalized path");
+                return load_invalid(c, value, "expected an absolute, normalized path");
         if (u->n_environment_files >= UNIT_LIST_MAX)
-                return report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
+                return load_report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
         f = reallocarray(u->environment_files, u->n_environment_files + 1, sizeof(env_file));
         if (!f)
                 return -ENOMEM;
@@ -555,11 +530,11 @@ static int parse_umask_field(load_ctx *c, const char *value, void *field) {
         mode_t m;
 
         if (!*value) {
-                reset_scalar(c, field, sizeof(mode_t));
+                load_reset_field(c, field, sizeof(mode_t));
                 return 0;
         }
         if (parse_umask(value, &m) < 0)
-                return invalid(c, value, "expected an octal mode from 0000 to 0777");
+                return load_invalid(c, value, "expected an octal mode from 0000 to 0777");
         *(mode_t *) field = m;
         return 0;
 }
@@ -575,11 +550,11 @@ static int parse_limit(load_ctx *c, const char *value, void *field) {
         }
         r = parse_rlimit(c->d->arg, value, &rl);
         if (r == -ERANGE)
-                return invalid(c, value, "value out of range");
+                return load_invalid(c, value, "value out of range");
         if (r < 0)
-                return invalid(c, value,
-                               "expected a value or SOFT:HARD (soft not above hard), "
-                               "or \"infinity\"");
+                return load_invalid(c, value,
+                                    "expected a value or SOFT:HARD (soft not above hard), "
+                                    "or \"infinity\"");
         *s = (rlimit_setting){ .set = true, .limit = rl };
         return 0;
 }
@@ -611,7 +586,7 @@ static int parse_output(load_ctx *c, const char *value, void *field) {
 
         if (!*value) {
                 free(o->path);
-                reset_scalar(c, field, sizeof(output_setting));
+                load_reset_field(c, field, sizeof(output_setting));
                 return 0;
         }
         for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
@@ -627,7 +602,7 @@ static int parse_output(load_ctx *c, const char *value, void *field) {
                 if (!p)
                         continue;
                 if (!path_is_normalized_absolute(p))
-                        return invalid(c, value, "expected an absolute, normalized path");
+                        return load_invalid(c, value, "expected an absolute, normalized path");
                 d = strdup(p);
                 if (!d)
                         return -ENOMEM;
@@ -635,10 +610,10 @@ static int parse_output(load_ctx *c, const char *value, void *field) {
                 *o = (output_setting){ .kind = files[i].kind, .path = d };
                 return 0;
         }
-        return invalid(c, value,
-                       "vigil supports inherit, null, journal, syslog, kmsg, "
-                       "journal+console, syslog+console, kmsg+console, file:PATH, "
-                       "append:PATH and truncate:PATH");
+        return load_invalid(c, value,
+                            "vigil supports inherit, null, journal, syslog, kmsg, "
+                            "journal+console, syslog+console, kmsg+console, file:PATH, "
+                            "append:PATH and truncate:PATH");
 }
 
 #define POLICY_NAME_MAX 64
@@ -653,20 +628,19 @@ static bool policy_name_is_valid(const char *s) {
 
 static int parse_policy(load_ctx *c, const char *value, void *field) {
         if (*value && !policy_name_is_valid(value))
-                return invalid(c, value,
-                               "a policy name has up to 64 letters, digits, \"_\", "
-                               "\".\" or \"-\" and does not start with \".\"");
-        return parse_string(c, value, field);
+                return load_invalid(c, value,
+                                    "a policy name has up to 64 letters, digits, \"_\", "
+                                    "\".\" or \"-\" and does not start with \".\"");
+        return load_parse_string(c, value, field);
 }
 
 /* ---- the table ----------------------------------------------------------------------------- */
 
-#define F(field) offsetof(unit, field)
 #define LIMIT(name, res)                                                                           \
         { "Service", "Limit" name, parse_limit, F(limits[res]), D_POLICY, res }
 
-static const directive directives[] = {
-        { "Unit", "Description", parse_string, F(description), D_SPECIFIERS, 0 },
+static const directive core_directives[] = {
+        { "Unit", "Description", load_parse_string, F(description), D_SPECIFIERS, 0 },
         { "Unit", "Documentation", parse_documentation, F(documentation), D_SPECIFIERS, 0 },
         { "Unit", "After", parse_deps, F(after), D_SPECIFIERS, DEP_ORDER },
         { "Unit", "Before", parse_deps, F(before), D_SPECIFIERS, DEP_ORDER },
@@ -675,10 +649,10 @@ static const directive directives[] = {
         { "Unit", "BindsTo", parse_deps, F(binds_to), D_SPECIFIERS, DEP_REQUIRE },
         { "Unit", "BindTo", parse_deps, F(binds_to), D_SPECIFIERS, DEP_REQUIRE },
         { "Unit", "Conflicts", parse_deps, F(conflicts), D_SPECIFIERS, DEP_WANT },
-        { "Unit", "StartLimitIntervalSec", parse_sec_field, F(start_limit_interval), D_POLICY, 0 },
-        { "Unit", "StartLimitInterval", parse_sec_field, F(start_limit_interval), D_POLICY, 0 },
-        { "Unit", "StartLimitBurst", parse_unsigned_field, F(start_limit_burst), D_POLICY, 0 },
-        { "Unit", "StartLimitRetrySec", parse_sec_field, F(start_limit_retry), D_POLICY, 0 },
+        { "Unit", "StartLimitIntervalSec", load_parse_sec, F(start_limit_interval), D_POLICY, 0 },
+        { "Unit", "StartLimitInterval", load_parse_sec, F(start_limit_interval), D_POLICY, 0 },
+        { "Unit", "StartLimitBurst", load_parse_unsigned, F(start_limit_burst), D_POLICY, 0 },
+        { "Unit", "StartLimitRetrySec", load_parse_sec, F(start_limit_retry), D_POLICY, 0 },
 
         { "Service", "Type", parse_type, F(type), 0, 0 },
         { "Service", "ExecStartPre", parse_exec, F(exec_start_pre), D_SPECIFIERS, 0 },
@@ -687,12 +661,12 @@ static const directive directives[] = {
         { "Service", "ExecStop", parse_exec, F(exec_stop), D_SPECIFIERS, 0 },
         { "Service", "ExecReload", parse_exec, F(exec_reload), D_SPECIFIERS, 0 },
         { "Service", "Restart", parse_restart, F(restart), D_POLICY, 0 },
-        { "Service", "RestartSec", parse_sec_field, F(restart_sec), D_POLICY, 0 },
-        { "Service", "RestartSteps", parse_unsigned_field, F(restart_steps), D_POLICY, 10000 },
-        { "Service", "RestartMaxDelaySec", parse_sec_field, F(restart_max_delay), D_POLICY, 0 },
-        { "Service", "RestartBackoffResetSec", parse_sec_field, F(restart_backoff_reset), D_POLICY,
+        { "Service", "RestartSec", load_parse_sec, F(restart_sec), D_POLICY, 0 },
+        { "Service", "RestartSteps", load_parse_unsigned, F(restart_steps), D_POLICY, 10000 },
+        { "Service", "RestartMaxDelaySec", load_parse_sec, F(restart_max_delay), D_POLICY, 0 },
+        { "Service", "RestartBackoffResetSec", load_parse_sec, F(restart_backoff_reset), D_POLICY,
           0 },
-        { "Service", "RestartRandomizedDelaySec", parse_sec_field, F(restart_randomized_delay),
+        { "Service", "RestartRandomizedDelaySec", load_parse_sec, F(restart_randomized_delay),
           D_POLICY, 0 },
         { "Service", "RestartPreventExitStatus", parse_exit_status_set,
           F(restart_prevent_exit_status), D_POLICY, 0 },
@@ -703,9 +677,9 @@ static const directive directives[] = {
         { "Service", "TimeoutSec", parse_timeout_both, F(timeout_start), D_POLICY, 0 },
         { "Service", "KillSignal", parse_signal_field, F(kill_signal), D_POLICY, 0 },
         { "Service", "KillMode", parse_kill_mode, F(kill_mode), D_POLICY, 0 },
-        { "Service", "WatchdogSec", parse_sec_field, F(watchdog), D_POLICY, 0 },
-        { "Service", "StartLimitInterval", parse_sec_field, F(start_limit_interval), D_POLICY, 0 },
-        { "Service", "StartLimitBurst", parse_unsigned_field, F(start_limit_burst), D_POLICY, 0 },
+        { "Service", "WatchdogSec", load_parse_sec, F(watchdog), D_POLICY, 0 },
+        { "Service", "StartLimitInterval", load_parse_sec, F(start_limit_interval), D_POLICY, 0 },
+        { "Service", "StartLimitBurst", load_parse_unsigned, F(start_limit_burst), D_POLICY, 0 },
         { "Service", "User", parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
         { "Service", "Group", parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
         { "Service", "SupplementaryGroups", parse_groups, F(supplementary_groups),
@@ -741,12 +715,51 @@ static const directive directives[] = {
         { "Install", "WantedBy", parse_deps, F(wanted_by), D_SPECIFIERS, DEP_WANT },
 };
 
-#define N_DIRECTIVES ELEMENTSOF(directives)
+/* Every table, in order; a directive's row number counts through all of them. */
+static const size_t N_CORE_DIRECTIVES = ELEMENTSOF(core_directives);
+
+static const directive_table tables[] = {
+        { core_directives, &N_CORE_DIRECTIVES },
+        { container_directives, &N_CONTAINER_DIRECTIVES },
+        { resource_directives, &N_RESOURCE_DIRECTIVES },
+        { seccomp_directives, &N_SECCOMP_DIRECTIVES },
+};
+
+static size_t n_directives(void) {
+        size_t n = 0;
+
+        for (size_t t = 0; t < ELEMENTSOF(tables); t++)
+                n += *tables[t].n;
+        return n;
+}
+
+static const directive *directive_at(size_t row) {
+        for (size_t t = 0; t < ELEMENTSOF(tables); t++) {
+                if (row < *tables[t].n)
+                        return &tables[t].rows[row];
+                row -= *tables[t].n;
+        }
+        return NULL;
+}
+
+static size_t directive_row(const directive *d) {
+        size_t base = 0;
+
+        for (size_t t = 0; t < ELEMENTSOF(tables); t++) {
+                if (d >= tables[t].rows && d < tables[t].rows + *tables[t].n)
+                        return base + (size_t) (d - tables[t].rows);
+                base += *tables[t].n;
+        }
+        return SIZE_MAX;
+}
 
 static const directive *directive_find(const char *section, const char *key) {
-        for (size_t i = 0; i < N_DIRECTIVES; i++)
-                if (streq(directives[i].section, section) && streq(directives[i].key, key))
-                        return &directives[i];
+        for (size_t i = 0, n = n_directives(); i < n; i++) {
+                const directive *d = directive_at(i);
+
+                if (streq(d->section, section) && streq(d->key, key))
+                        return d;
+        }
         return NULL;
 }
 
@@ -759,17 +772,17 @@ static unit_source_slot *source_slot(const unit *u, size_t row) {
 
 /* Every row that writes the same field shares its source (aliases, TimeoutSec=). Only
  * the directives that were set have a slot: most units set a handful. */
-static int mark_source(load_ctx *c, size_t offset) {
+int mark_source(load_ctx *c, size_t offset) {
         unit *u = c->u;
         uint16_t file = 0;
 
         for (size_t i = 0; u->files && u->files[i]; i++)
                 if (u->files[i] == c->path)
                         file = (uint16_t) (i + 1);
-        for (size_t i = 0; i < N_DIRECTIVES; i++) {
+        for (size_t i = 0, n = n_directives(); i < n; i++) {
                 unit_source_slot *slot;
 
-                if (directives[i].offset != offset)
+                if (directive_at(i)->offset != offset)
                         continue;
                 slot = source_slot(u, i);
                 if (!slot) {
@@ -788,7 +801,7 @@ bool unit_directive_source(const unit *u, const char *section, const char *key, 
         const directive *d = directive_find(section, key);
         const unit_source_slot *s;
 
-        s = d ? source_slot(u, (size_t) (d - directives)) : NULL;
+        s = d ? source_slot(u, directive_row(d)) : NULL;
         if (!s || s->file == 0)
                 return false;
         *ret = (unit_source){ .path = u->files[s->file - 1], .line = s->line };
@@ -816,10 +829,10 @@ static int apply_section(load_ctx *c, const char *section) {
                         c->section_ignored = false;
                         return 0;
                 }
-                return report(c,
-                              "unknown section [%s] in a policy: a policy has [Unit], "
-                              "[Service] and [Container]",
-                              ini_escape(section, esc, sizeof(esc)));
+                return load_report(c,
+                                   "unknown section [%s] in a policy: a policy has [Unit], "
+                                   "[Service] and [Container]",
+                                   ini_escape(section, esc, sizeof(esc)));
         }
         if (section_is_known(section)) {
                 c->section_ignored = false;
@@ -827,14 +840,14 @@ static int apply_section(load_ctx *c, const char *section) {
         }
         for (size_t i = 0; i < ELEMENTSOF(other_types); i++)
                 if (streq(section, other_types[i]))
-                        return report(c,
-                                      "section [%s] belongs to systemd .%c%s units; "
-                                      "vigil runs only .service units",
-                                      section, section[0] + 'a' - 'A', section + 1);
-        return report(c,
-                      "unknown section [%s]: vigil units have [Unit], [Service], "
-                      "[Container] and [Install]",
-                      ini_escape(section, esc, sizeof(esc)));
+                        return load_report(c,
+                                           "section [%s] belongs to systemd .%c%s units; "
+                                           "vigil runs only .service units",
+                                           section, section[0] + 'a' - 'A', section + 1);
+        return load_report(c,
+                           "unknown section [%s]: vigil units have [Unit], [Service], "
+                           "[Container] and [Install]",
+                           ini_escape(section, esc, sizeof(esc)));
 }
 
 static int unknown_directive(load_ctx *c, const char *section, const char *key) {
@@ -842,21 +855,21 @@ static int unknown_directive(load_ctx *c, const char *section, const char *key) 
 
         ini_escape(key, esc, sizeof(esc));
         if (streq(section, "Container"))
-                return report(c,
-                              quadlet_knows_container_key(key)
-                                      ? "[Container] %s= is a Quadlet key that vigil does "
-                                        "not support yet"
-                                      : "unknown directive %s= in [Container]",
-                              esc);
-        for (size_t i = 0; i < N_DIRECTIVES; i++)
-                if (streq(directives[i].key, key))
-                        return report(c, "%s= belongs in [%s], not [%s]", esc,
-                                      directives[i].section, section);
+                return load_report(c,
+                                   quadlet_knows_container_key(key)
+                                           ? "[Container] %s= is a Quadlet key that vigil does "
+                                             "not support yet"
+                                           : "unknown directive %s= in [Container]",
+                                   esc);
+        for (size_t i = 0, n = n_directives(); i < n; i++)
+                if (streq(directive_at(i)->key, key))
+                        return load_report(c, "%s= belongs in [%s], not [%s]", esc,
+                                           directive_at(i)->section, section);
         if (systemd_knows_directive(section, key))
-                return report(c, "[%s] %s= is a systemd directive that vigil does not support",
-                              section, esc);
-        return report(c, "unknown directive %s= in [%s] (neither vigil nor systemd knows it)", esc,
-                      section);
+                return load_report(c, "[%s] %s= is a systemd directive that vigil does not support",
+                                   section, esc);
+        return load_report(c, "unknown directive %s= in [%s] (neither vigil nor systemd knows it)",
+                           esc, section);
 }
 
 /* Expands specifiers if the directive wants them, then parses. */
@@ -871,18 +884,18 @@ static int apply_value(load_ctx *c, const directive *d, const char *value) {
 
                 r = specifier_expand(value, &c->spec, &expanded, &bad);
                 if (r == -EBADMSG && bad == 0)
-                        return report(c, "%s= ends in a lone %%; write %%%% for a percent sign",
-                                      key);
+                        return load_report(
+                                c, "%s= ends in a lone %%; write %%%% for a percent sign", key);
                 if (r == -EBADMSG) {
                         char b[2] = { bad, 0 };
 
-                        return report(c,
-                                      "specifier %%%s in %s= is not supported (vigil knows "
-                                      "%%n %%N %%p %%i and %%%%)",
-                                      ini_escape(b, esc, sizeof(esc)), key);
+                        return load_report(c,
+                                           "specifier %%%s in %s= is not supported (vigil knows "
+                                           "%%n %%N %%p %%i and %%%%)",
+                                           ini_escape(b, esc, sizeof(esc)), key);
                 }
                 if (r == -E2BIG)
-                        return report(c, "%s= is too long after expanding specifiers", key);
+                        return load_report(c, "%s= is too long after expanding specifiers", key);
                 if (r < 0)
                         return r;
                 value = expanded;
@@ -904,7 +917,7 @@ static int apply_assignment(load_ctx *c, const char *section, const char *key, c
         if (!d)
                 return unknown_directive(c, section, key);
         if (c->policy && !(d->flags & D_POLICY))
-                return report(c, "%s= cannot be set in a policy, only in a unit", key);
+                return load_report(c, "%s= cannot be set in a policy, only in a unit", key);
         c->d = d;
         r = apply_value(c, d, value);
         if (r < 0 && d->offset == offsetof(unit, exec_start))
@@ -1058,6 +1071,9 @@ unit *unit_free(unit *u) {
         free(u->syslog_identifier);
         free(u->policy);
         strv_free(u->wanted_by);
+        unit_container_done(&u->container);
+        unit_resource_done(&u->resource);
+        unit_seccomp_done(&u->seccomp);
         free(u->sources);
         free(u);
         return NULL;
@@ -1103,6 +1119,15 @@ static void load_ctx_init(load_ctx *c, unit *u, diag_list *diags) {
         };
 }
 
+void load_at(load_ctx *c, const char *section, const char *key) {
+        unit_source s;
+
+        if (!unit_directive_source(c->u, section, key, &s))
+                s = (unit_source){ .path = c->u->path };
+        c->path = s.path;
+        c->line = s.line;
+}
+
 /* Defaults that depend on other settings, then the checks that need the whole unit. */
 static void unit_verify(load_ctx *c) {
         unit *u = c->u;
@@ -1114,55 +1139,47 @@ static void unit_verify(load_ctx *c) {
             !unit_directive_source(u, "Service", "TimeoutStartSec", &s))
                 u->timeout_start = USEC_INFINITY;
 
-#define AT(key)                                                                                    \
-        do {                                                                                       \
-                if (!unit_directive_source(u, "Service", key, &s))                                 \
-                        s = (unit_source){ .path = u->path };                                      \
-                c->path = s.path;                                                                  \
-                c->line = s.line;                                                                  \
-        } while (0)
-
         if (u->exec_start.n == 0 && !c->exec_start_failed) {
-                AT("ExecStart");
-                report(c, "no ExecStart= in [Service]: nothing to run");
+                load_at(c, "Service", "ExecStart");
+                load_report(c, "no ExecStart= in [Service]: nothing to run");
         }
         if (u->exec_start.n > 1 && u->type != SERVICE_ONESHOT) {
-                AT("ExecStart");
-                report(c, "more than one ExecStart= command is only allowed with Type=oneshot");
+                load_at(c, "Service", "ExecStart");
+                load_report(c,
+                            "more than one ExecStart= command is only allowed with Type=oneshot");
         }
         if (u->type == SERVICE_ONESHOT &&
             (u->restart == RESTART_ALWAYS || u->restart == RESTART_ON_SUCCESS)) {
-                AT("Restart");
-                report(c,
-                       "Restart=%s is not allowed with Type=oneshot: the finished command "
-                       "would be started again forever",
-                       restart_mode_to_string(u->restart));
+                load_at(c, "Service", "Restart");
+                load_report(c,
+                            "Restart=%s is not allowed with Type=oneshot: the finished command "
+                            "would be started again forever",
+                            restart_mode_to_string(u->restart));
         }
         if (u->restart_steps > 0 && u->restart_max_delay == USEC_INFINITY) {
-                AT("RestartSteps");
-                report(c, "RestartSteps= needs RestartMaxDelaySec=: the delay grows from "
-                          "RestartSec= to RestartMaxDelaySec= in that many steps");
+                load_at(c, "Service", "RestartSteps");
+                load_report(c, "RestartSteps= needs RestartMaxDelaySec=: the delay grows from "
+                               "RestartSec= to RestartMaxDelaySec= in that many steps");
         }
         if (u->restart_steps == 0 && u->restart_max_delay != USEC_INFINITY) {
-                AT("RestartMaxDelaySec");
-                report(c, "RestartMaxDelaySec= needs RestartSteps= (how many steps the delay "
-                          "takes to grow from RestartSec=)");
+                load_at(c, "Service", "RestartMaxDelaySec");
+                load_report(c, "RestartMaxDelaySec= needs RestartSteps= (how many steps the delay "
+                               "takes to grow from RestartSec=)");
         }
         if (u->restart_max_delay != USEC_INFINITY && u->restart_max_delay < u->restart_sec) {
-                AT("RestartMaxDelaySec");
-                report(c, "RestartMaxDelaySec=%s is below RestartSec=%s",
-                       format_timespan(a, sizeof(a), u->restart_max_delay),
-                       format_timespan(b, sizeof(b), u->restart_sec));
+                load_at(c, "Service", "RestartMaxDelaySec");
+                load_report(c, "RestartMaxDelaySec=%s is below RestartSec=%s",
+                            format_timespan(a, sizeof(a), u->restart_max_delay),
+                            format_timespan(b, sizeof(b), u->restart_sec));
         }
         if (u->start_limit_retry == 0) {
-                if (!unit_directive_source(u, "Unit", "StartLimitRetrySec", &s))
-                        s = (unit_source){ .path = u->path };
-                c->path = s.path;
-                c->line = s.line;
-                report(c, "StartLimitRetrySec=0 would retry at once, forever; use a delay "
-                          "such as 5min, or infinity for never");
+                load_at(c, "Unit", "StartLimitRetrySec");
+                load_report(c, "StartLimitRetrySec=0 would retry at once, forever; use a delay "
+                               "such as 5min, or infinity for never");
         }
-#undef AT
+        unit_container_verify(c);
+        unit_resource_verify(c);
+        unit_seccomp_verify(c);
 }
 
 static bool is_dev_null(const char *path) {
@@ -1373,8 +1390,8 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
                         goto finish;
                 }
                 if (access(u->policy_path, F_OK) < 0) {
-                        report(&c, "Policy=%s: no such policy (%s: %s)", policy, u->policy_path,
-                               strerror(errno));
+                        load_report(&c, "Policy=%s: no such policy (%s: %s)", policy,
+                                    u->policy_path, strerror(errno));
                         r = 0;
                         goto finish;
                 }

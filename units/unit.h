@@ -4,6 +4,8 @@
 #include <sys/resource.h>
 
 #include "diag.h"
+#include "resource.h"
+#include "seccomp.h"
 #include "strv.h"
 #include "value.h"
 
@@ -91,6 +93,41 @@ typedef struct unit_source_slot {
         uint32_t line;
 } unit_source_slot;
 
+typedef enum network_mode {
+        NETWORK_HOST, /* the host's network namespace */
+        NETWORK_NONE, /* an own network namespace with only loopback */
+        _NETWORK_MODE_MAX,
+} network_mode;
+
+typedef enum mount_kind {
+        MOUNT_BIND, /* Volume=, BindPaths=, BindReadOnlyPaths= */
+        MOUNT_TMPFS,
+} mount_kind;
+
+/* One mount inside a container, in the order the unit gave them. */
+typedef struct mount_entry {
+        mount_kind kind;
+        char *source;  /* bind: an absolute host path (a Volume= name is resolved by the loader) */
+        char *target;  /* absolute path inside the container */
+        char *options; /* tmpfs: mount options ("size=64m,mode=1777"); bind: NULL */
+        bool read_only;
+        bool missing_ok; /* "-" prefix of BindPaths= */
+        bool volume;     /* from Volume=: source is created when missing */
+} mount_entry;
+
+typedef struct unit_container {
+        /* The service runs in a container: Image=, RootImage= or RootDirectory= set. */
+        char *image;          /* [Container] Image=NAME: the image store's current version */
+        char *root_image;     /* [Service] RootImage=: a squashfs file */
+        char *root_directory; /* [Service] RootDirectory=: a directory tree */
+        char *hostname;       /* [Container] HostName=; NULL: the unit's prefix */
+        network_mode network;
+        bool read_only; /* [Container] ReadOnly=, default yes */
+        int user_ns;    /* [Container] UserNS=/[Service] PrivateUsers=: -1 unset, 0 no, 1 yes */
+        mount_entry *mounts;
+        size_t n_mounts;
+} unit_container;
+
 typedef struct unit unit;
 
 struct unit {
@@ -136,6 +173,14 @@ struct unit {
         output_setting std_output, std_error;
         char *syslog_identifier;
         char *policy;
+        int no_new_privileges;            /* -1: unset (yes in a container, else no) */
+        uint64_t capability_bounding_set; /* bit per capability; all ones: unchanged */
+        uint64_t ambient_capabilities;
+        unit_resource resource; /* units/unit-resource.c */
+        unit_seccomp seccomp;   /* units/unit-seccomp.c */
+
+        /* [Container], RootDirectory=, RootImage=: units/unit-container.c */
+        unit_container container;
 
         /* [Install] */
         char **wanted_by;
@@ -179,6 +224,11 @@ int policy_check_buffer(const char *path, const char *data, size_t size, diag_li
 
 /* The file:line that set Section.Key: true, or false when it has its default. */
 bool unit_directive_source(const unit *u, const char *section, const char *key, unit_source *ret);
+
+/* True when the service runs in its own root (Image=, RootImage=, RootDirectory=). */
+static inline bool unit_is_container(const unit *u) {
+        return u->container.image || u->container.root_image || u->container.root_directory;
+}
 
 const char *service_type_to_string(service_type t);
 const char *restart_mode_to_string(restart_mode m);
