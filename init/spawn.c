@@ -14,6 +14,7 @@
 
 #include "creds.h"
 #include "fileio.h"
+#include "resource.h"
 #include "spawn.h"
 #include "strbuf.h"
 
@@ -759,6 +760,10 @@ static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cg
                                    rlimit_to_string(i) ?: "?");
 
         umask(u->umask);
+
+        r = resource_apply_child(&u->resource);
+        if (r < 0)
+                child_fail(&c, -r, EXIT_LIMITS, "applying scheduling and OOM settings");
 
         /* The user is resolved even for "+" commands: they still get USER=, HOME=. */
         resolve_creds(&c, &cr);
