@@ -12,8 +12,13 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <limits.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+
 #include "creds.h"
 #include "fileio.h"
+#include "isolate.h"
 #include "resource.h"
 #include "spawn.h"
 #include "strbuf.h"
@@ -278,8 +283,26 @@ int env_file_load(const char *path, char ***env) {
         }
 }
 
-int spawn_build_environment(const spawn_params *p, const char *user, const char *home,
-                            const char *shell, pid_t self, char ***ret) {
+/* Reads every EnvironmentFile= of u into one list (later names replace earlier ones).
+ * A container reads them before it leaves the host's file system. */
+static int load_environment_files(const unit *u, char ***ret) {
+        _cleanup_strv_free_ char **env = NULL;
+        int r;
+
+        for (size_t i = 0; i < u->n_environment_files; i++) {
+                const env_file *f = &u->environment_files[i];
+
+                r = env_file_load(f->path, &env);
+                /* "-": like systemd, any failure to read the file is ignored. */
+                if (r < 0 && (r == -ENOMEM || !f->missing_ok))
+                        return r;
+        }
+        *ret = TAKE_PTR(env);
+        return 0;
+}
+
+static int build_environment(const spawn_params *p, const char *user, const char *home,
+                             const char *shell, pid_t self, char *const *file_env, char ***ret) {
         _cleanup_strv_free_ char **env = NULL;
         const unit *u;
         size_t bytes = 0;
@@ -329,12 +352,13 @@ int spawn_build_environment(const spawn_params *p, const char *user, const char 
                 if (r < 0)
                         return r;
         }
-        for (size_t i = 0; i < u->n_environment_files; i++) {
-                const env_file *f = &u->environment_files[i];
+        STRV_FOREACH(e, file_env) {
+                char *d = strdup(*e);
 
-                r = env_file_load(f->path, &env);
-                /* "-": like systemd, any failure to read the file is ignored. */
-                if (r < 0 && (r == -ENOMEM || !f->missing_ok))
+                if (!d)
+                        return -ENOMEM;
+                r = env_put(&env, d);
+                if (r < 0)
                         return r;
         }
 
@@ -345,6 +369,19 @@ int spawn_build_environment(const spawn_params *p, const char *user, const char 
 
         *ret = TAKE_PTR(env);
         return 0;
+}
+
+int spawn_build_environment(const spawn_params *p, const char *user, const char *home,
+                            const char *shell, pid_t self, char ***ret) {
+        _cleanup_strv_free_ char **file_env = NULL;
+        int r;
+
+        if (!p || !p->unit || !ret)
+                return -EINVAL;
+        r = load_environment_files(p->unit, &file_env);
+        if (r < 0)
+                return r;
+        return build_environment(p, user, home, shell, self, file_env, ret);
 }
 
 /* ---- argv expansion ---- */
@@ -685,6 +722,57 @@ static void apply_creds(const child *c, const child_creds *cr) {
                 child_fail(c, errno, EXIT_USER, "changing to user %s", cr->user.name);
 }
 
+/* The bounding set: CapabilityBoundingSet=, or none at all in a container that does
+ * not name one (a game server needs no capability). */
+static uint64_t bounding_set(const unit *u, const isolation *iso) {
+        unit_source src;
+
+        if (iso && !unit_directive_source(u, "Service", "CapabilityBoundingSet", &src))
+                return u->ambient_capabilities;
+        return u->capability_bounding_set;
+}
+
+static int drop_bounding_set(uint64_t keep) {
+        for (unsigned long cap = 0; cap <= (unsigned long) cap_max_bits() - 1 && cap < 64; cap++)
+                if (!(keep & (UINT64_C(1) << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+                    errno != EINVAL)
+                        return -errno;
+        return 0;
+}
+
+/* After the change of user: permitted, inheritable and ambient get exactly set. */
+static int raise_ambient(uint64_t set) {
+        cap_value_t list[64];
+        int n = 0, r = 0;
+        cap_t caps;
+
+        if (!set)
+                return 0;
+        for (int cap = 0; cap < 64; cap++)
+                if (set & (UINT64_C(1) << cap))
+                        list[n++] = cap;
+        caps = cap_init();
+        if (!caps)
+                return -ENOMEM;
+        if (cap_set_flag(caps, CAP_PERMITTED, n, list, CAP_SET) < 0 ||
+            cap_set_flag(caps, CAP_EFFECTIVE, n, list, CAP_SET) < 0 ||
+            cap_set_flag(caps, CAP_INHERITABLE, n, list, CAP_SET) < 0 || cap_set_proc(caps) < 0)
+                r = -errno;
+        cap_free(caps);
+        for (int i = 0; r >= 0 && i < n; i++)
+                if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long) list[i], 0, 0) < 0)
+                        r = -errno;
+        (void) prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+        return r;
+}
+
+static bool cwd_is_inside_root(void) {
+        char buf[PATH_MAX];
+
+        /* getcwd() reports a directory not below the root as "(unreachable)/..." or fails. */
+        return getcwd(buf, sizeof(buf)) && buf[0] == '/';
+}
+
 /* execve() path, or each $PATH entry for a bare name, like execvpe() but with the
  * child's own PATH. Returns only on failure, with the errno to report. */
 static int exec_search(const char *path, char *const *argv, char *const *env) {
@@ -725,8 +813,9 @@ static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cg
         const unit *u = p->unit;
         const exec_command *cmd = p->command;
         child c = { .p = p, .name = u->name ? u->name : "?", .exec_fd = exec_fd };
+        const isolation *iso = (cmd->flags & EXEC_PRIVILEGED) ? NULL : p->isolation;
         child_creds cr = {};
-        _cleanup_strv_free_ char **env = NULL, **argv = NULL;
+        _cleanup_strv_free_ char **env = NULL, **argv = NULL, **file_env = NULL;
         const char *wd;
         int log_fd = p->log_fd, r;
 
@@ -765,18 +854,49 @@ static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cg
         if (r < 0)
                 child_fail(&c, -r, EXIT_LIMITS, "applying scheduling and OOM settings");
 
-        /* The user is resolved even for "+" commands: they still get USER=, HOME=. */
+        /* The host's files are read before a container leaves them: EnvironmentFile=. */
+        r = load_environment_files(u, &file_env);
+        if (r < 0)
+                child_fail(&c, -r, r == -ENOMEM ? EXIT_MEMORY : EXIT_EXEC,
+                           "reading an environment file");
+        if (iso) {
+                const char *what = "entering the container";
+
+                r = iso->driver->enter(iso, u, p->notify_socket, &what);
+                if (r < 0)
+                        child_fail(&c, -r, EXIT_NAMESPACE, "%s", what);
+        }
+
+        /* The user is resolved even for "+" commands: they still get USER=, HOME=. In a
+         * container, from the image's /etc/passwd and /etc/group. */
         resolve_creds(&c, &cr);
 
-        /* EnvironmentFile= is read before privileges are dropped. */
-        r = spawn_build_environment(p, cr.have_user ? cr.user.name : NULL,
-                                    cr.have_user ? cr.user.home : NULL,
-                                    cr.have_user ? cr.user.shell : NULL, getpid(), &env);
+        r = build_environment(p, cr.have_user ? cr.user.name : NULL,
+                              cr.have_user ? cr.user.home : NULL,
+                              cr.have_user ? cr.user.shell : NULL, getpid(), file_env, &env);
         if (r < 0)
                 child_fail(&c, -r, EXIT_MEMORY, "building the environment");
 
-        if (!(cmd->flags & EXEC_PRIVILEGED))
+        if (iso) {
+                const char *what = "joining the container's user namespace";
+
+                r = iso->driver->join(iso, &what);
+                if (r < 0)
+                        child_fail(&c, -r, EXIT_NAMESPACE, "%s", what);
+        }
+
+        if (!(cmd->flags & EXEC_PRIVILEGED)) {
+                r = drop_bounding_set(bounding_set(u, iso));
+                if (r < 0)
+                        child_fail(&c, -r, EXIT_CAPABILITIES, "dropping capabilities");
+                /* Ambient capabilities survive the change of user only with keep-caps. */
+                if (u->ambient_capabilities && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                        child_fail(&c, errno, EXIT_CAPABILITIES, "keeping capabilities");
                 apply_creds(&c, &cr);
+                r = raise_ambient(u->ambient_capabilities);
+                if (r < 0)
+                        child_fail(&c, -r, EXIT_CAPABILITIES, "raising ambient capabilities");
+        }
 
         /* After the switch: the directory may only be reachable as the service user. */
         if (u->working_directory_home) {
@@ -794,6 +914,10 @@ static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cg
                         child_fail(&c, errno, EXIT_CHDIR, "changing to directory %s", wd);
                 (void) chdir("/");
         }
+        /* A directory outside the root (an fd leaked from the host, CVE-2024-21626) has
+         * no path from it. */
+        if (iso && !cwd_is_inside_root())
+                child_fail(&c, EPERM, EXIT_CHDIR, "the working directory is outside the container");
 
         if (cmd->flags & EXEC_NO_ENV_EXPAND)
                 argv = strv_copy(cmd->argv);
@@ -807,16 +931,21 @@ static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cg
         if (r < 0)
                 child_fail(&c, -r, EXIT_FDS, "closing file descriptors");
 
+        if (!(cmd->flags & EXEC_PRIVILEGED) &&
+            (u->no_new_privileges > 0 || (u->no_new_privileges < 0 && iso)) &&
+            prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                child_fail(&c, errno, EXIT_NO_NEW_PRIVILEGES, "setting no_new_privs");
+
         r = exec_search(cmd->path, argv, env);
         child_fail(&c, r, EXIT_EXEC, "executing %s", cmd->path);
 }
 
 /* ---- the parent ---- */
 
-static pid_t clone3_pidfd(int cgroup_fd, int *ret_pidfd) {
+static pid_t clone3_pidfd(int cgroup_fd, uint64_t ns_flags, int *ret_pidfd) {
         int pidfd = -1;
         struct clone_args args = {
-                .flags = CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .flags = CLONE_PIDFD | ns_flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
                 .pidfd = (uint64_t) (uintptr_t) &pidfd,
                 .exit_signal = SIGCHLD,
                 .cgroup = cgroup_fd >= 0 ? (uint64_t) cgroup_fd : 0,
@@ -835,6 +964,7 @@ static pid_t clone3_pidfd(int cgroup_fd, int *ret_pidfd) {
 int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd) {
         _cleanup_close_ int rfd = -1, wfd = -1, pidfd = -1;
         bool join_cgroup = false;
+        uint64_t ns_flags;
         int fds[2];
         pid_t pid;
 
@@ -847,8 +977,11 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
         rfd = fds[0];
         wfd = fds[1];
 
-        pid = clone3_pidfd(p->cgroup_fd, &pidfd);
-        if (pid == -ENOSYS || pid == -E2BIG) {
+        ns_flags = p->isolation && !(p->command->flags & EXEC_PRIVILEGED)
+                           ? p->isolation->clone_flags
+                           : 0;
+        pid = clone3_pidfd(p->cgroup_fd, ns_flags, &pidfd);
+        if ((pid == -ENOSYS || pid == -E2BIG) && ns_flags == 0) {
                 /* Kernels before 5.7 (CLONE_INTO_CGROUP) or 5.3 (clone3). The child joins
                  * its cgroup itself. */
                 pid = fork();

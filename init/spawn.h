@@ -17,10 +17,16 @@ enum {
         EXIT_STDOUT = 209,
         EXIT_GROUP = 216,
         EXIT_USER = 217,
+        EXIT_CAPABILITIES = 218,
         EXIT_CGROUP = 219,
         EXIT_SETSID = 220,
         EXIT_STDERR = 222,
+        EXIT_NAMESPACE = 226,
+        EXIT_NO_NEW_PRIVILEGES = 227,
+        EXIT_SECCOMP = 228,
 };
+
+typedef struct isolation isolation;
 
 typedef struct spawn_params {
         const unit *unit;
@@ -28,11 +34,12 @@ typedef struct spawn_params {
         /* Where the service's stdout/stderr go when StandardOutput=/StandardError= say
          * journal, syslog or kmsg: the write end of its log pipe; -1: /dev/null. */
         int log_fd;
-        int cgroup_fd;             /* start the child in this cgroup (CLONE_INTO_CGROUP); -1: no */
-        const char *notify_socket; /* NOTIFY_SOCKET= for the child; NULL: not set */
-        pid_t main_pid;            /* MAINPID= (for ExecStop=, ExecReload=); 0: not set */
-        usec_t watchdog_usec;      /* WATCHDOG_USEC= and WATCHDOG_PID= (main process); 0: no */
-        const char *root;          /* where /etc/passwd and /etc/group are read; NULL: "/" */
+        int cgroup_fd;              /* start the child in this cgroup (CLONE_INTO_CGROUP); -1: no */
+        const char *notify_socket;  /* NOTIFY_SOCKET= for the child; NULL: not set */
+        pid_t main_pid;             /* MAINPID= (for ExecStop=, ExecReload=); 0: not set */
+        usec_t watchdog_usec;       /* WATCHDOG_USEC= and WATCHDOG_PID= (main process); 0: no */
+        const char *root;           /* where /etc/passwd and /etc/group are read; NULL: "/" */
+        const isolation *isolation; /* the container to run in (isolate.h); NULL: none */
 } spawn_params;
 
 /* Forks (clone3 with CLONE_PIDFD, and CLONE_INTO_CGROUP when cgroup_fd >= 0) and

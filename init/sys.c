@@ -3,7 +3,11 @@
 #include <signal.h>
 #include <sys/syscall.h>
 
+#include <limits.h>
+#include <stdio.h>
+
 #include "cgroup.h"
+#include "isolate.h"
 #include "logstream.h"
 #include "manager.h"
 #include "spawn.h"
@@ -13,8 +17,22 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
                         int *ret_pidfd, int *ret_exec_fd) {
         const unit *u = s->unit;
         bool notify = u->type == SERVICE_NOTIFY || s->watchdog_usec > 0;
+        const manager_settings *set = &s->manager->settings;
+        char images[PATH_MAX], volumes[PATH_MAX];
+        const char *slash = strrchr(set->state_dir, '/');
+        int lib = slash ? (int) (slash - set->state_dir) : 0;
+        /* Images and volumes live beside the state directory: /var/lib/vigil/{images,volumes}. */
+        isolation_dirs dirs = {
+                .images = images,
+                .volumes = volumes,
+                .state = set->state_dir,
+                .runtime = set->runtime_dir,
+        };
+        isolation iso;
+        int r;
         spawn_params p = {
                 .unit = u,
+                .isolation = &iso,
                 .command = cmd,
                 .log_fd = s->log ? log_stream_writer(s->log) : -1,
                 .cgroup_fd = s->cgroup_fd,
@@ -23,6 +41,17 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
                 .watchdog_usec = control ? 0 : s->watchdog_usec,
         };
 
+        snprintf(images, sizeof(images), "%.*s/images", lib, set->state_dir);
+        snprintf(volumes, sizeof(volumes), "%.*s/volumes", lib, set->state_dir);
+        if (cmd->flags & EXEC_PRIVILEGED)
+                p.isolation = NULL; /* "+": full privileges, outside the container */
+        else {
+                r = isolation_prepare(u, &dirs, &iso);
+                if (r < 0)
+                        return r;
+                if (!iso.driver)
+                        p.isolation = NULL;
+        }
         return spawn_command(&p, ret_pid, ret_pidfd, ret_exec_fd);
 }
 

@@ -13,3 +13,7 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
 
 /* mkdir -p: every missing directory of path with mode; existing ones are fine. */
 int mkdir_p(const char *path, mode_t mode);
+
+/* Replaces path with data atomically: PATH.tmp written and fsynced, renamed over path,
+ * then the directory fsynced, so that a power cut leaves the old or the new file. */
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);

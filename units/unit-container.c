@@ -1,9 +1,419 @@
 /* Container directives: [Container] (Quadlet's keys), RootDirectory=, RootImage=, bind
  * mounts, and the privilege settings of [Service]. */
+#include <sys/capability.h>
+
 #include "unit-private.h"
 
-const directive container_directives[] = {};
-const size_t N_CONTAINER_DIRECTIVES = 0;
+#define IMAGE_NAME_MAX 64
+#define MOUNTS_MAX 256
+#define HOSTNAME_MAX 64
+
+static const char *const network_mode_names[_NETWORK_MODE_MAX] = {
+        [NETWORK_HOST] = "host",
+        [NETWORK_NONE] = "none",
+};
+
+const char *network_mode_to_string(network_mode m) {
+        return m >= 0 && m < _NETWORK_MODE_MAX ? network_mode_names[m] : NULL;
+}
+
+bool image_name_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > IMAGE_NAME_MAX || s[0] == '.' || s[0] == '-')
+                return false;
+        return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+static int parse_image(load_ctx *c, const char *value, void *field) {
+        if (*value && !image_name_is_valid(value))
+                return load_invalid(c, value,
+                                    "an image name has up to 64 letters, digits, \"_\", \".\" or "
+                                    "\"-\" and does not start with \".\" or \"-\"");
+        return load_parse_string(c, value, field);
+}
+
+static int parse_abs_path(load_ctx *c, const char *value, void *field) {
+        if (*value && !path_is_normalized_absolute(value))
+                return load_invalid(c, value, "expected an absolute, normalized path");
+        return load_parse_string(c, value, field);
+}
+
+static int parse_hostname(load_ctx *c, const char *value, void *field) {
+        size_t n = strlen(value);
+
+        /* RFC 1123 labels: letters, digits and "-", joined by dots. */
+        if (n > HOSTNAME_MAX ||
+            strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          "0123456789-.") != n ||
+            value[0] == '-' || value[0] == '.' || strstr(value, ".."))
+                return load_invalid(c, value,
+                                    "a host name has up to 64 letters, digits, \"-\" and dots");
+        return load_parse_string(c, value, field);
+}
+
+static int parse_bool_field(load_ctx *c, const char *value, void *field) {
+        int b;
+
+        if (!*value) {
+                load_reset_field(c, field, sizeof(bool));
+                return 0;
+        }
+        b = parse_boolean(value);
+        if (b < 0)
+                return load_invalid(c, value, "expected a boolean (yes or no)");
+        *(bool *) field = b;
+        return 0;
+}
+
+/* A tri-state: -1 unset (the default depends on the kind of service), 0 or 1. */
+static int parse_tristate(load_ctx *c, const char *value, void *field) {
+        int b;
+
+        if (!*value) {
+                load_reset_field(c, field, sizeof(int));
+                return 0;
+        }
+        b = parse_boolean(value);
+        if (b < 0)
+                return load_invalid(c, value, "expected a boolean (yes or no)");
+        *(int *) field = b;
+        return 0;
+}
+
+static int parse_network(load_ctx *c, const char *value, void *field) {
+        if (streq(value, "private"))
+                value = "none";
+        if (*value && !streq(value, "host") && !streq(value, "none"))
+                return load_invalid(c, value,
+                                    "vigil knows Network=host (the host's network) and "
+                                    "Network=none (only loopback)");
+        return load_parse_enum(c, value, field, network_mode_names, _NETWORK_MODE_MAX,
+                               "host or none");
+}
+
+/* Quadlet's UserNS=: "auto" (a range of its own) or "host" (none). */
+static int parse_userns(load_ctx *c, const char *value, void *field) {
+        if (!*value) {
+                load_reset_field(c, field, sizeof(int));
+                return 0;
+        }
+        if (streq(value, "auto"))
+                *(int *) field = 1;
+        else if (streq(value, "host"))
+                *(int *) field = 0;
+        else
+                return load_invalid(c, value,
+                                    "vigil knows UserNS=auto (uids 0-65535 mapped to a host "
+                                    "range of the service's own) and UserNS=host");
+        return 0;
+}
+
+static int mount_add(load_ctx *c, const mount_entry *m) {
+        unit_container *ct = &c->u->container;
+        mount_entry *l;
+
+        if (ct->n_mounts >= MOUNTS_MAX)
+                return load_report(c, "more than %d mounts in one container", MOUNTS_MAX);
+        l = reallocarray(ct->mounts, ct->n_mounts + 1, sizeof(mount_entry));
+        if (!l)
+                return -ENOMEM;
+        ct->mounts = l;
+        l[ct->n_mounts++] = *m;
+        return 0;
+}
+
+/* An empty assignment drops the earlier mounts of the same directive. */
+static void mounts_reset(load_ctx *c, mount_kind kind, bool volume) {
+        unit_container *ct = &c->u->container;
+        size_t j = 0;
+
+        for (size_t i = 0; i < ct->n_mounts; i++) {
+                mount_entry *m = &ct->mounts[i];
+
+                if (m->kind == kind && m->volume == volume) {
+                        free(m->source);
+                        free(m->target);
+                        free(m->options);
+                        continue;
+                }
+                ct->mounts[j++] = *m;
+        }
+        ct->n_mounts = j;
+}
+
+static int mount_add_owned(load_ctx *c, mount_entry *m) {
+        int r;
+
+        if (!m->target || (m->kind == MOUNT_BIND && !m->source) ||
+            (m->kind == MOUNT_TMPFS && !m->options))
+                r = -ENOMEM;
+        else
+                r = mount_add(c, m);
+        if (r < 0) {
+                free(m->source);
+                free(m->target);
+                free(m->options);
+        }
+        return r;
+}
+
+static bool target_is_reserved(const char *t) {
+        static const char *const reserved[] = { "/", "/proc", "/dev", "/sys" };
+
+        for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
+                if (streq(t, reserved[i]))
+                        return true;
+        return startswith(t, "/proc/") || startswith(t, "/sys/");
+}
+
+/* Volume=SOURCE:TARGET[:OPTIONS]: SOURCE is a volume name (a directory under
+ * /var/lib/vigil/volumes/, created on first use) or an absolute host path. */
+static int parse_volume(load_ctx *c, const char *value, void *field) {
+        _cleanup_free_ char *copy = NULL;
+        char *src, *dst, *opts;
+        mount_entry m = { .kind = MOUNT_BIND, .volume = true };
+
+        if (!*value) {
+                mounts_reset(c, MOUNT_BIND, true);
+                return 0;
+        }
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        src = copy;
+        dst = strchr(src, ':');
+        if (!dst)
+                return load_invalid(c, value, "expected SOURCE:TARGET[:ro|rw]");
+        *dst++ = 0;
+        opts = strchr(dst, ':');
+        if (opts)
+                *opts++ = 0;
+        if (!path_is_normalized_absolute(dst))
+                return load_invalid(c, value, "the target must be an absolute, normalized path");
+        if (target_is_reserved(dst))
+                return load_invalid(c, value, "the target may not be /, or in /proc, /dev or /sys");
+        if (src[0] == '/') {
+                if (!path_is_normalized_absolute(src))
+                        return load_invalid(c, value,
+                                            "a host path must be absolute and normalized");
+        } else {
+                if (!image_name_is_valid(src))
+                        return load_invalid(c, value,
+                                            "the source is a volume name (letters, digits, "
+                                            "\"_\", \".\", \"-\") or an absolute host path");
+                m.named = true;
+        }
+        m.source = strdup(src);
+        if (opts) {
+                const char *p = opts;
+
+                for (;;) {
+                        size_t n = strcspn(p, ",");
+
+                        if (n == 2 && (strncmp(p, "ro", 2) == 0))
+                                m.read_only = true;
+                        else if (n == 2 && (strncmp(p, "rw", 2) == 0))
+                                m.read_only = false;
+                        else {
+                                free(m.source);
+                                return load_invalid(c, value,
+                                                    "vigil knows the volume options ro and rw");
+                        }
+                        if (!p[n])
+                                break;
+                        p += n + 1;
+                }
+        }
+        m.target = strdup(dst);
+        return mount_add_owned(c, &m);
+}
+
+/* BindPaths=/BindReadOnlyPaths=: [-]SOURCE[:TARGET[:OPTIONS]], space separated. */
+static int parse_bind_paths(load_ctx *c, const char *value, void *field) {
+        const char *p = value, *reason = NULL;
+        bool read_only = c->d->arg;
+        int r;
+
+        if (!*value) {
+                /* BindPaths= and BindReadOnlyPaths= share the list; reset only this kind. */
+                unit_container *ct = &c->u->container;
+                size_t j = 0;
+
+                for (size_t i = 0; i < ct->n_mounts; i++) {
+                        mount_entry *m = &ct->mounts[i];
+
+                        if (m->kind == MOUNT_BIND && !m->volume && m->read_only == read_only) {
+                                free(m->source);
+                                free(m->target);
+                                continue;
+                        }
+                        ct->mounts[j++] = *m;
+                }
+                ct->n_mounts = j;
+                return 0;
+        }
+        for (;;) {
+                _cleanup_free_ char *w = NULL;
+                mount_entry m = { .kind = MOUNT_BIND, .read_only = read_only };
+                char *src, *dst, *opts;
+
+                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return load_invalid(c, value, reason);
+                if (r == 0)
+                        return 0;
+                src = w;
+                if (*src == '-') {
+                        m.missing_ok = true;
+                        src++;
+                }
+                dst = strchr(src, ':');
+                if (dst)
+                        *dst++ = 0;
+                opts = dst ? strchr(dst, ':') : NULL;
+                if (opts)
+                        *opts++ = 0;
+                if (!path_is_normalized_absolute(src))
+                        return load_invalid(c, w,
+                                            "the source must be an absolute, normalized path");
+                if (dst && !path_is_normalized_absolute(dst))
+                        return load_invalid(c, w,
+                                            "the target must be an absolute, normalized path");
+                if (target_is_reserved(dst ?: src))
+                        return load_invalid(c, w,
+                                            "the target may not be /, or in /proc, /dev or /sys");
+                if (opts && !streq(opts, "rbind") && !streq(opts, "norbind"))
+                        return load_invalid(c, w, "vigil knows the options rbind and norbind");
+                m.source = strdup(src);
+                m.target = strdup(dst ?: src);
+                r = mount_add_owned(c, &m);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Tmpfs=PATH[:OPTIONS] (Quadlet; OPTIONS as for mount -t tmpfs, e.g. size=64m,mode=1777). */
+static int parse_tmpfs(load_ctx *c, const char *value, void *field) {
+        static const char *const allowed[] = { "size=", "mode=", "nr_inodes=", "uid=",
+                                               "gid=",  "ro",    "rw",         "noexec",
+                                               "exec",  "nodev", "nosuid" };
+        mount_entry m = { .kind = MOUNT_TMPFS };
+        const char *colon, *opts;
+        _cleanup_free_ char *dst = NULL;
+
+        if (!*value) {
+                mounts_reset(c, MOUNT_TMPFS, false);
+                return 0;
+        }
+        colon = strchr(value, ':');
+        dst = colon ? strndup(value, (size_t) (colon - value)) : strdup(value);
+        if (!dst)
+                return -ENOMEM;
+        if (!path_is_normalized_absolute(dst) || target_is_reserved(dst))
+                return load_invalid(c, value,
+                                    "expected an absolute, normalized path outside /proc, /dev "
+                                    "and /sys");
+        opts = colon ? colon + 1 : "";
+        for (const char *p = opts; *p;) {
+                size_t n = strcspn(p, ",");
+                bool ok = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(allowed); i++) {
+                        size_t l = strlen(allowed[i]);
+
+                        if (allowed[i][l - 1] == '=' ? n > l && (strncmp(p, allowed[i], l) == 0)
+                                                     : n == l && (strncmp(p, allowed[i], l) == 0))
+                                ok = true;
+                }
+                if (n == 2 && (strncmp(p, "ro", 2) == 0))
+                        m.read_only = true;
+                if (n == 2 && (strncmp(p, "rw", 2) == 0))
+                        m.read_only = false;
+                if (!ok)
+                        return load_invalid(c, value,
+                                            "tmpfs options are size=, mode=, nr_inodes=, uid=, "
+                                            "gid=, ro, rw, noexec, exec, nodev, nosuid");
+                p += n;
+                if (*p)
+                        p++;
+        }
+        m.target = TAKE_PTR(dst);
+        m.options = strdup(opts);
+        return mount_add_owned(c, &m);
+}
+
+/* A capability list: names with or without "CAP_", "~" inverts; several assignments
+ * add up (CapabilityBoundingSet= combines them with OR as systemd does, and an
+ * inverted list removes). */
+static int parse_caps(load_ctx *c, const char *value, void *field) {
+        uint64_t *set = field, mask = 0;
+        const char *p = value, *reason = NULL;
+        bool invert = false;
+        int r;
+
+        if (!*value) {
+                load_reset_field(c, field, sizeof(uint64_t));
+                return 0;
+        }
+        if (*p == '~') {
+                invert = true;
+                p++;
+        }
+        for (;;) {
+                _cleanup_free_ char *w = NULL, *full = NULL;
+                cap_value_t cap;
+
+                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return load_invalid(c, value, reason);
+                if (r == 0)
+                        break;
+                if (strncasecmp(w, "cap_", 4) != 0 && asprintf_safe(&full, "cap_%s", w) < 0)
+                        return -ENOMEM;
+                if (cap_from_name(full ?: w, &cap) < 0 || cap < 0 || cap > 63)
+                        return load_invalid(c, w, "not a capability name");
+                mask |= UINT64_C(1) << cap;
+        }
+        /* The bounding set starts full: the first plain list replaces it. */
+        if (c->d->arg &&
+            !unit_directive_source(c->u, "Service", "CapabilityBoundingSet", &(unit_source){}) &&
+            !invert)
+                *set = 0;
+        if (invert)
+                *set &= ~mask;
+        else
+                *set |= mask;
+        return 0;
+}
+
+const directive container_directives[] = {
+        { "Container", "Image", parse_image, F(container.image), D_SPECIFIERS, 0 },
+        { "Container", "HostName", parse_hostname, F(container.hostname), D_SPECIFIERS | D_POLICY,
+          0 },
+        { "Container", "Network", parse_network, F(container.network), D_POLICY, 0 },
+        { "Container", "ReadOnly", parse_bool_field, F(container.read_only), D_POLICY, 0 },
+        { "Container", "UserNS", parse_userns, F(container.user_ns), D_POLICY, 0 },
+        { "Container", "Volume", parse_volume, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },
+        { "Container", "Tmpfs", parse_tmpfs, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "RootDirectory", parse_abs_path, F(container.root_directory), D_SPECIFIERS,
+          0 },
+        { "Service", "RootImage", parse_abs_path, F(container.root_image), D_SPECIFIERS, 0 },
+        { "Service", "PrivateUsers", parse_tristate, F(container.user_ns), D_POLICY, 0 },
+        { "Service", "BindPaths", parse_bind_paths, F(container.mounts), D_SPECIFIERS | D_POLICY,
+          false },
+        { "Service", "BindReadOnlyPaths", parse_bind_paths, F(container.mounts),
+          D_SPECIFIERS | D_POLICY, true },
+        { "Service", "NoNewPrivileges", parse_tristate, F(no_new_privileges), D_POLICY, 0 },
+        { "Service", "CapabilityBoundingSet", parse_caps, F(capability_bounding_set), D_POLICY,
+          true },
+        { "Service", "AmbientCapabilities", parse_caps, F(ambient_capabilities), D_POLICY, false },
+};
+const size_t N_CONTAINER_DIRECTIVES = ELEMENTSOF(container_directives);
 
 void unit_container_done(unit_container *c) {
         free(c->image);
@@ -19,4 +429,36 @@ void unit_container_done(unit_container *c) {
 }
 
 void unit_container_verify(load_ctx *c) {
+        unit *u = c->u;
+        const unit_container *ct = &u->container;
+        int roots = !!ct->image + !!ct->root_image + !!ct->root_directory;
+
+        if (roots > 1) {
+                load_at(c, "Container", "Image");
+                load_report(c, "Image=, RootImage= and RootDirectory= each name the root: "
+                               "set only one of them");
+        }
+        if (ct->n_mounts > 0 && roots == 0) {
+                load_at(c, "Container", "Volume");
+                load_report(c, "mounts (Volume=, Tmpfs=, BindPaths=) need a container root: "
+                               "set Image=, RootImage= or RootDirectory=");
+        }
+        if (roots == 0 && unit_directive_source(u, "Container", "Network", &(unit_source){}) &&
+            !c->policy) {
+                load_at(c, "Container", "Network");
+                load_report(c, "Network= needs a container root: set Image=, RootImage= or "
+                               "RootDirectory=");
+        }
+        if ((u->ambient_capabilities & ~u->capability_bounding_set) != 0) {
+                load_at(c, "Service", "AmbientCapabilities");
+                load_report(c, "AmbientCapabilities= names a capability that "
+                               "CapabilityBoundingSet= removes");
+        }
+        for (size_t i = 0; i < ct->n_mounts; i++)
+                for (size_t j = i + 1; j < ct->n_mounts; j++)
+                        if (streq(ct->mounts[i].target, ct->mounts[j].target)) {
+                                load_at(c, "Container", "Volume");
+                                load_report(c, "two mounts have the target %s",
+                                            ct->mounts[j].target);
+                        }
 }

@@ -219,8 +219,6 @@ static int parse_timeout(load_ctx *c, const char *value, void *field) {
         return r;
 }
 
-int mark_source(load_ctx *c, size_t offset);
-
 /* TimeoutSec= sets TimeoutStartSec= and TimeoutStopSec= at once. */
 static int parse_timeout_both(load_ctx *c, const char *value, void *field) {
         unit *u = c->u;

@@ -107,12 +107,13 @@ typedef enum mount_kind {
 /* One mount inside a container, in the order the unit gave them. */
 typedef struct mount_entry {
         mount_kind kind;
-        char *source;  /* bind: an absolute host path (a Volume= name is resolved by the loader) */
+        char *source;  /* bind: an absolute host path, or a volume name when named */
         char *target;  /* absolute path inside the container */
         char *options; /* tmpfs: mount options ("size=64m,mode=1777"); bind: NULL */
         bool read_only;
         bool missing_ok; /* "-" prefix of BindPaths= */
-        bool volume;     /* from Volume=: source is created when missing */
+        bool volume;     /* from Volume= */
+        bool named;      /* source names a volume under VOLUMES/, created on first use */
 } mount_entry;
 
 typedef struct unit_container {
@@ -229,6 +230,10 @@ bool unit_directive_source(const unit *u, const char *section, const char *key, 
 static inline bool unit_is_container(const unit *u) {
         return u->container.image || u->container.root_image || u->container.root_directory;
 }
+
+/* Image and volume names: up to 64 of [A-Za-z0-9_.-], not starting with "." or "-". */
+bool image_name_is_valid(const char *s);
+const char *network_mode_to_string(network_mode m);
 
 const char *service_type_to_string(service_type t);
 const char *restart_mode_to_string(restart_mode m);
