@@ -1,12 +1,138 @@
 /* System call filter directives: SystemCallFilter=, SystemCallErrorNumber=,
  * SystemCallArchitectures=. */
+#include <errno.h>
+#include <string.h>
+
 #include "unit-private.h"
 
-const directive seccomp_directives[] = {};
-const size_t N_SECCOMP_DIRECTIVES = 0;
+/* One word of SystemCallFilter=: "name", "@group", or "name:ERRNO" in a deny list. */
+static int filter_word(load_ctx *c, unit_seccomp *s, char *w, bool invert) {
+        char esc[INI_ESCAPE_MAX];
+        char *colon = strchr(w, ':');
+        int error = SECCOMP_ERROR_DEFAULT, r;
 
-void unit_seccomp_done(unit_seccomp *s) {
+        if (colon) {
+                *colon = 0;
+                if (!invert)
+                        return load_report(c,
+                                           "SystemCallFilter=%s:%s: only a deny list (\"~\") "
+                                           "entry can name an errno",
+                                           ini_escape(w, esc, sizeof(esc)), colon + 1);
+                error = seccomp_parse_error(colon + 1, true);
+                if (error < 0)
+                        return load_report(c,
+                                           "SystemCallFilter=: \"%s\" is not an errno name, a "
+                                           "number 1..4095 or \"kill\"",
+                                           ini_escape(colon + 1, esc, sizeof(esc)));
+        }
+        r = seccomp_filter_apply(s, w, error, invert);
+        if (r == -EINVAL)
+                return load_report(c,
+                                   w[0] == '@' ? "SystemCallFilter=: unknown system call group "
+                                                 "\"%s\""
+                                               : "SystemCallFilter=: unknown system call \"%s\"",
+                                   ini_escape(w, esc, sizeof(esc)));
+        return r;
 }
 
+static int parse_filter(load_ctx *c, const char *value, void *field) {
+        unit_seccomp *s = field;
+        const char *p = value, *reason = NULL;
+        bool invert = false;
+        int r;
+
+        if (!*value) {
+                seccomp_filter_reset(s);
+                return 0;
+        }
+        if (*p == '~') {
+                invert = true;
+                p++;
+        }
+        r = seccomp_filter_begin(s, invert);
+        if (r < 0)
+                return r;
+        for (;;) {
+                _cleanup_free_ char *w = NULL;
+
+                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return load_invalid(c, value, reason);
+                if (r == 0)
+                        return 0;
+                r = filter_word(c, s, w, invert);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int parse_error_number(load_ctx *c, const char *value, void *field) {
+        int *e = field, r;
+
+        if (!*value) {
+                *e = SECCOMP_ERROR_DEFAULT;
+                return 0;
+        }
+        r = seccomp_parse_error(value, true);
+        if (r < 0)
+                return load_invalid(c, value,
+                                    "expected an errno name (EPERM), a number 1..4095 "
+                                    "or \"kill\"");
+        *e = r;
+        return 0;
+}
+
+static int parse_architectures(load_ctx *c, const char *value, void *field) {
+        uint32_t *archs = field, add = 0;
+        const char *p = value, *reason = NULL;
+        int r;
+
+        if (!*value) {
+                *archs = 0;
+                return 0;
+        }
+        for (;;) {
+                _cleanup_free_ char *w = NULL;
+                uint32_t bit;
+
+                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return load_invalid(c, value, reason);
+                if (r == 0)
+                        break;
+                if (seccomp_arch_from_string(w, &bit) < 0) {
+                        char esc[INI_ESCAPE_MAX];
+
+                        return load_report(c,
+                                           "SystemCallArchitectures=: unknown architecture "
+                                           "\"%s\" (expected native, x86-64, x86, x32 or "
+                                           "another of systemd's names)",
+                                           ini_escape(w, esc, sizeof(esc)));
+                }
+                add |= bit;
+        }
+        *archs |= add; /* repeated assignments add up */
+        return 0;
+}
+
+const directive seccomp_directives[] = {
+        { "Service", "SystemCallFilter", parse_filter, F(seccomp), D_POLICY, 0 },
+        { "Service", "SystemCallErrorNumber", parse_error_number, F(seccomp.error_number), D_POLICY,
+          0 },
+        { "Service", "SystemCallArchitectures", parse_architectures, F(seccomp.archs), D_POLICY,
+          0 },
+};
+const size_t N_SECCOMP_DIRECTIVES = ELEMENTSOF(seccomp_directives);
+
+void unit_seccomp_done(unit_seccomp *s) {
+        seccomp_filter_reset(s);
+}
+
+/* Nothing to check across directives: each one takes effect on its own (the error number
+ * also applies to the container baseline). */
 void unit_seccomp_verify(load_ctx *c) {
 }
