@@ -32,6 +32,7 @@ static const char *const result_names[_SERVICE_RESULT_MAX] = {
         [RESULT_SIGNAL] = "signal",         [RESULT_CORE_DUMP] = "core-dump",
         [RESULT_WATCHDOG] = "watchdog",     [RESULT_START_LIMIT_HIT] = "start-limit-hit",
         [RESULT_DEPENDENCY] = "dependency", [RESULT_PROTOCOL] = "protocol",
+        [RESULT_OOM_KILL] = "oom-kill",
 };
 
 const char *service_state_to_string(service_state s) {
@@ -229,6 +230,7 @@ static void service_enter_start_pre(service *s) {
         s->result = RESULT_SUCCESS;
         s->state_before_stop = SERVICE_DEAD; /* no stop asked for yet */
         s->exit_code = s->exit_status = 0;
+        s->oom_killed = false;
         s->status_text = mfree(s->status_text);
         s->watchdog_usec = s->unit->watchdog;
 
@@ -629,6 +631,10 @@ static service_result exit_result(const service *s, int code, int status) {
 static void service_main_exited(service *s, int code, int status) {
         service_result r = exit_result(s, code, status);
 
+        /* The OOM killer's SIGKILL may arrive before its memory.events notification. */
+        if (r != RESULT_SUCCESS && cgroup_service_oom_check(s) > 0)
+                r = RESULT_OOM_KILL;
+
         s->exit_code = code;
         s->exit_status = status;
         s->last_active_since = s->active_since;
@@ -919,6 +925,7 @@ int service_new(manager *m, unit *u, service **ret) {
                 return -ENOMEM;
         s->manager = m;
         s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events_fd = -1;
+        s->memory_events_fd = -1;
         s->name = strdup(u->name);
         s->start_times = calloc(u->start_limit_burst ?: 1, sizeof(usec_t));
         if (!s->name || !s->start_times) {

@@ -85,6 +85,7 @@ typedef enum service_result {
         RESULT_START_LIMIT_HIT,
         RESULT_DEPENDENCY,
         RESULT_PROTOCOL, /* ERRNO= from the service, or a notify service exited before READY=1 */
+        RESULT_OOM_KILL, /* the kernel's OOM killer killed one of its processes (memory.events) */
         _SERVICE_RESULT_MAX,
 } service_result;
 
@@ -151,6 +152,10 @@ struct service {
         int cgroup_fd; /* this service's cgroup directory, or -1 */
         int events_fd; /* its cgroup.events, watched for "populated 0" */
         sd_event_source *events_source;
+        int memory_events_fd; /* its memory.events, watched for oom_kill; -1 without */
+        sd_event_source *memory_events_source;
+        uint64_t oom_kills;           /* the oom_kill count of memory.events last read */
+        bool oom_killed;              /* the OOM killer struck during the current run */
         pid_t pgid;                   /* without cgroups: the main process's group */
         sd_event_source *exec_source; /* Type=exec: EOF when execve() succeeded */
         sd_event_source *retry_timer; /* StartLimitRetrySec= */

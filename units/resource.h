@@ -24,6 +24,9 @@ typedef struct cpu_set_bits {
 } cpu_set_bits;
 
 bool cpu_set_bits_is_empty(const cpu_set_bits *s);
+/* CPU numbers and ranges separated by commas or whitespace ("0-3,6", "0 2"), added to
+ * *s. -EINVAL with *reason for bad syntax, -ERANGE for a CPU above CPU_SET_MAX - 1. */
+int cpu_set_bits_parse(const char *text, cpu_set_bits *s, const char **reason);
 /* "0-3,6" as the kernel's cpuset files write it; always NUL-terminates buf. Returns
  * -ENOBUFS when buf is too small. */
 int cpu_set_bits_format(const cpu_set_bits *s, char *buf, size_t len);

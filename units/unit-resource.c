@@ -99,6 +99,52 @@ int cpu_set_bits_format(const cpu_set_bits *s, char *buf, size_t len) {
         return 0;
 }
 
+int cpu_set_bits_parse(const char *text, cpu_set_bits *s, const char **reason) {
+        cpu_set_bits n = {};
+        const char *p = text;
+
+        *reason = "expected CPU numbers or ranges (\"0-3,6\")";
+        while (*p) {
+                unsigned long lo, hi;
+                char *e;
+
+                p += strspn(p, ", \t\n");
+                if (!*p)
+                        break;
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                errno = 0;
+                lo = strtoul(p, &e, 10);
+                hi = lo;
+                if (*e == '-') {
+                        p = e + 1;
+                        if (*p < '0' || *p > '9') {
+                                *reason = "a range needs two CPU numbers";
+                                return -EINVAL;
+                        }
+                        hi = strtoul(p, &e, 10);
+                }
+                if (*e && !strchr(", \t\n", *e))
+                        return -EINVAL;
+                if (hi < lo) {
+                        *reason = "a range must not run backwards";
+                        return -EINVAL;
+                }
+                if (errno == ERANGE || hi >= CPU_SET_MAX)
+                        return -ERANGE;
+                for (unsigned long cpu = lo; cpu <= hi; cpu++)
+                        n.bits[cpu / 64] |= UINT64_C(1) << (cpu % 64);
+                p = e;
+        }
+        if (cpu_set_bits_is_empty(&n)) {
+                *reason = "no CPU given";
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(n.bits); i++)
+                s->bits[i] |= n.bits[i];
+        return 0;
+}
+
 static const char *const cpu_policy_names[_CPU_POLICY_MAX] = {
         [CPU_POLICY_WEIGHTED] = "weighted",
         [CPU_POLICY_PRIORITY] = "priority",
@@ -255,42 +301,18 @@ static int parse_cpu_quota_period(load_ctx *c, const char *value, void *field) {
 
 static int parse_allowed_cpus(load_ctx *c, const char *value, void *field) {
         cpu_set_bits *set = field, n = {};
-        const char *p = value;
+        const char *reason = NULL;
+        int r;
 
         if (!*value) {
                 *set = (cpu_set_bits){};
                 return 0;
         }
-        /* systemd's syntax: CPU indices or ranges, separated by commas or whitespace. */
-        while (*p) {
-                unsigned long lo, hi;
-                char *e;
-
-                p += strspn(p, ", \t");
-                if (!*p)
-                        break;
-                if (*p < '0' || *p > '9')
-                        return load_invalid(c, value, "expected CPU numbers or ranges (\"0-3,6\")");
-                lo = strtoul(p, &e, 10);
-                hi = lo;
-                if (*e == '-') {
-                        p = e + 1;
-                        if (*p < '0' || *p > '9')
-                                return load_invalid(c, value, "a range needs two CPU numbers");
-                        hi = strtoul(p, &e, 10);
-                }
-                if (*e && !strchr(", \t", *e))
-                        return load_invalid(c, value, "expected CPU numbers or ranges (\"0-3,6\")");
-                if (hi < lo)
-                        return load_invalid(c, value, "a range must not run backwards");
-                if (hi >= CPU_SET_MAX)
-                        return load_invalid(c, value, "CPU numbers go up to 1023");
-                for (unsigned long cpu = lo; cpu <= hi; cpu++)
-                        n.bits[cpu / 64] |= UINT64_C(1) << (cpu % 64);
-                p = e;
-        }
-        if (cpu_set_bits_is_empty(&n))
-                return load_invalid(c, value, "no CPU given");
+        r = cpu_set_bits_parse(value, &n, &reason);
+        if (r == -ERANGE)
+                return load_invalid(c, value, "CPU numbers go up to 1023");
+        if (r < 0)
+                return load_invalid(c, value, reason);
         /* Repeated assignments add up, as in systemd; an empty one resets. */
         for (size_t i = 0; i < ELEMENTSOF(n.bits); i++)
                 set->bits[i] |= n.bits[i];
