@@ -1,17 +1,24 @@
-/* The D-Bus API (org.vigil1) on the private socket: one peer-to-peer sd-bus per connection. */
+/* The D-Bus API (org.vigil1): peer-to-peer connections on the private socket, and the
+ * system bus when there is one. Every mutating call is authorized here, from credentials
+ * the kernel or the bus daemon supplied, and written to the audit log. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-id128.h>
 #include <time.h>
 
+#include "audit.h"
 #include "bus.h"
 #include "config.h"
+#include "crash.h"
 #include "log.h"
+#include "resource.h"
 #include "strv.h"
 #include "value.h"
 
@@ -19,27 +26,51 @@
 #define MANAGER_INTERFACE "org.vigil1.Manager"
 #define SERVICE_PREFIX "/org/vigil1/service"
 #define SERVICE_INTERFACE "org.vigil1.Service"
+#define BUS_NAME "org.vigil1"
 
 #define ERROR_NO_SUCH_SERVICE "org.vigil1.Error.NoSuchService"
 #define ERROR_INVALID_ARGUMENT "org.vigil1.Error.InvalidArgument"
 #define ERROR_ACCESS_DENIED "org.vigil1.Error.AccessDenied"
+#define ERROR_NOT_RUNNING "org.vigil1.Error.NotRunning"
+#define ERROR_NOT_SUPPORTED "org.vigil1.Error.NotSupported"
+#define ERROR_BAD_UNIT "org.vigil1.Error.BadUnitFile"
+#define ERROR_FAILED "org.vigil1.Error.Failed"
 
 /* Each connection costs a little memory and an fd; the socket is root-only, so this only
  * guards against runaway scripts. */
 #define BUS_CONNECTIONS_MAX 64
 #define BUS_FOLLOWERS_MAX 32
 #define BUS_LOG_LINES_MAX 100000
+#define BUS_CRASH_RECORDS_MAX 20
+#define BUS_PROPERTIES_MAX 32
+/* More supplementary groups than this read as "unknown": grants by group then give nothing. */
+#define BUS_GROUPS_MAX 65536
 /* Room for a burst of log lines while a follower's reader is scheduled. */
 #define FOLLOW_SNDBUF_BYTES (1024 * 1024)
+/* The system bus is retried this often while it is missing (doubling from the first). */
+#define SYSTEM_BUS_RETRY_MIN (100 * USEC_PER_MSEC)
+#define SYSTEM_BUS_RETRY_MAX (5 * USEC_PER_SEC)
+/* A bus daemon that does not answer a credentials query in time denies the call. */
+#define SYSTEM_BUS_CALL_TIMEOUT (5 * USEC_PER_SEC)
+
+#define log_debug_errno(e, ...) log_internal(LOG_DEBUG, (e), __VA_ARGS__)
+
+#define UID_INVALID ((uid_t) -1)
+#define GID_INVALID ((gid_t) -1)
 
 typedef struct bus_conn bus_conn;
 typedef struct bus_follower bus_follower;
 
-/* One accepted connection. */
+/* One accepted connection, or the system bus connection. */
 struct bus_conn {
         bus_server *server;
         sd_bus *bus;
-        uid_t uid; /* SO_PEERCRED, as the kernel recorded it at connect() */
+        bool system; /* the system bus: credentials come with each message */
+        /* Private socket: SO_PEERCRED and SO_PEERGROUPS, as the kernel recorded them at
+         * connect() (a peer cannot change them afterwards). */
+        access_caller caller;
+        gid_t *groups;
+        pid_t pid;
         bus_conn *prev, *next;
 };
 
@@ -66,6 +97,13 @@ struct bus_server {
         size_t n_conns;
         bus_follower *followers;
         size_t n_followers;
+
+        /* The system bus, when vigil.conf names one. */
+        bus_conn *system;
+        bool system_named; /* we own org.vigil1 there */
+        sd_event_source *system_retry;
+        usec_t system_retry_usec;
+        unsigned system_connects; /* how often we got the name, for logs and tests */
 };
 
 #define LIST_REMOVE(head, item)                                                                    \
@@ -169,9 +207,7 @@ static bool name_is_printable(const char *name) {
 }
 
 /* Every name from the bus is checked before use: bounded, and a unit name. */
-static int find_service(manager *m, const char *name, service **ret, sd_bus_error *error) {
-        service *s;
-
+static int check_name(const char *name, sd_bus_error *error) {
         if (strnlen(name, UNIT_NAME_MAX + 1) > UNIT_NAME_MAX ||
             !unit_name_is_valid(name, UNIT_NAME_PLAIN | UNIT_NAME_INSTANCE)) {
                 if (name_is_printable(name))
@@ -179,19 +215,20 @@ static int find_service(manager *m, const char *name, service **ret, sd_bus_erro
                                                  "invalid service name \"%s\"", name);
                 return sd_bus_error_set(error, ERROR_INVALID_ARGUMENT, "invalid service name");
         }
+        return 0;
+}
+
+static int find_service(manager *m, const char *name, service **ret, sd_bus_error *error) {
+        service *s = NULL;
+        int r;
+
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
         s = manager_find_service(m, name);
         if (!s)
                 return sd_bus_error_setf(error, ERROR_NO_SUCH_SERVICE, "no service named %s", name);
         *ret = s;
-        return 0;
-}
-
-/* Mutating calls need root. The uid is the kernel's record of the peer at connect() time
- * (a peer cannot change it afterwards); an unknown uid is never 0, so errors deny. */
-static int check_privileged(bus_conn *c, sd_bus_error *error) {
-        if (c->uid != 0)
-                return sd_bus_error_set(error, ERROR_ACCESS_DENIED,
-                                        "access denied: only root may change services");
         return 0;
 }
 
@@ -201,6 +238,123 @@ static char *service_path(const service *s) {
         if (sd_bus_path_encode(SERVICE_PREFIX, s->name, &p) < 0)
                 return NULL;
         return p;
+}
+
+/* Who sent a message, for the decision and the audit log. */
+typedef struct caller_info {
+        access_caller creds;
+        pid_t pid;
+        bool known; /* false: every mutating call is denied */
+        sd_bus_creds *bus_creds;
+} caller_info;
+
+static void caller_info_done(caller_info *ci) {
+        ci->bus_creds = sd_bus_creds_unref(ci->bus_creds);
+}
+
+/* On the private socket: the kernel's record of the peer. On the system bus: what the bus
+ * daemon reports for the sender's unique name (never /proc: no SD_BUS_CREDS_AUGMENT). A
+ * sender that already left has no credentials, so its call is denied. */
+static void caller_get(sd_bus_message *msg, bus_conn *c, caller_info *ret) {
+        const gid_t *gids = NULL;
+        uid_t uid;
+        gid_t gid;
+        int r, n;
+
+        *ret = (caller_info){ .creds = { .uid = UID_INVALID, .gid = GID_INVALID } };
+        if (!c->system) {
+                if (c->caller.uid == UID_INVALID)
+                        return;
+                ret->creds = c->caller;
+                ret->pid = c->pid;
+                ret->known = true;
+                return;
+        }
+        r = sd_bus_query_sender_creds(msg,
+                                      SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
+                                              SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_PID,
+                                      &ret->bus_creds);
+        if (r < 0) {
+                log_debug("No credentials for D-Bus caller %s: %s",
+                          sd_bus_message_get_sender(msg) ?: "?", strerror(-r));
+                return;
+        }
+        /* dbus-daemon reports the uid the kernel recorded at connect(), which is the
+         * effective one; sd-bus files it as UID. */
+        r = sd_bus_creds_get_euid(ret->bus_creds, &uid);
+        if (r < 0)
+                r = sd_bus_creds_get_uid(ret->bus_creds, &uid);
+        if (r < 0 || uid == UID_INVALID)
+                return;
+        ret->creds.uid = uid;
+        if (sd_bus_creds_get_egid(ret->bus_creds, &gid) >= 0)
+                ret->creds.gid = gid;
+        else if (sd_bus_creds_get_gid(ret->bus_creds, &gid) >= 0)
+                ret->creds.gid = gid;
+        n = sd_bus_creds_get_supplementary_gids(ret->bus_creds, &gids);
+        if (n >= 0) {
+                ret->creds.groups = gids;
+                ret->creds.n_groups = (size_t) n;
+                ret->creds.groups_known = true;
+        }
+        (void) sd_bus_creds_get_pid(ret->bus_creds, &ret->pid);
+        ret->known = true;
+}
+
+/* One mutating call: authorized before anything changes, audited when it ends. */
+typedef struct bus_call {
+        bus_conn *conn;
+        caller_info who;
+        access_verb verb;
+        const char *target; /* NULL: the machine */
+} bus_call;
+
+static void bus_call_done(bus_call *k) {
+        caller_info_done(&k->who);
+}
+
+static void bus_call_audit(bus_call *k, const char *result) {
+        audit_log(k->conn->server->manager->settings.log_dir, k->who.known ? &k->who.creds : NULL,
+                  k->who.pid, k->conn->system ? "system-bus" : "private",
+                  access_verb_to_string(k->verb), k->target, result);
+}
+
+static int bus_call_begin(bus_call *k, sd_bus_message *msg, bus_conn *c, access_verb verb,
+                          const char *target, sd_bus_error *error) {
+        manager *m = c->server->manager;
+
+        *k = (bus_call){ .conn = c, .verb = verb, .target = target };
+        caller_get(msg, c, &k->who);
+        if (k->who.known && access_allowed(&m->conf, &k->who.creds, verb, target))
+                return 0;
+        bus_call_audit(k, "denied");
+        if (!k->who.known)
+                return sd_bus_error_set(error, ERROR_ACCESS_DENIED,
+                                        "access denied: the caller's credentials are unknown");
+        if (verb < _VERB_SERVICE_MAX && target)
+                return sd_bus_error_setf(error, ERROR_ACCESS_DENIED,
+                                         "access denied: uid %u may not %s %s",
+                                         (unsigned) k->who.creds.uid, access_verb_to_string(verb),
+                                         name_is_printable(target) ? target : "this service");
+        return sd_bus_error_setf(error, ERROR_ACCESS_DENIED, "access denied: uid %u may not %s",
+                                 (unsigned) k->who.creds.uid, access_verb_to_string(verb));
+}
+
+/* Audits how the call ended (r < 0 with error set, or success) and passes r on. */
+static int bus_call_end(bus_call *k, int r, const sd_bus_error *error) {
+        _cleanup_free_ char *what = NULL;
+
+        if (r >= 0) {
+                bus_call_audit(k, "ok");
+                return r;
+        }
+        if (asprintf_safe(&what, "error: %s",
+                          sd_bus_error_is_set(error) && error->message ? error->message
+                                                                       : strerror(-r)) < 0)
+                bus_call_audit(k, "error");
+        else
+                bus_call_audit(k, what);
+        return r;
 }
 
 /* ---- log followers ---------------------------------------------------------------------- */
@@ -302,7 +456,7 @@ static int follower_new(bus_server *b, service *s, int *ret_fd, sd_bus_error *er
         return 0;
 }
 
-/* ---- org.vigil1.Manager ----------------------------------------------------------------- */
+/* ---- org.vigil1.Manager: reading ------------------------------------------------------- */
 
 /* ListServices() → a(sssssuu): name, description, active state (active, activating,
  * deactivating, inactive, failed), sub state (service_state_to_string), result, main pid
@@ -352,7 +506,7 @@ static int method_get_service(sd_bus_message *msg, void *userdata, sd_bus_error 
         _cleanup_free_ char *path = NULL;
         bus_conn *c = userdata;
         const char *name;
-        service *s;
+        service *s = NULL;
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
@@ -367,79 +521,35 @@ static int method_get_service(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, "o", path);
 }
 
-static int service_operation(sd_bus_message *msg, bus_conn *c, sd_bus_error *error,
-                             int (*op)(service *s), const char *verb) {
-        const char *name;
-        service *s;
+static int reply_strv(sd_bus_message *msg, char **l) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        r = check_privileged(c, error);
+        r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(msg, "s", &name);
+        r = sd_bus_message_open_container(reply, 'a', "s");
         if (r < 0)
                 return r;
-        r = find_service(c->server->manager, name, &s, error);
+        STRV_FOREACH(i, l) {
+                r = append_string(reply, *i);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        r = op(s);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "failed to %s %s: %m", verb, s->name);
-        return sd_bus_reply_method_return(msg, NULL);
-}
-
-/* StartService(s name), StopService(s name), RestartService(s name) → (): they change the
- * service's target and return at once; watch State/SubState for the outcome. */
-static int method_start_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return service_operation(msg, userdata, error, service_start, "start");
-}
-
-static int method_stop_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return service_operation(msg, userdata, error, service_stop, "stop");
-}
-
-static int method_restart_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return service_operation(msg, userdata, error, service_restart, "restart");
-}
-
-/* KillService(s name, i signal) → (): sends the signal to every process of the service. */
-static int method_kill_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        bus_conn *c = userdata;
-        const char *name;
-        int32_t sig;
-        service *s;
-        int r;
-
-        r = check_privileged(c, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(msg, "si", &name, &sig);
-        if (r < 0)
-                return r;
-        r = find_service(c->server->manager, name, &s, error);
-        if (r < 0)
-                return r;
-        if (sig < 1 || sig > 64)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
-                                         "signal %" PRIi32 " is not between 1 and 64", sig);
-        r = service_kill(s, sig);
-        if (r == -ESRCH)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s is not running",
-                                         s->name);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "failed to kill %s: %m", s->name);
-        return sd_bus_reply_method_return(msg, NULL);
+        return sd_bus_send(NULL, reply, NULL);
 }
 
 /* GetLogs(s name, u lines) → as: the last lines (at most 100000), oldest first, each
  * "YYYY-MM-DDTHH:MM:SS.mmmZ text". */
 static int method_get_logs(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_strv_free_ char **lines = NULL;
         bus_conn *c = userdata;
         const char *name;
         uint32_t n;
-        service *s;
+        service *s = NULL;
         int r;
 
         r = sd_bus_message_read(msg, "su", &name, &n);
@@ -454,22 +564,7 @@ static int method_get_logs(sd_bus_message *msg, void *userdata, sd_bus_error *er
                         return sd_bus_error_set_errnof(error, r, "cannot read the log of %s: %m",
                                                        s->name);
         }
-
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "s");
-        if (r < 0)
-                return r;
-        STRV_FOREACH(l, lines) {
-                r = append_string(reply, *l);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return reply_strv(msg, lines);
 }
 
 /* FollowLogs(s name) → h: a stream socket that receives every later log line as
@@ -479,7 +574,7 @@ static int method_follow_logs(sd_bus_message *msg, void *userdata, sd_bus_error 
         _cleanup_close_ int fd = -1;
         bus_conn *c = userdata;
         const char *name;
-        service *s;
+        service *s = NULL;
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
@@ -496,40 +591,394 @@ static int method_follow_logs(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, "h", fd);
 }
 
+/* GetCrashRecords(s name, u max) → as: the newest crash records (at most 20), newest first,
+ * each the text of one record (Service=, Time=, Result=, Exit=, Uptime=, Restarts=, then the
+ * last log lines). The service need not exist any more. */
+static int method_get_crash_records(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_strv_free_ char **records = NULL;
+        bus_conn *c = userdata;
+        const char *name;
+        uint32_t n;
+        int r;
+
+        r = sd_bus_message_read(msg, "su", &name, &n);
+        if (r < 0)
+                return r;
+        r = check_name(name, error);
+        if (r < 0)
+                return r;
+        if (n > 0) {
+                r = crash_records_list(c->server->manager, name,
+                                       n < BUS_CRASH_RECORDS_MAX ? n : BUS_CRASH_RECORDS_MAX,
+                                       &records);
+                if (r < 0)
+                        return sd_bus_error_setf(error, ERROR_FAILED,
+                                                 "cannot read the crash records of %s: %s", name,
+                                                 strerror(-r));
+        }
+        return reply_strv(msg, records);
+}
+
+/* ---- org.vigil1.Manager: changing ------------------------------------------------------ */
+
+static int operation_error(service *s, int r, const char *verb, sd_bus_error *error) {
+        switch (r) {
+        case -ELOOP:
+                return sd_bus_error_setf(error, ERROR_FAILED,
+                                         "cannot %s %s: it is part of an ordering cycle", verb,
+                                         s->name);
+        case -EBUSY:
+        case -ESRCH:
+                return sd_bus_error_setf(error, ERROR_NOT_RUNNING,
+                                         "cannot %s %s: it is not running", verb, s->name);
+        case -EOPNOTSUPP:
+                return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
+                                         "cannot %s %s: it has no ExecReload=", verb, s->name);
+        default:
+                return sd_bus_error_setf(error, ERROR_FAILED, "failed to %s %s: %s", verb, s->name,
+                                         strerror(-r));
+        }
+}
+
+static int service_operation(sd_bus_message *msg, bus_conn *c, sd_bus_error *error,
+                             int (*op)(service *s), access_verb verb) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        const char *name;
+        service *s = NULL;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = bus_call_begin(&k, msg, c, verb, name, error);
+        if (r < 0)
+                return r;
+        r = find_service(c->server->manager, name, &s, error);
+        if (r >= 0) {
+                r = op(s);
+                if (r < 0)
+                        r = operation_error(s, r, access_verb_to_string(verb), error);
+        }
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, NULL);
+        return bus_call_end(&k, r, error);
+}
+
+/* StartService(s name), StopService(s name), RestartService(s name), ReloadService(s name)
+ * → (): they change the service's target and return at once; watch State/SubState (or the
+ * ServiceStateChanged signal) for the outcome. */
+static int method_start_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return service_operation(msg, userdata, error, service_start, VERB_START);
+}
+
+static int method_stop_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return service_operation(msg, userdata, error, service_stop, VERB_STOP);
+}
+
+static int method_restart_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return service_operation(msg, userdata, error, service_restart, VERB_RESTART);
+}
+
+static int method_reload_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return service_operation(msg, userdata, error, service_reload, VERB_RELOAD);
+}
+
+/* KillService(s name, i signal) → (): sends the signal to every process of the service. */
+static int method_kill_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        bus_conn *c = userdata;
+        const char *name;
+        int32_t sig;
+        service *s = NULL;
+        int r;
+
+        r = sd_bus_message_read(msg, "si", &name, &sig);
+        if (r < 0)
+                return r;
+        r = bus_call_begin(&k, msg, c, VERB_KILL, name, error);
+        if (r < 0)
+                return r;
+        r = find_service(c->server->manager, name, &s, error);
+        if (r >= 0 && (sig < 1 || sig > 64))
+                r = sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                      "signal %" PRIi32 " is not between 1 and 64", sig);
+        if (r >= 0) {
+                r = service_kill(s, sig);
+                if (r == -ESRCH)
+                        r = sd_bus_error_setf(error, ERROR_NOT_RUNNING, "%s is not running",
+                                              s->name);
+                else if (r < 0)
+                        r = operation_error(s, r, "kill", error);
+        }
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, NULL);
+        return bus_call_end(&k, r, error);
+}
+
+/* ResetFailed(s name) → (): a failed service becomes inactive with result success and a
+ * fresh start limit; "" resets every failed service. */
+static int method_reset_failed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        bus_conn *c = userdata;
+        manager *m = c->server->manager;
+        const char *name;
+        service *s = NULL;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = bus_call_begin(&k, msg, c, VERB_RESET_FAILED, isempty(name) ? NULL : name, error);
+        if (r < 0)
+                return r;
+        if (isempty(name))
+                for (size_t i = 0; i < m->n_services; i++)
+                        service_reset_failed(m->services[i]);
+        else {
+                r = find_service(m, name, &s, error);
+                if (r >= 0)
+                        service_reset_failed(s);
+        }
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, NULL);
+        return bus_call_end(&k, r, error);
+}
+
+/* SetProperties(s name, b runtime, a(sv) properties) → (): live changes of the restart
+ * settings (Restart=, RestartSec=, RestartSteps=, RestartMaxDelaySec=, StartLimitBurst=,
+ * StartLimitIntervalSec=...). Values are strings in unit-file syntax, or numbers (t: µs
+ * for *Sec keys). All or nothing; kept across reboots unless runtime. */
+static int method_set_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        _cleanup_strv_free_ char **assignments = NULL;
+        _cleanup_free_ char *why = NULL;
+        bus_conn *c = userdata;
+        const char *name;
+        int runtime;
+        service *s = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_read(msg, "sb", &name, &runtime);
+        if (r < 0)
+                return r;
+        r = bus_call_begin(&k, msg, c, VERB_SET_PROPERTY, name, error);
+        if (r < 0)
+                return r;
+        r = find_service(c->server->manager, name, &s, error);
+        if (r < 0)
+                return bus_call_end(&k, r, error);
+
+        r = sd_bus_message_enter_container(msg, 'a', "(sv)");
+        while (r >= 0 && (r = sd_bus_message_enter_container(msg, 'r', "sv")) > 0) {
+                _cleanup_free_ char *a = NULL;
+                const char *key, *contents, *str;
+                char type;
+                uint64_t u64;
+                uint32_t u32;
+                int b;
+
+                if (++n > BUS_PROPERTIES_MAX) {
+                        r = sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                              "more than %d properties in one call",
+                                              BUS_PROPERTIES_MAX);
+                        break;
+                }
+                r = sd_bus_message_read(msg, "s", &key);
+                if (r < 0)
+                        break;
+                if (strlen(key) > 64 || !name_is_printable(key) || strchr(key, '=')) {
+                        r = sd_bus_error_set(error, ERROR_INVALID_ARGUMENT,
+                                             "invalid property name");
+                        break;
+                }
+                r = sd_bus_message_peek_type(msg, &type, &contents);
+                if (r < 0)
+                        break;
+                r = sd_bus_message_enter_container(msg, 'v', contents);
+                if (r < 0)
+                        break;
+                if (streq(contents, "s")) {
+                        r = sd_bus_message_read_basic(msg, 's', &str);
+                        if (r >= 0 && strlen(str) > 1024)
+                                r = sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                                      "the value of %s is too long", key);
+                        if (r >= 0 && asprintf_safe(&a, "%s=%s", key, str) < 0)
+                                r = -ENOMEM;
+                } else if (streq(contents, "t")) {
+                        r = sd_bus_message_read_basic(msg, 't', &u64);
+                        if (r >= 0 && asprintf_safe(&a, "%s=%" PRIu64 "%s", key, u64,
+                                                    endswith(key, "Sec") ? "us" : "") < 0)
+                                r = -ENOMEM;
+                } else if (streq(contents, "u")) {
+                        r = sd_bus_message_read_basic(msg, 'u', &u32);
+                        if (r >= 0 && asprintf_safe(&a, "%s=%" PRIu32 "%s", key, u32,
+                                                    endswith(key, "Sec") ? "us" : "") < 0)
+                                r = -ENOMEM;
+                } else if (streq(contents, "b")) {
+                        r = sd_bus_message_read_basic(msg, 'b', &b);
+                        if (r >= 0 && asprintf_safe(&a, "%s=%s", key, b ? "yes" : "no") < 0)
+                                r = -ENOMEM;
+                } else
+                        r = sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                              "%s: values are strings, numbers (t, u) or "
+                                              "booleans, not \"%s\"",
+                                              key, name_is_printable(contents) ? contents : "?");
+                if (r < 0)
+                        break;
+                r = strv_push(&assignments, a);
+                if (r < 0)
+                        break;
+                TAKE_PTR(a);
+                r = sd_bus_message_exit_container(msg);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(msg);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(msg);
+        if (r >= 0 && !assignments)
+                r = sd_bus_error_set(error, ERROR_INVALID_ARGUMENT, "no properties given");
+        if (r >= 0) {
+                r = manager_set_properties(c->server->manager, s, assignments, runtime, &why);
+                if (r < 0)
+                        r = sd_bus_error_setf(error,
+                                              r == -EINVAL ? ERROR_INVALID_ARGUMENT : ERROR_FAILED,
+                                              "%s: %s", s->name, why ?: strerror(-r));
+        }
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, NULL);
+        else if (!sd_bus_error_is_set(error))
+                r = sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "malformed properties: %s",
+                                      strerror(-r));
+        return bus_call_end(&k, r, error);
+}
+
+/* ReloadUnits() → as: re-reads the unit and policy files (and vigil.conf's [Access]); only
+ * services whose files changed restart. A file with an error changes nothing: the reply
+ * is BadUnitFile with every problem as FILE:LINE: MESSAGE. The result lists the changes. */
+static int method_reload_units(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        _cleanup_strv_free_ char **changes = NULL;
+        _cleanup_free_ char *why = NULL;
+        bus_conn *c = userdata;
+        int r;
+
+        r = bus_call_begin(&k, msg, c, VERB_RELOAD_UNITS, NULL, error);
+        if (r < 0)
+                return r;
+        r = manager_reload_units(c->server->manager, &changes, &why);
+        if (r < 0)
+                r = sd_bus_error_setf(error, r == -EBADMSG ? ERROR_BAD_UNIT : ERROR_FAILED,
+                                      "units not reloaded, nothing changed: %s",
+                                      why ?: strerror(-r));
+        if (r >= 0)
+                r = reply_strv(msg, changes);
+        return bus_call_end(&k, r, error);
+}
+
+/* Reboot() and PowerOff() → (): stop every service in order, then reboot or power off
+ * (in --sandbox: exit as for SIGTERM). The reply comes first. */
+static int shutdown_method(sd_bus_message *msg, bus_conn *c, access_verb verb, manager_exit how,
+                           sd_bus_error *error) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        manager *m = c->server->manager;
+        int r;
+
+        r = bus_call_begin(&k, msg, c, verb, NULL, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_reply_method_return(msg, NULL);
+        if (r >= 0) {
+                log_notice("%s requested over D-Bus by uid %u.",
+                           verb == VERB_REBOOT ? "Reboot" : "Power-off",
+                           (unsigned) k.who.creds.uid);
+                (void) sd_bus_flush(c->bus);
+                manager_begin_shutdown(m, m->settings.sandbox ? MANAGER_EXIT : how);
+        }
+        return bus_call_end(&k, r, error);
+}
+
+static int method_reboot(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return shutdown_method(msg, userdata, VERB_REBOOT, MANAGER_REBOOT, error);
+}
+
+static int method_poweroff(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return shutdown_method(msg, userdata, VERB_POWEROFF, MANAGER_POWEROFF, error);
+}
+
+/* ---- org.vigil1.Manager: properties ---------------------------------------------------- */
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface,
                                 const char *property, sd_bus_message *reply, void *userdata,
                                 sd_bus_error *error) {
         return sd_bus_message_append(reply, "s", VIGIL_VERSION);
 }
 
-static int property_get_n_services(sd_bus *bus, const char *path, const char *interface,
-                                   const char *property, sd_bus_message *reply, void *userdata,
-                                   sd_bus_error *error) {
-        bus_conn *c = userdata;
-        size_t n = c->server->manager->n_services;
-
-        return sd_bus_message_append(reply, "u", (uint32_t) (n > UINT32_MAX ? UINT32_MAX : n));
+static uint32_t clamp_u32(size_t n) {
+        return (uint32_t) (n > UINT32_MAX ? UINT32_MAX : n);
 }
 
-/* The boot timeline, CLOCK_MONOTONIC µs; 0 until reached. */
+/* NServices, NActive (active or reloading), NFailed. */
+static int property_get_count(sd_bus *bus, const char *path, const char *interface,
+                              const char *property, sd_bus_message *reply, void *userdata,
+                              sd_bus_error *error) {
+        bus_conn *c = userdata;
+        const manager *m = c->server->manager;
+        size_t n = 0;
+
+        if (streq(property, "NServices"))
+                n = m->n_services;
+        else
+                for (size_t i = 0; i < m->n_services; i++) {
+                        const char *a = service_active_state(m->services[i]);
+
+                        if (streq(property, "NFailed")
+                                    ? streq(a, "failed")
+                                    : streq(a, "active") || streq(a, "reloading"))
+                                n++;
+                }
+        return sd_bus_message_append(reply, "u", clamp_u32(n));
+}
+
+static int property_get_sandbox(sd_bus *bus, const char *path, const char *interface,
+                                const char *property, sd_bus_message *reply, void *userdata,
+                                sd_bus_error *error) {
+        bus_conn *c = userdata;
+
+        return sd_bus_message_append(reply, "b", (int) c->server->manager->settings.sandbox);
+}
+
+/* The boot timeline, CLOCK_MONOTONIC µs; 0 until reached. ExecTimestamp: the same moment as
+ * CLOCK_REALTIME µs. */
 static int property_get_timestamp(sd_bus *bus, const char *path, const char *interface,
                                   const char *property, sd_bus_message *reply, void *userdata,
                                   sd_bus_error *error) {
         bus_conn *c = userdata;
         const manager *m = c->server->manager;
-        usec_t t = streq(property, "ExecTimestampMonotonic")        ? m->ts_exec
-                   : streq(property, "UnitsLoadTimestampMonotonic") ? m->ts_units_loaded
-                                                                    : m->ts_all_started;
+        usec_t t;
 
+        if (streq(property, "ExecTimestamp")) {
+                usec_t mono = now_usec(CLOCK_MONOTONIC), real = now_usec(CLOCK_REALTIME);
+
+                t = real > mono - m->ts_exec ? real - (mono - m->ts_exec) : 0;
+        } else
+                t = streq(property, "ExecTimestampMonotonic")        ? m->ts_exec
+                    : streq(property, "UnitsLoadTimestampMonotonic") ? m->ts_units_loaded
+                                                                     : m->ts_all_started;
         return sd_bus_message_append(reply, "t", (uint64_t) t);
 }
 
 /* Every method is marked unprivileged for sd-bus: authorization happens here, explicitly,
- * in check_privileged(). */
+ * in bus_call_begin(). */
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("NServices", "u", property_get_n_services, 0, 0),
+        SD_BUS_PROPERTY("Sandbox", "b", property_get_sandbox, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("NServices", "u", property_get_count, 0, 0),
+        SD_BUS_PROPERTY("NActive", "u", property_get_count, 0, 0),
+        SD_BUS_PROPERTY("NFailed", "u", property_get_count, 0, 0),
+        SD_BUS_PROPERTY("ExecTimestamp", "t", property_get_timestamp, 0,
+                        SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ExecTimestampMonotonic", "t", property_get_timestamp, 0,
                         SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("UnitsLoadTimestampMonotonic", "t", property_get_timestamp, 0, 0),
@@ -545,20 +994,44 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_stop_service, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RestartService", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
                                 method_restart_service, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ReloadService", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
+                                method_reload_service, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("KillService", SD_BUS_ARGS("s", name, "i", signal),
                                 SD_BUS_NO_RESULT, method_kill_service, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResetFailed", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
+                                method_reset_failed, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "SetProperties", SD_BUS_ARGS("s", name, "b", runtime, "a(sv)", properties),
+                SD_BUS_NO_RESULT, method_set_properties, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ReloadUnits", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", changes),
+                                method_reload_units, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetLogs", SD_BUS_ARGS("s", name, "u", lines),
                                 SD_BUS_RESULT("as", lines), method_get_logs,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("FollowLogs", SD_BUS_ARGS("s", name), SD_BUS_RESULT("h", fd),
                                 method_follow_logs, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetCrashRecords", SD_BUS_ARGS("s", name, "u", max),
+                                SD_BUS_RESULT("as", records), method_get_crash_records,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reboot", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reboot,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PowerOff", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_poweroff,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("ServiceStateChanged",
+                                SD_BUS_ARGS("s", name, "s", state, "s", sub_state, "s", result), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("ServiceCrashed",
+                                SD_BUS_ARGS("s", name, "s", result, "i", exit_code, "i",
+                                            exit_signal, "u", restarts),
+                                0),
         SD_BUS_VTABLE_END,
 };
 
 /* ---- org.vigil1.Service ----------------------------------------------------------------- */
 
 /* Name s, Description s, State s (active state), SubState s, Result s, MainPID u,
- * Restarts u, ActiveSince t (CLOCK_REALTIME µs, 0 when not running), StatusText s. */
+ * Restarts u, ActiveSince t (CLOCK_REALTIME µs, 0 when not running), StatusText s,
+ * LastExitCode i (exit status of the last main process, -1 when it died of a signal or never
+ * ended), LastExitSignal i (0 unless it died of one), UnitPath s, Image s. */
 static int property_get_service(sd_bus *bus, const char *path, const char *interface,
                                 const char *property, sd_bus_message *reply, void *userdata,
                                 sd_bus_error *error) {
@@ -585,7 +1058,179 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
                         (uint64_t) (s->active_since > 0 ? s->active_since_realtime : 0));
         if (streq(property, "StatusText"))
                 return append_string(reply, s->status_text);
+        if (streq(property, "LastExitCode"))
+                return sd_bus_message_append(
+                        reply, "i", (int32_t) (s->exit_code == CLD_EXITED ? s->exit_status : -1));
+        if (streq(property, "LastExitSignal"))
+                return sd_bus_message_append(
+                        reply, "i",
+                        (int32_t) (s->exit_code == CLD_KILLED || s->exit_code == CLD_DUMPED
+                                           ? s->exit_status
+                                           : 0));
+        if (streq(property, "UnitPath"))
+                return append_string(reply, s->unit ? s->unit->path : NULL);
+        if (streq(property, "Image"))
+                return append_string(reply, s->unit ? s->unit->container.image : NULL);
         return -EINVAL;
+}
+
+/* Warnings as: the settings this machine cannot enforce (resource_warnings()). */
+static int property_get_warnings(sd_bus *bus, const char *path, const char *interface,
+                                 const char *property, sd_bus_message *reply, void *userdata,
+                                 sd_bus_error *error) {
+        _cleanup_strv_free_ char **l = NULL;
+        const service *s = userdata;
+        int r;
+
+        if (s->unit) {
+                r = resource_warnings(s->unit, &l);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        STRV_FOREACH(w, l) {
+                r = append_string(reply, *w);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+/* The settings an admin asks about, resolved, each with where it came from. */
+typedef enum setting_kind {
+        SETTING_STRING,
+        SETTING_SEC,      /* usec_t, USEC_INFINITY: "infinity" */
+        SETTING_UNSIGNED, /* unsigned */
+        SETTING_TYPE,
+        SETTING_RESTART,
+        SETTING_KILL_MODE,
+        SETTING_SIGNAL,
+        SETTING_EXEC, /* the first command of an exec_list */
+} setting_kind;
+
+static const struct setting {
+        const char *section, *alt_section, *key;
+        setting_kind kind;
+        size_t offset;
+} settings[] = {
+        { "Service", NULL, "Type", SETTING_TYPE, offsetof(unit, type) },
+        { "Service", NULL, "ExecStart", SETTING_EXEC, offsetof(unit, exec_start) },
+        { "Service", NULL, "Restart", SETTING_RESTART, offsetof(unit, restart) },
+        { "Service", NULL, "RestartSec", SETTING_SEC, offsetof(unit, restart_sec) },
+        { "Service", NULL, "RestartSteps", SETTING_UNSIGNED, offsetof(unit, restart_steps) },
+        { "Service", NULL, "RestartMaxDelaySec", SETTING_SEC, offsetof(unit, restart_max_delay) },
+        { "Service", NULL, "RestartBackoffResetSec", SETTING_SEC,
+          offsetof(unit, restart_backoff_reset) },
+        { "Service", NULL, "RestartRandomizedDelaySec", SETTING_SEC,
+          offsetof(unit, restart_randomized_delay) },
+        { "Unit", "Service", "StartLimitIntervalSec", SETTING_SEC,
+          offsetof(unit, start_limit_interval) },
+        { "Unit", "Service", "StartLimitBurst", SETTING_UNSIGNED,
+          offsetof(unit, start_limit_burst) },
+        { "Unit", NULL, "StartLimitRetrySec", SETTING_SEC, offsetof(unit, start_limit_retry) },
+        { "Service", NULL, "TimeoutStartSec", SETTING_SEC, offsetof(unit, timeout_start) },
+        { "Service", NULL, "TimeoutStopSec", SETTING_SEC, offsetof(unit, timeout_stop) },
+        { "Service", NULL, "WatchdogSec", SETTING_SEC, offsetof(unit, watchdog) },
+        { "Service", NULL, "KillMode", SETTING_KILL_MODE, offsetof(unit, kill_mode) },
+        { "Service", NULL, "KillSignal", SETTING_SIGNAL, offsetof(unit, kill_signal) },
+        { "Service", NULL, "User", SETTING_STRING, offsetof(unit, user) },
+        { "Service", NULL, "Group", SETTING_STRING, offsetof(unit, group) },
+        { "Service", NULL, "WorkingDirectory", SETTING_STRING, offsetof(unit, working_directory) },
+        { "Service", NULL, "Policy", SETTING_STRING, offsetof(unit, policy) },
+        { "Container", NULL, "Image", SETTING_STRING, offsetof(unit, container.image) },
+};
+
+static void setting_format(const unit *u, const struct setting *st, char *buf, size_t len) {
+        const void *f = (const char *) u + st->offset;
+        usec_t t;
+
+        switch (st->kind) {
+        case SETTING_STRING:
+                snprintf(buf, len, "%s", *(char *const *) f ?: "");
+                break;
+        case SETTING_SEC:
+                t = *(const usec_t *) f;
+                if (t == USEC_INFINITY)
+                        snprintf(buf, len, "infinity");
+                else
+                        format_timespan(buf, len, t);
+                break;
+        case SETTING_UNSIGNED:
+                snprintf(buf, len, "%u", *(const unsigned *) f);
+                break;
+        case SETTING_TYPE:
+                snprintf(buf, len, "%s", service_type_to_string(*(const service_type *) f));
+                break;
+        case SETTING_RESTART:
+                snprintf(buf, len, "%s", restart_mode_to_string(*(const restart_mode *) f));
+                break;
+        case SETTING_KILL_MODE:
+                snprintf(buf, len, "%s", kill_mode_to_string(*(const kill_mode *) f));
+                break;
+        case SETTING_SIGNAL:
+                snprintf(buf, len, "%s", signal_to_string(*(const int *) f) ?: "?");
+                break;
+        case SETTING_EXEC: {
+                const exec_list *l = f;
+                size_t o = 0;
+
+                buf[0] = '\0';
+                if (l->n == 0)
+                        break;
+                for (char **a = l->items[0].argv; a && *a && o < len; a++)
+                        o += (size_t) snprintf(buf + o, len - o, "%s%s",
+                                               a == l->items[0].argv ? "" : " ", *a);
+                if (!l->items[0].argv)
+                        snprintf(buf, len, "%s", l->items[0].path);
+                break;
+        }
+        }
+}
+
+/* Settings a(sss): Section.Key, the resolved value, and where it came from ("FILE:LINE",
+ * what SetProperties set, or "default"). */
+static int property_get_settings(sd_bus *bus, const char *path, const char *interface,
+                                 const char *property, sd_bus_message *reply, void *userdata,
+                                 sd_bus_error *error) {
+        const service *s = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; s->unit && i < ELEMENTSOF(settings); i++) {
+                const struct setting *st = &settings[i];
+                char value[1024], key[96], where[PATH_MAX + 32];
+                const char *override;
+                unit_source src;
+
+                setting_format(s->unit, st, value, sizeof(value));
+                snprintf(key, sizeof(key), "%s.%s", st->section, st->key);
+                override = manager_property_source(s->manager, s, st->key);
+                if (override)
+                        snprintf(where, sizeof(where), "%s", override);
+                else if (unit_directive_source(s->unit, st->section, st->key, &src) ||
+                         (st->alt_section &&
+                          unit_directive_source(s->unit, st->alt_section, st->key, &src)))
+                        snprintf(where, sizeof(where), "%s:%u", src.path, src.line);
+                else
+                        snprintf(where, sizeof(where), "default");
+                r = sd_bus_message_open_container(reply, 'r', "sss");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(reply, "s", key);
+                if (r >= 0)
+                        r = append_string(reply, value);
+                if (r >= 0)
+                        r = append_string(reply, where);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
 }
 
 #define SERVICE_PROPERTY(name, sig, flags)                                                         \
@@ -602,6 +1247,12 @@ static const sd_bus_vtable service_vtable[] = {
         SERVICE_PROPERTY("Restarts", "u", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SERVICE_PROPERTY("ActiveSince", "t", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SERVICE_PROPERTY("StatusText", "s", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SERVICE_PROPERTY("LastExitCode", "i", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SERVICE_PROPERTY("LastExitSignal", "i", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SERVICE_PROPERTY("UnitPath", "s", 0),
+        SERVICE_PROPERTY("Image", "s", 0),
+        SD_BUS_PROPERTY("Warnings", "as", property_get_warnings, 0, 0),
+        SD_BUS_PROPERTY("Settings", "a(sss)", property_get_settings, 0, 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -611,7 +1262,7 @@ static int find_service_object(sd_bus *bus, const char *path, const char *interf
                                void **found, sd_bus_error *error) {
         _cleanup_free_ char *name = NULL;
         bus_conn *c = userdata;
-        service *s;
+        service *s = NULL;
         int r;
 
         r = sd_bus_path_decode(path, SERVICE_PREFIX, &name);
@@ -651,15 +1302,23 @@ static int enumerate_services(sd_bus *bus, const char *path, void *userdata, cha
 
 /* ---- connections ------------------------------------------------------------------------ */
 
+static void system_bus_schedule(bus_server *b);
+
 static bus_conn *conn_free(bus_conn *c) {
         if (!c)
                 return NULL;
         if (c->server) {
-                LIST_REMOVE(c->server->conns, c);
-                c->server->n_conns--;
+                if (c->system) {
+                        c->server->system = NULL;
+                        c->server->system_named = false;
+                } else {
+                        LIST_REMOVE(c->server->conns, c);
+                        c->server->n_conns--;
+                }
         }
         /* No flush: a peer that stopped reading must not block PID 1. */
         sd_bus_close_unref(c->bus);
+        free(c->groups);
         return mfree(c);
 }
 
@@ -671,9 +1330,61 @@ static void conn_freep(bus_conn **c) {
  * malformed message, a timeout): the connection is done. */
 static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         bus_conn *c = userdata;
+        bus_server *b = c->server;
 
-        log_debug("D-Bus connection of uid %u closed", (unsigned) c->uid);
+        if (c->system) {
+                log_info("The system bus went away; serving the private socket only until it "
+                         "is back.");
+                conn_free(c);
+                b->system_retry_usec = SYSTEM_BUS_RETRY_MIN;
+                system_bus_schedule(b);
+                return 0;
+        }
+        log_debug("D-Bus connection of uid %u closed", (unsigned) c->caller.uid);
         conn_free(c);
+        return 0;
+}
+
+/* The objects, the same on every connection; userdata is the connection. */
+static int conn_add_objects(bus_conn *c) {
+        int r;
+
+        r = sd_bus_add_object_vtable(c->bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, manager_vtable,
+                                     c);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(c->bus, NULL, SERVICE_PREFIX, SERVICE_INTERFACE,
+                                               service_vtable, find_service_object, c);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(c->bus, NULL, SERVICE_PREFIX, enumerate_services, c);
+        if (r < 0) {
+                /* libsystemd 252 can leave a half-registered object node behind when an
+                 * allocation fails here, and then asserts (aborting PID 1) when the bus is
+                 * freed. Close the connection and leak the bus object instead. */
+                sd_bus_close(c->bus);
+                c->bus = NULL;
+                return r;
+        }
+        return 0;
+}
+
+/* The peer's supplementary groups as the kernel recorded them at connect(). */
+static int peer_groups(int fd, gid_t **ret, size_t *ret_n) {
+        _cleanup_free_ gid_t *l = NULL;
+        socklen_t len = 64 * sizeof(gid_t);
+
+        for (;;) {
+                gid_t *p = realloc(l, len ? len : sizeof(gid_t));
+
+                if (!p)
+                        return -ENOMEM;
+                l = p;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, l, &len) >= 0)
+                        break;
+                if (errno != ERANGE || len > BUS_GROUPS_MAX * sizeof(gid_t))
+                        return -errno;
+        }
+        *ret_n = len / sizeof(gid_t);
+        *ret = TAKE_PTR(l);
         return 0;
 }
 
@@ -693,10 +1404,19 @@ static int conn_new(bus_server *b, int fd) {
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        c->uid = uc.uid;
+        c->caller = (access_caller){ .uid = uc.uid, .gid = uc.gid };
+        c->pid = uc.pid;
         c->server = b;
         LIST_PREPEND(b->conns, c);
         b->n_conns++;
+        /* Without its groups the peer still has its uid and gid: grants by group just
+         * give it nothing. */
+        r = peer_groups(cfd, &c->groups, &c->caller.n_groups);
+        if (r >= 0) {
+                c->caller.groups = c->groups;
+                c->caller.groups_known = true;
+        } else
+                log_debug_errno(r, "Cannot read the groups of a D-Bus peer: %m");
 
         r = sd_bus_new(&c->bus);
         if (r < 0)
@@ -717,27 +1437,14 @@ static int conn_new(bus_server *b, int fd) {
                 return r;
         /* In the sandbox vigil is PID 1 of its own PID namespace: the kernel reports a
          * client's pid as 0 and sd-bus's EXTERNAL check refuses everyone. Accepting
-         * ANONYMOUS costs nothing: mutating calls are authorized from the peer's uid,
-         * which the kernel recorded at connect(). */
+         * ANONYMOUS costs nothing: mutating calls are authorized from the peer's
+         * credentials, which the kernel recorded at connect(). */
         r = sd_bus_set_anonymous(c->bus, true);
         if (r < 0)
                 return r;
-
-        r = sd_bus_add_object_vtable(c->bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, manager_vtable,
-                                     c);
-        if (r >= 0)
-                r = sd_bus_add_fallback_vtable(c->bus, NULL, SERVICE_PREFIX, SERVICE_INTERFACE,
-                                               service_vtable, find_service_object, c);
-        if (r >= 0)
-                r = sd_bus_add_node_enumerator(c->bus, NULL, SERVICE_PREFIX, enumerate_services, c);
-        if (r < 0) {
-                /* libsystemd 252 can leave a half-registered object node behind when an
-                 * allocation fails here, and then asserts (aborting PID 1) when the bus is
-                 * freed. Close the connection and leak the bus object instead. */
-                sd_bus_close(c->bus);
-                c->bus = NULL;
+        r = conn_add_objects(c);
+        if (r < 0)
                 return r;
-        }
         /* Peer to peer there is no bus daemon: the match stays local. */
         r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
                                 "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
@@ -803,6 +1510,125 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
         return 0;
 }
 
+/* ---- the system bus --------------------------------------------------------------------- */
+
+/* dbus-daemon runs as an ordinary service, so the bus comes and goes: vigil connects when
+ * the socket appears (retrying with a growing delay, and at once whenever a service becomes
+ * active), takes the name, and starts over when the bus goes away. Nothing of vigil's state
+ * lives in the connection, so nothing is lost. */
+
+static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        bus_conn *c = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e) {
+                log_error("Cannot take the name " BUS_NAME " on the system bus: %s",
+                          e->message ?: e->name);
+                return 0;
+        }
+        c->server->system_named = true;
+        c->server->system_connects++;
+        log_info("Serving " BUS_NAME " on the system bus.");
+        return 0;
+}
+
+static int system_bus_connect(bus_server *b) {
+        _cleanup_(conn_freep) bus_conn *c = NULL;
+        const char *address = b->manager->conf.system_bus_address;
+        int r;
+
+        if (!address || b->system)
+                return 0;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->server = b;
+        c->system = true;
+        c->caller.uid = UID_INVALID; /* each message carries its own caller */
+        b->system = c;
+
+        r = sd_bus_new(&c->bus);
+        if (r < 0)
+                return r;
+        (void) sd_bus_set_description(c->bus, "vigil-system-bus");
+        r = sd_bus_set_address(c->bus, address);
+        if (r >= 0)
+                r = sd_bus_set_bus_client(c->bus, true);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(c->bus, true);
+        /* Credentials queries to the bus daemon are synchronous: bound them. */
+        if (r >= 0)
+                r = sd_bus_set_method_call_timeout(c->bus, SYSTEM_BUS_CALL_TIMEOUT);
+        if (r >= 0)
+                r = sd_bus_set_exit_on_disconnect(c->bus, false);
+        if (r < 0)
+                return r;
+        r = conn_add_objects(c);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
+        if (r < 0)
+                return r;
+        r = sd_bus_start(c->bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_attach_event(c->bus, b->manager->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+        r = sd_bus_request_name_async(c->bus, NULL, BUS_NAME, 0, on_name_acquired, c);
+        if (r < 0)
+                return r;
+        TAKE_PTR(c);
+        log_debug("Connected to the system bus at %s.", address);
+        return 0;
+}
+
+static int on_system_bus_retry(sd_event_source *source, uint64_t usec, void *userdata) {
+        bus_server *b = userdata;
+        int r;
+
+        r = system_bus_connect(b);
+        if (r >= 0)
+                return 0;
+        log_debug_errno(r, "System bus not there yet: %m");
+        if (b->system_retry_usec < SYSTEM_BUS_RETRY_MAX)
+                b->system_retry_usec *= 2;
+        system_bus_schedule(b);
+        return 0;
+}
+
+static void system_bus_schedule(bus_server *b) {
+        int r;
+
+        if (!b->manager->conf.system_bus_address || b->system || b->manager->shutting_down)
+                return;
+        if (b->system_retry_usec == 0)
+                b->system_retry_usec = SYSTEM_BUS_RETRY_MIN;
+        if (b->system_retry_usec > SYSTEM_BUS_RETRY_MAX)
+                b->system_retry_usec = SYSTEM_BUS_RETRY_MAX;
+        if (!b->system_retry) {
+                r = sd_event_add_time_relative(b->manager->event, &b->system_retry, CLOCK_MONOTONIC,
+                                               b->system_retry_usec, 0, on_system_bus_retry, b);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot schedule the system bus connection: %m");
+                return;
+        }
+        r = sd_event_source_set_time_relative(b->system_retry, b->system_retry_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->system_retry, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Cannot schedule the system bus connection: %m");
+}
+
+/* A service just became active: maybe it is the bus. */
+static void system_bus_poke(bus_server *b) {
+        if (!b->manager->conf.system_bus_address || b->system)
+                return;
+        b->system_retry_usec = SYSTEM_BUS_RETRY_MIN;
+        system_bus_schedule(b);
+}
+
 /* ---- the server ------------------------------------------------------------------------- */
 
 bus_server *bus_server_free(bus_server *b) {
@@ -812,8 +1638,10 @@ bus_server *bus_server_free(bus_server *b) {
                 follower_free(b->followers);
         while (b->conns)
                 conn_free(b->conns);
+        conn_free(b->system);
         sd_event_source_disable_unref(b->listen_source);
         sd_event_source_disable_unref(b->retry_source);
+        sd_event_source_disable_unref(b->system_retry);
         if (b->listen_fd >= 0) {
                 struct stat st;
 
@@ -894,25 +1722,66 @@ int bus_server_new(manager *m, const char *path, bus_server **ret) {
         if (r < 0)
                 return r;
 
+        /* The system bus, if vigil.conf names one: from the loop, never blocking here. */
+        system_bus_poke(b);
+
         *ret = TAKE_PTR(b);
         return 0;
 }
 
+/* Calls f for every connection that can carry signals. */
+#define FOREACH_SIGNAL_CONN(b, c)                                                                  \
+        for (bus_conn *c = (b)->conns ? (b)->conns : (b)->system; c;                               \
+             c = c->system ? NULL : (c->next ? c->next : (b)->system))
+
 void bus_service_changed(bus_server *b, service *s) {
         _cleanup_free_ char *path = NULL;
+        int r;
 
         if (!b)
                 return;
+        if (s->state == SERVICE_RUNNING)
+                system_bus_poke(b);
         path = service_path(s);
         if (!path)
                 return;
-        for (bus_conn *c = b->conns; c; c = c->next) {
+        FOREACH_SIGNAL_CONN(b, c) {
+                if (c->system && !b->system_named)
+                        continue;
                 /* A connection that is closing fails here; its Disconnected cleans up. */
-                int r = sd_bus_emit_properties_changed(c->bus, path, SERVICE_INTERFACE, "State",
-                                                       "SubState", "Result", "MainPID", "Restarts",
-                                                       "ActiveSince", "StatusText", NULL);
+                r = sd_bus_emit_properties_changed(c->bus, path, SERVICE_INTERFACE, "State",
+                                                   "SubState", "Result", "MainPID", "Restarts",
+                                                   "ActiveSince", "StatusText", "LastExitCode",
+                                                   "LastExitSignal", NULL);
+                if (r >= 0)
+                        r = sd_bus_emit_signal(c->bus, MANAGER_PATH, MANAGER_INTERFACE,
+                                               "ServiceStateChanged", "ssss", s->name,
+                                               service_active_state(s),
+                                               service_state_to_string(s->state),
+                                               service_result_to_string(s->result));
                 if (r < 0)
-                        log_debug("PropertiesChanged for %s not sent: %s", s->name, strerror(-r));
+                        log_debug("Signals for %s not sent: %s", s->name, strerror(-r));
+        }
+}
+
+void bus_service_crashed(bus_server *b, service *s) {
+        int r;
+
+        if (!b)
+                return;
+        FOREACH_SIGNAL_CONN(b, c) {
+                if (c->system && !b->system_named)
+                        continue;
+                r = sd_bus_emit_signal(
+                        c->bus, MANAGER_PATH, MANAGER_INTERFACE, "ServiceCrashed", "ssiiu", s->name,
+                        service_result_to_string(s->result),
+                        (int32_t) (s->exit_code == CLD_EXITED ? s->exit_status : -1),
+                        (int32_t) (s->exit_code == CLD_KILLED || s->exit_code == CLD_DUMPED
+                                           ? s->exit_status
+                                           : 0),
+                        (uint32_t) s->restarts);
+                if (r < 0)
+                        log_debug("ServiceCrashed for %s not sent: %s", s->name, strerror(-r));
         }
 }
 
@@ -926,4 +1795,8 @@ void bus_service_removed(bus_server *b, service *s) {
                 if (f->service == s)
                         follower_free(f);
         }
+}
+
+bool bus_server_system_named(bus_server *b) {
+        return b && b->system_named;
 }

@@ -1,6 +1,8 @@
 /* The manager: the event loop, the set of services, their ordering, boot and shutdown. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -158,10 +160,13 @@ static void manager_check_boot_finished(manager *m) {
                  format_timespan(buf + 32, sizeof(buf) - 32, m->ts_units_loaded - m->ts_exec));
 }
 
+static void manager_apply_pending(manager *m);
+
 static int on_dispatch(sd_event_source *src, void *userdata) {
         manager *m = userdata;
 
         m->dispatch_queued = false;
+        manager_apply_pending(m);
         for (size_t i = 0; i < m->n_services; i++) {
                 service *s = m->services[i];
 
@@ -399,7 +404,7 @@ int manager_new(const manager_settings *s, manager **ret) {
                         manager_free(m);
                         return log_oom();
                 }
-                vigil_conf_load(conf, &m->conf);
+                vigil_conf_load(conf, NULL, &m->conf);
         }
         m->log = (log_settings){
                 .dir = m->settings.log_dir,
@@ -442,6 +447,8 @@ fail:
         return r;
 }
 
+static void override_free(property_override *o);
+
 manager *manager_free(manager *m) {
         if (!m)
                 return NULL;
@@ -450,6 +457,10 @@ manager *manager_free(manager *m) {
         for (size_t i = 0; i < m->n_services; i++)
                 service_free(m->services[i]);
         free(m->services);
+        for (size_t i = 0; i < m->n_overrides; i++)
+                override_free(&m->overrides[i]);
+        free(m->overrides);
+        vigil_conf_done(&m->conf);
         cgroup_teardown(m);
         sd_event_source_disable_unref(m->notify_source);
         sd_event_source_disable_unref(m->dispatch_source);
@@ -617,6 +628,662 @@ static int name_cmp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+/* ---- SetProperties ---------------------------------------------------------------------- */
+
+#define OVERRIDE_FILE_MAX (64 * 1024)
+#define OVERRIDES_MAX 4096
+#define RELOAD_ERROR_MAX 8192
+
+/* The restart settings that may change while a service runs: each is read only when the
+ * next restart is decided. */
+typedef enum override_kind {
+        OVERRIDE_RESTART,
+        OVERRIDE_SEC,
+        OVERRIDE_UNSIGNED,
+} override_kind;
+
+static const struct override_key {
+        const char *key;
+        override_kind kind;
+        size_t offset;
+        unsigned max;
+} override_keys[] = {
+        { "Restart", OVERRIDE_RESTART, offsetof(unit, restart), 0 },
+        { "RestartSec", OVERRIDE_SEC, offsetof(unit, restart_sec), 0 },
+        { "RestartSteps", OVERRIDE_UNSIGNED, offsetof(unit, restart_steps), 10000 },
+        { "RestartMaxDelaySec", OVERRIDE_SEC, offsetof(unit, restart_max_delay), 0 },
+        { "RestartBackoffResetSec", OVERRIDE_SEC, offsetof(unit, restart_backoff_reset), 0 },
+        { "RestartRandomizedDelaySec", OVERRIDE_SEC, offsetof(unit, restart_randomized_delay), 0 },
+        { "StartLimitIntervalSec", OVERRIDE_SEC, offsetof(unit, start_limit_interval), 0 },
+        { "StartLimitBurst", OVERRIDE_UNSIGNED, offsetof(unit, start_limit_burst), 10000 },
+};
+
+/* Sets one Key=Value on u; -EINVAL with *why on a bad key or value. */
+static int override_apply(unit *u, const char *key, const char *value, char **why) {
+        const struct override_key *k = NULL;
+        char *end;
+        unsigned long v;
+        usec_t t;
+
+        for (size_t i = 0; i < ELEMENTSOF(override_keys); i++)
+                if (streq(override_keys[i].key, key))
+                        k = &override_keys[i];
+        if (!k) {
+                (void) asprintf_safe(why,
+                                     "%s= cannot be changed while running (settable: Restart=, "
+                                     "RestartSec=, RestartSteps=, RestartMaxDelaySec=, "
+                                     "RestartBackoffResetSec=, RestartRandomizedDelaySec=, "
+                                     "StartLimitIntervalSec=, StartLimitBurst=)",
+                                     key);
+                return -EINVAL;
+        }
+        switch (k->kind) {
+        case OVERRIDE_RESTART:
+                for (int m = 0; m < _RESTART_MODE_MAX; m++)
+                        if (streq(value, restart_mode_to_string((restart_mode) m))) {
+                                u->restart = (restart_mode) m;
+                                return 0;
+                        }
+                break;
+        case OVERRIDE_SEC:
+                if (parse_sec(value, &t) >= 0) {
+                        *(usec_t *) ((char *) u + k->offset) = t;
+                        return 0;
+                }
+                break;
+        case OVERRIDE_UNSIGNED:
+                errno = 0;
+                v = strtoul(value, &end, 10);
+                if (*value >= '0' && *value <= '9' && !*end && errno == 0 && v <= k->max) {
+                        *(unsigned *) ((char *) u + k->offset) = (unsigned) v;
+                        return 0;
+                }
+                break;
+        }
+        (void) asprintf_safe(why, "invalid %s= value \"%.64s\"", key, value);
+        return -EINVAL;
+}
+
+/* The whole-unit rules the loader enforces for these settings. */
+static int override_verify(const unit *u, char **why) {
+        const char *w = NULL;
+
+        if (u->type == SERVICE_ONESHOT &&
+            (u->restart == RESTART_ALWAYS || u->restart == RESTART_ON_SUCCESS))
+                w = "Restart=always and Restart=on-success are not allowed with Type=oneshot";
+        else if (u->restart_steps > 0 && u->restart_max_delay == USEC_INFINITY)
+                w = "RestartSteps= needs RestartMaxDelaySec=";
+        else if (u->restart_steps == 0 && u->restart_max_delay != USEC_INFINITY)
+                w = "RestartMaxDelaySec= needs RestartSteps=";
+        if (!w)
+                return 0;
+        *why = strdup(w);
+        return -EINVAL;
+}
+
+static void override_free(property_override *o) {
+        free(o->service);
+        free(o->key);
+        free(o->value);
+        free(o->source);
+}
+
+static property_override *override_find(manager *m, const char *name, const char *key) {
+        for (size_t i = 0; i < m->n_overrides; i++)
+                if (streq(m->overrides[i].service, name) && streq(m->overrides[i].key, key))
+                        return &m->overrides[i];
+        return NULL;
+}
+
+const char *manager_property_source(manager *m, const service *s, const char *key) {
+        property_override *o = m ? override_find(m, s->name, key) : NULL;
+
+        return o ? o->source : NULL;
+}
+
+static int override_record(manager *m, const char *name, const char *key, const char *value,
+                           const char *source, bool runtime) {
+        property_override *o = override_find(m, name, key), n = { .runtime = runtime };
+
+        n.service = strdup(name);
+        n.key = strdup(key);
+        n.value = strdup(value);
+        n.source = strdup(source);
+        if (!n.service || !n.key || !n.value || !n.source) {
+                override_free(&n);
+                return -ENOMEM;
+        }
+        if (o) {
+                override_free(o);
+                *o = n;
+                return 0;
+        }
+        if (m->n_overrides >= OVERRIDES_MAX) {
+                override_free(&n);
+                return -E2BIG;
+        }
+        o = reallocarray(m->overrides, m->n_overrides + 1, sizeof(*o));
+        if (!o) {
+                override_free(&n);
+                return -ENOMEM;
+        }
+        m->overrides = o;
+        m->overrides[m->n_overrides++] = n;
+        return 0;
+}
+
+/* Applies the recorded overrides of name to u (a fresh unit after ReloadUnits). */
+static void overrides_apply_to(manager *m, const char *name, unit *u) {
+        unit scratch = *u;
+
+        for (size_t i = 0; i < m->n_overrides; i++) {
+                _cleanup_free_ char *why = NULL;
+
+                if (streq(m->overrides[i].service, name) &&
+                    override_apply(&scratch, m->overrides[i].key, m->overrides[i].value, &why) < 0)
+                        log_warning("%s: override %s= not applied: %s", name, m->overrides[i].key,
+                                    why ?: "invalid");
+        }
+        {
+                _cleanup_free_ char *why = NULL;
+
+                if (override_verify(&scratch, &why) < 0) {
+                        log_warning("%s: overrides not applied to the new unit: %s", name,
+                                    why ?: "invalid");
+                        return;
+                }
+        }
+        *u = scratch; /* only scalar fields changed */
+}
+
+static char *overrides_path(manager *m, const char *name) {
+        char *p = NULL;
+
+        (void) asprintf_safe(&p, "%s/overrides/%s.conf", m->settings.state_dir, name);
+        return p;
+}
+
+/* Writes every persistent override of name, atomically. */
+static int overrides_save(manager *m, const char *name, char *const *extra) {
+        _cleanup_free_ char *path = overrides_path(m, name), *dir = NULL, *tmp = NULL, *text = NULL;
+        _cleanup_close_ int fd = -1;
+        size_t len = 0;
+        FILE *f;
+        int r;
+
+        if (!path || asprintf_safe(&dir, "%s/overrides", m->settings.state_dir) < 0 ||
+            asprintf_safe(&tmp, "%s.tmp", path) < 0)
+                return -ENOMEM;
+        r = mkdir_p(dir, 0750);
+        if (r < 0)
+                return r;
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "# Written by vigil (SetProperties); applied over %s at every boot.\n", name);
+        for (size_t i = 0; i < m->n_overrides; i++) {
+                const property_override *o = &m->overrides[i];
+                bool replaced = false;
+
+                if (!streq(o->service, name) || o->runtime)
+                        continue;
+                STRV_FOREACH(a, extra)
+                        if (startswith(*a, o->key) && (*a)[strlen(o->key)] == '=')
+                                replaced = true;
+                if (!replaced)
+                        fprintf(f, "%s=%s\n", o->key, o->value);
+        }
+        STRV_FOREACH(a, extra)
+                fprintf(f, "%s\n", *a);
+        if (fclose(f) != 0 || !text)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, text, len) != (ssize_t) len || fsync(fd) < 0) {
+                r = errno > 0 ? -errno : -EIO;
+                unlink(tmp);
+                return r;
+        }
+        if (rename(tmp, path) < 0) {
+                r = -errno;
+                unlink(tmp);
+                return r;
+        }
+        return 0;
+}
+
+/* A changed StartLimitBurst= needs a ring of its size. */
+static int service_resize_start_times(service *s, unsigned old_burst) {
+        usec_t *t;
+
+        if (s->unit->start_limit_burst == old_burst)
+                return 0;
+        t = calloc(s->unit->start_limit_burst ?: 1, sizeof(usec_t));
+        if (!t)
+                return -ENOMEM;
+        free(s->start_times);
+        s->start_times = t;
+        s->n_start_times = 0;
+        return 0;
+}
+
+int manager_set_properties(manager *m, service *s, char *const *assignments, bool runtime,
+                           char **ret_error) {
+        _cleanup_free_ char *path = NULL;
+        unit scratch = *s->unit;
+        unsigned old_burst = s->unit->start_limit_burst;
+        int r;
+
+        /* Everything is checked on a copy of the scalar settings first. */
+        STRV_FOREACH(a, assignments) {
+                _cleanup_free_ char *key = NULL;
+                const char *eq = strchr(*a, '=');
+
+                if (!eq || eq == *a) {
+                        (void) asprintf_safe(ret_error, "\"%.64s\" is not KEY=VALUE", *a);
+                        return -EINVAL;
+                }
+                key = strndup(*a, (size_t) (eq - *a));
+                if (!key)
+                        return -ENOMEM;
+                r = override_apply(&scratch, key, eq + 1, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        r = override_verify(&scratch, ret_error);
+        if (r < 0)
+                return r;
+        /* Nothing can fail after this but memory; the file is written first. */
+        path = overrides_path(m, s->name);
+        if (!path)
+                return -ENOMEM;
+        if (!runtime) {
+                r = overrides_save(m, s->name, assignments);
+                if (r < 0) {
+                        (void) asprintf_safe(ret_error, "cannot write %s: %s", path, strerror(-r));
+                        return r;
+                }
+        }
+        STRV_FOREACH(a, assignments) {
+                _cleanup_free_ char *key = strndup(*a, (size_t) (strchr(*a, '=') - *a));
+
+                if (!key)
+                        return -ENOMEM;
+                r = override_record(m, s->name, key, strchr(*a, '=') + 1,
+                                    runtime ? "SetProperties (runtime)" : path, runtime);
+                if (r < 0)
+                        return r;
+                log_info("%s: %s set%s.", s->name, *a, runtime ? " until the next boot" : "");
+        }
+        *s->unit = scratch;
+        if (s->pending_unit)
+                overrides_apply_to(m, s->name, s->pending_unit);
+        r = service_resize_start_times(s, old_burst);
+        if (r < 0)
+                return r;
+        manager_service_state_changed(m, s);
+        return 0;
+}
+
+/* At boot: STATE/overrides/NAME.conf of each service; problems are logged with file:line
+ * and skip that line. */
+static void manager_load_overrides(manager *m) {
+        for (size_t i = 0; i < m->n_services; i++) {
+                service *s = m->services[i];
+                _cleanup_free_ char *path = overrides_path(m, s->name), *data = NULL;
+                unsigned old_burst = s->unit->start_limit_burst, line = 0;
+                unit scratch = *s->unit;
+                char *save = NULL;
+                size_t size;
+                int r;
+
+                if (!path)
+                        return;
+                r = read_file_bounded(path, OVERRIDE_FILE_MAX, &data, &size);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0) {
+                        log_error_errno(r, "%s: cannot read: %m", path);
+                        continue;
+                }
+                for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                        _cleanup_free_ char *why = NULL;
+                        char *eq;
+
+                        line++;
+                        l = strstrip(l);
+                        if (*l == '#' || *l == '\0')
+                                continue;
+                        eq = strchr(l, '=');
+                        if (!eq) {
+                                log_error("%s:%u: not KEY=VALUE; ignored", path, line);
+                                continue;
+                        }
+                        *eq = '\0';
+                        if (override_apply(&scratch, l, eq + 1, &why) < 0 ||
+                            override_record(m, s->name, l, eq + 1, path, false) < 0)
+                                log_error("%s:%u: %s; ignored", path, line, why ?: "out of memory");
+                }
+                {
+                        _cleanup_free_ char *why = NULL;
+
+                        if (override_verify(&scratch, &why) < 0) {
+                                log_error("%s: %s; overrides not applied", path, why);
+                                continue;
+                        }
+                }
+                *s->unit = scratch;
+                (void) service_resize_start_times(s, old_burst);
+        }
+}
+
+/* ---- ReloadUnits ------------------------------------------------------------------------ */
+
+/* FNV-1a over the path and bytes of every file the unit came from. */
+static uint64_t unit_digest(const unit *u) {
+        uint64_t h = UINT64_C(14695981039346656037);
+
+        STRV_FOREACH(f, u->files) {
+                _cleanup_free_ char *data = NULL;
+                size_t size = 0;
+                int r = read_file_bounded(*f, UNIT_FILE_MAX, &data, &size);
+
+                for (const char *p = *f; *p; p++)
+                        h = (h ^ (unsigned char) *p) * UINT64_C(1099511628211);
+                h = (h ^ (uint64_t) (r < 0 ? -r : 0)) * UINT64_C(1099511628211);
+                for (size_t i = 0; i < size; i++)
+                        h = (h ^ (unsigned char) data[i]) * UINT64_C(1099511628211);
+        }
+        return h;
+}
+
+/* The unit files to load, sorted: *.service, but not templates. */
+static int list_unit_names(manager *m, char ***ret) {
+        _cleanup_strv_free_ char **names = NULL;
+        struct dirent *de;
+        DIR *d;
+
+        d = opendir(m->units_dir);
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                /* Templates are instantiated by NAME@INSTANCE.service files (or links). */
+                if (de->d_name[0] == '.' || !endswith(de->d_name, ".service") ||
+                    endswith(de->d_name, "@.service"))
+                        continue;
+                if (strv_length(names) >= MANAGER_SERVICES_MAX) {
+                        log_error("More than %d units in %s; ignoring the rest.",
+                                  MANAGER_SERVICES_MAX, m->units_dir);
+                        break;
+                }
+                if (strv_extend(&names, de->d_name) < 0) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+        }
+        closedir(d);
+        if (names)
+                qsort(names, strv_length(names), sizeof(char *), name_cmp);
+        *ret = TAKE_PTR(names);
+        return 0;
+}
+
+static void service_list_clear(service_list *l) {
+        free(l->items);
+        *l = (service_list){};
+}
+
+/* Sorts the services again and resolves every dependency and cycle from scratch. */
+static int manager_rebuild(manager *m) {
+        int r;
+
+        qsort(m->services, m->n_services, sizeof(service *), service_cmp);
+        for (size_t i = 0; i < m->n_services; i++) {
+                service *s = m->services[i];
+
+                service_list_clear(&s->after);
+                service_list_clear(&s->before);
+                service_list_clear(&s->requires);
+                service_list_clear(&s->wants);
+                service_list_clear(&s->conflicts);
+                service_list_clear(&s->required_by);
+                service_list_clear(&s->bound_by);
+                s->missing_requirement = mfree(s->missing_requirement);
+                s->in_cycle = false;
+        }
+        r = manager_resolve(m);
+        if (r < 0)
+                return log_oom();
+        return manager_find_cycles(m);
+}
+
+static bool service_is_down(const service *s) {
+        return !service_is_active(s) && s->state != SERVICE_AUTO_RESTART;
+}
+
+/* From the dispatch pass: changed services that are down now take their new unit; removed
+ * ones that are down go. */
+static void manager_apply_pending(manager *m) {
+        _cleanup_free_ service **gone = NULL;
+        bool rebuild = false;
+        size_t k = 0, n_gone = 0;
+
+        for (size_t i = 0; i < m->n_services; i++) {
+                service *s = m->services[i];
+
+                if (s->pending_unit && service_is_down(s)) {
+                        int r = service_replace_unit(s, s->pending_unit);
+
+                        if (r >= 0) {
+                                s->pending_unit = NULL;
+                                rebuild = true;
+                        } else
+                                log_error_errno(r, "%s: cannot take its new unit: %m", s->name);
+                }
+                if (s->removed && service_is_down(s) && !gone)
+                        gone = calloc(m->n_services, sizeof(service *));
+        }
+        for (size_t i = 0; gone && i < m->n_services; i++) {
+                service *s = m->services[i];
+
+                if (s->removed && service_is_down(s))
+                        gone[n_gone++] = s;
+                else
+                        m->services[k++] = s;
+        }
+        if (gone)
+                m->n_services = k;
+        if (!rebuild && n_gone == 0)
+                return;
+        (void) manager_rebuild(m);
+        for (size_t i = 0; i < n_gone; i++) {
+                log_info("%s: removed (its unit file is gone).", gone[i]->name);
+                if (m->bus)
+                        bus_service_removed(m->bus, gone[i]);
+                service_free(gone[i]);
+        }
+}
+
+static bool service_wanted_at_boot(const service *s) {
+        return strv_contains(s->unit->wanted_by, "multi-user.target") ||
+               strv_contains(s->unit->wanted_by, "default.target");
+}
+
+/* Each error as FILE:LINE: MESSAGE, one per line, up to RELOAD_ERROR_MAX bytes. */
+static void append_diags(FILE *f, const diag_list *d) {
+        for (size_t i = 0; i < d->n && ftell(f) < RELOAD_ERROR_MAX; i++)
+                if (d->items[i].level == DIAG_ERROR)
+                        fprintf(f, "%s%s:%u: %s", ftell(f) > 0 ? "\n" : "", d->items[i].path,
+                                d->items[i].line, d->items[i].message);
+}
+
+int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
+        _cleanup_strv_free_ char **names = NULL, **changes = NULL;
+        _cleanup_free_ unit **units = NULL;
+        _cleanup_free_ service **added = NULL;
+        _cleanup_free_ char *conf_path = NULL, *errors = NULL;
+        unit_load_options opts = { .policy_dir = m->policies_dir };
+        vigil_conf conf = {};
+        size_t n, n_added = 0, errors_len = 0;
+        bool failed = false;
+        FILE *ef;
+        int r;
+
+        r = list_unit_names(m, &names);
+        if (r < 0) {
+                (void) asprintf_safe(ret_error, "cannot read %s: %s", m->units_dir, strerror(-r));
+                return r;
+        }
+        n = strv_length(names);
+        units = calloc(n + 1, sizeof(unit *));
+        added = calloc(n + 1, sizeof(service *));
+        ef = open_memstream(&errors, &errors_len);
+        if (!units || !added || !ef) {
+                if (ef)
+                        fclose(ef);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = NULL;
+                diag_list diags = {};
+
+                if (asprintf_safe(&path, "%s/%s", m->units_dir, names[i]) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = unit_load_file(path, NULL, &opts, &diags, &units[i]);
+                if (r < 0 || diags.n_errors > 0) {
+                        failed = true;
+                        if (diags.n_errors == 0)
+                                fprintf(ef, "%s%s: %s", ftell(ef) > 0 ? "\n" : "", path,
+                                        strerror(-r));
+                        append_diags(ef, &diags);
+                        units[i] = unit_free(units[i]);
+                }
+                diag_list_done(&diags);
+                r = 0;
+        }
+        /* vigil.conf's [Access] too: a broken file must not open or close doors. */
+        if (r >= 0 && asprintf_safe(&conf_path, "%s/vigil.conf", m->settings.config_dir) >= 0) {
+                int k = vigil_conf_load(conf_path, NULL, &conf);
+
+                if (k != 0) {
+                        failed = true;
+                        fprintf(ef, "%s%s: %d problem%s (see vigil's log)",
+                                ftell(ef) > 0 ? "\n" : "", conf_path, k < 0 ? 1 : k,
+                                k == 1 || k < 0 ? "" : "s");
+                }
+        } else if (r >= 0)
+                r = -ENOMEM;
+        if (fclose(ef) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0 || failed) {
+                for (size_t i = 0; i < n; i++)
+                        unit_free(units[i]);
+                vigil_conf_done(&conf);
+                if (failed) {
+                        log_error("Reloading units failed; nothing changed:\n%s", errors ?: "");
+                        *ret_error = TAKE_PTR(errors);
+                        return -EBADMSG;
+                }
+                return r;
+        }
+
+        /* Everything loaded: from here on the running configuration changes. */
+        vigil_conf_take_access(&m->conf, &conf);
+        vigil_conf_done(&conf);
+
+        service **grown = reallocarray(m->services, m->n_services + n + 1, sizeof(service *));
+        if (!grown) {
+                for (size_t i = 0; i < n; i++)
+                        unit_free(units[i]);
+                return -ENOMEM;
+        }
+        m->services = grown;
+
+        size_t n_old = m->n_services;
+        for (size_t i = 0; i < n; i++) {
+                unit *u = TAKE_PTR(units[i]);
+                uint64_t d = unit_digest(u);
+                char *what = NULL;
+                service *s = NULL;
+
+                /* The old services are still sorted in [0, n_old). */
+                for (size_t lo = 0, hi = n_old; lo < hi;) {
+                        size_t mid = (lo + hi) / 2;
+                        int c = strcmp(u->name, m->services[mid]->name);
+
+                        if (c == 0) {
+                                s = m->services[mid];
+                                break;
+                        }
+                        if (c < 0)
+                                hi = mid;
+                        else
+                                lo = mid + 1;
+                }
+                if (!s) {
+                        r = service_new(m, u, &s);
+                        if (r < 0) {
+                                log_error_errno(r, "%s: cannot set up: %m", u->name);
+                                unit_free(u);
+                                continue;
+                        }
+                        s->unit_digest = d;
+                        m->services[m->n_services++] = s;
+                        added[n_added++] = s;
+                        overrides_apply_to(m, s->name, s->unit);
+                        r = cgroup_service_create(s);
+                        if (r < 0)
+                                log_warning_errno(r, "%s: cannot create its cgroup: %m", s->name);
+                        (void) asprintf_safe(&what, "added %s", s->name);
+                } else if (s->unit_digest == d && !s->removed) {
+                        unit_free(u);
+                        continue;
+                } else {
+                        s->removed = false;
+                        s->unit_digest = d;
+                        s->pending_unit = unit_free(s->pending_unit);
+                        overrides_apply_to(m, s->name, u);
+                        if (service_is_down(s) && service_replace_unit(s, u) >= 0)
+                                (void) asprintf_safe(&what, "changed %s", s->name);
+                        else {
+                                s->pending_unit = u;
+                                (void) service_restart(s);
+                                (void) asprintf_safe(&what, "changed %s (restarting)", s->name);
+                        }
+                }
+                if (what && strv_push(&changes, what) < 0)
+                        free(what);
+        }
+        for (size_t i = 0; i < n_old; i++) {
+                service *s = m->services[i];
+                char *what = NULL;
+
+                if (s->removed || strv_contains(names, s->name))
+                        continue;
+                s->removed = true;
+                s->pending_unit = unit_free(s->pending_unit);
+                if (service_is_active(s) || s->state == SERVICE_AUTO_RESTART)
+                        (void) service_stop(s);
+                (void) asprintf_safe(&what, "removed %s", s->name);
+                if (what && strv_push(&changes, what) < 0)
+                        free(what);
+        }
+        r = manager_rebuild(m);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_added; i++)
+                if (service_wanted_at_boot(added[i]) && !m->shutting_down)
+                        (void) service_start(added[i]);
+        manager_queue_dispatch(m);
+        log_info("Units reloaded: %zu change%s.", strv_length(changes),
+                 strv_length(changes) == 1 ? "" : "s");
+        *ret_changes = TAKE_PTR(changes);
+        return 0;
+}
+
 int manager_load(manager *m) {
         _cleanup_strv_free_ char **names = NULL;
         unit_load_options opts = { .policy_dir = m->policies_dir };
@@ -672,8 +1339,10 @@ int manager_load(manager *m) {
                         log_error_errno(r, "%s: cannot set up: %m", *n);
                         continue;
                 }
+                s->unit_digest = unit_digest(u);
                 m->services[m->n_services++] = s;
         }
+        manager_load_overrides(m);
         r = manager_resolve(m);
         if (r < 0)
                 return log_oom();

@@ -27,6 +27,13 @@ typedef struct manager_settings {
 } manager_settings;
 
 typedef struct bus_server bus_server;
+
+/* A setting changed with SetProperties, applied over the unit (also after ReloadUnits). */
+typedef struct property_override {
+        char *service, *key, *value;
+        char *source; /* the file that keeps it, or "SetProperties (runtime)" */
+        bool runtime;
+} property_override;
 typedef struct sys_ops sys_ops;
 
 typedef struct manager {
@@ -48,6 +55,8 @@ typedef struct manager {
         int notify_fd;
         sd_event_source *notify_source, *dispatch_source;
         bus_server *bus;
+        property_override *overrides;
+        size_t n_overrides;
 
         int cgroup_root_fd; /* vigil's cgroup (v2), or -1: process groups only */
         char *cgroup_root;
@@ -78,5 +87,22 @@ void manager_service_state_changed(manager *m, service *s);
 void manager_service_requested(manager *m, service *s, service_target target);
 /* Sets every target to stopped; the loop ends when all are down. */
 void manager_begin_shutdown(manager *m, manager_exit how);
+
+/* Re-reads vigil.conf's [Access], every unit and policy. All or nothing: when any file has
+ * an error, nothing changes, -EBADMSG, and *ret_error lists each problem as FILE:LINE:
+ * MESSAGE. Otherwise new services are added (and started when wanted), removed ones stopped
+ * and dropped, changed ones take their new unit (restarting if they run), and *ret_changes
+ * says what happened ("added x.service", ...). */
+int manager_reload_units(manager *m, char ***ret_changes, char **ret_error);
+
+/* Live changes of restart settings: "Key=Value" assignments in unit-file syntax (Restart=,
+ * RestartSec=, RestartSteps=, RestartMaxDelaySec=, RestartBackoffResetSec=,
+ * RestartRandomizedDelaySec=, StartLimitIntervalSec=, StartLimitBurst=). All or nothing;
+ * -EINVAL with *ret_error saying why. Unless runtime, kept in STATE/overrides/NAME.conf and
+ * applied at every boot. */
+int manager_set_properties(manager *m, service *s, char *const *assignments, bool runtime,
+                           char **ret_error);
+/* Where SetProperties set Key of s from, or NULL. */
+const char *manager_property_source(manager *m, const service *s, const char *key);
 
 usec_t now_usec(clockid_t clock);

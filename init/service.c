@@ -493,8 +493,10 @@ static void service_enter_dead(service *s, service_result result) {
         s->control_list = NULL;
         failed = s->result != RESULT_SUCCESS;
 
-        if (failed)
+        if (failed) {
                 crash_record_save(s);
+                bus_service_crashed(s->manager->bus, s);
+        }
         if (s->restart_requested) {
                 s->restart_requested = false;
                 s->target = TARGET_STARTED;
@@ -898,6 +900,18 @@ int service_reload(service *s) {
         return s->state == SERVICE_RELOAD ? 0 : -EIO;
 }
 
+void service_reset_failed(service *s) {
+        if (s->state != SERVICE_FAILED)
+                return;
+        /* Forget the start limit and backoff too: the next start is a fresh one. */
+        s->n_start_times = 0;
+        s->backoff_step = 0;
+        timer_arm(s, s->retry_timer, USEC_INFINITY);
+        s->result = RESULT_SUCCESS;
+        s->target = TARGET_STOPPED;
+        service_set_state(s, SERVICE_DEAD);
+}
+
 int service_kill(service *s, int sig) {
         if (sig < 1 || sig > 64)
                 return -EINVAL;
@@ -981,10 +995,41 @@ service *service_free(service *s) {
         service_list_done(&s->required_by);
         service_list_done(&s->bound_by);
         unit_free(s->unit);
+        unit_free(s->pending_unit);
         free(s->name);
         free(s->status_text);
         free(s->missing_requirement);
         free(s->start_times);
         free(s);
         return NULL;
+}
+
+int service_replace_unit(service *s, unit *u) {
+        usec_t *times;
+        int r;
+
+        if (service_is_active(s) || s->state == SERVICE_AUTO_RESTART)
+                return -EBUSY;
+        times = calloc(u->start_limit_burst ?: 1, sizeof(usec_t));
+        if (!times)
+                return -ENOMEM;
+        /* The timers the new settings call for, before anything changes. */
+        r = 0;
+        if (!s->watchdog_timer && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
+                r = service_add_timer(s, &s->watchdog_timer, on_watchdog);
+        if (r >= 0 && !s->retry_timer && u->start_limit_retry != USEC_INFINITY)
+                r = service_add_timer(s, &s->retry_timer, on_retry);
+        if (r < 0) {
+                free(times);
+                return r;
+        }
+        timer_arm(s, s->retry_timer, USEC_INFINITY);
+        free(s->start_times);
+        s->start_times = times;
+        s->n_start_times = 0;
+        s->backoff_step = 0;
+        s->control_list = NULL;
+        unit_free(s->unit);
+        s->unit = u;
+        return 0;
 }

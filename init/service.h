@@ -160,6 +160,12 @@ struct service {
         sd_event_source *exec_source; /* Type=exec: EOF when execve() succeeded */
         sd_event_source *retry_timer; /* StartLimitRetrySec= */
         log_stream *log;
+
+        /* ReloadUnits: a digest of the files the unit came from, the unit that replaces the
+         * current one once the service is down, and whether its file is gone. */
+        uint64_t unit_digest;
+        unit *pending_unit;
+        bool removed;
 };
 
 int service_new(manager *m, unit *u, service **ret);
@@ -171,6 +177,11 @@ int service_stop(service *s);
 int service_restart(service *s);
 int service_reload(service *s);
 int service_kill(service *s, int sig);
+/* FAILED → DEAD with result success, start limit and backoff forgotten (ResetFailed). */
+void service_reset_failed(service *s);
+/* Takes u in place of the service's unit (which is freed) while it is down: DEAD or
+ * FAILED. -EBUSY while it runs; on failure nothing changed and u is still the caller's. */
+int service_replace_unit(service *s, unit *u);
 
 /* Called by the manager's dispatch pass when ordering allows. */
 void service_dispatch(service *s);

@@ -1,6 +1,7 @@
 /* Tests for init/bus.c: a forked server over fake services, driven by sd-bus clients and hostile
  * sockets. */
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,9 +14,12 @@
 
 #include "bus.h"
 #include "config.h"
+#include "crash.h"
 #include "log.h"
+#include "resource.h"
 #include "strv.h"
 #include "tap.h"
+#include "vigil-conf.h"
 
 #define BUS_NAME_PREFIX "/org/vigil1/service"
 #define A_PATH BUS_NAME_PREFIX "/a_2eservice"
@@ -152,6 +156,85 @@ void log_stream_unsubscribe(log_stream *l, unsigned id) {
                 l->subs[id].used = false;
 }
 
+int service_reload(service *s) {
+        if (s->state != SERVICE_RUNNING)
+                return -EBUSY;
+        return streq(s->name, "a.service") ? -EOPNOTSUPP : 0;
+}
+
+void service_reset_failed(service *s) {
+        if (s->state == SERVICE_FAILED) {
+                s->state = SERVICE_DEAD;
+                s->result = RESULT_SUCCESS;
+                bus_service_changed(s->manager->bus, s);
+        }
+}
+
+/* ReloadUnits plays a broken file while WORK/broken exists. */
+static char test_work[64];
+
+/* gid 4242 may restart and start a.service (and instances of b), 4243 is the admin group,
+ * 4244 may reboot. */
+#define TEST_CONF                                                                                  \
+        "[Access]\nAdminGroup=4243\nGrant=4242 restart,start a,b@x.service\n"                      \
+        "Grant=4244 reboot\n"
+
+int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
+        char p[128];
+
+        snprintf(p, sizeof(p), "%s/broken", test_work);
+        if (access(p, F_OK) == 0) {
+                *ret_error = strdup("/etc/vigil/units/x.service:3: unknown directive Bogus=");
+                return -EBADMSG;
+        }
+        *ret_changes = strv_copy((char *[]){ "changed a.service", NULL });
+        return 0;
+}
+
+int manager_set_properties(manager *m, service *s, char *const *assignments, bool runtime,
+                           char **ret_error) {
+        STRV_FOREACH(a, assignments)
+                if (!startswith(*a, "Restart")) {
+                        *ret_error = strdup("not settable");
+                        return -EINVAL;
+                }
+        STRV_FOREACH(a, assignments)
+                if (streq(*a, "RestartSec=2500000us"))
+                        s->unit->restart_sec = 2500000;
+        return 0;
+}
+
+const char *manager_property_source(manager *m, const service *s, const char *key) {
+        return streq(key, "RestartSec") && s->unit->restart_sec == 2500000 ? "runtime" : NULL;
+}
+
+int crash_records_list(manager *m, const char *name, size_t max, char ***ret) {
+        *ret = NULL;
+        if (streq(name, "a.service") && max > 0)
+                *ret = strv_copy((char *[]){ "Service=a.service\nResult=signal\n", NULL });
+        return 0;
+}
+
+static int shutdowns;
+
+void manager_begin_shutdown(manager *m, manager_exit how) {
+        shutdowns++;
+        if (how == MANAGER_EXIT)
+                sd_event_exit(m->event, 0);
+}
+
+int resource_warnings(const unit *u, char ***ret) {
+        *ret = strv_copy((char *[]){ "CPUWeight= not enforced: no cpu controller", NULL });
+        return 0;
+}
+
+usec_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
 /* ---- the server (child process) --------------------------------------------------------- */
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -185,6 +268,9 @@ static _Noreturn void run_server(const char *path, int ready_fd) {
         services[2].status_text = (char *) "status \xed\xa0\x80 surrogate";
         m->services = list;
         m->n_services = ELEMENTSOF(list);
+        m->settings.log_dir = test_work;
+        if (vigil_conf_parse("test.conf", TEST_CONF, strlen(TEST_CONF), NULL, &m->conf) != 0)
+                _exit(89);
 
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
@@ -720,51 +806,169 @@ static void test_hostile_clients(sd_bus *bus) {
         tap_ok(alive, "new connections are accepted once the others are gone");
 }
 
-/* A non-root peer may read but not change anything. */
-static void test_access(void) {
+/* vigil.conf's [Access]: what parses, what is refused, and what it allows. */
+static void test_conf(void) {
+        static const char good[] = "[Access]\nAdminGroup=10\nGrant=20 restart,stop game\n"
+                                   "Grant=21 reboot,poweroff\nGrant=22 kill *\n"
+                                   "[Manager]\nSystemBusAddress=unix:path=/x\n";
+        static const char *const bad[] = {
+                "[Access]\nGrant=20 restart\n",                   /* no services */
+                "[Access]\nGrant=20 explode game\n",              /* unknown verb */
+                "[Access]\nGrant=nosuchgroup-xyz restart game\n", /* unknown group */
+                "[Access]\nGrant=20 restart bad/name\n",          /* bad service name */
+                "[Access]\nGrant=20 reboot game\n", /* machine verbs take no services */
+                "[Access]\nAdminGroup=nosuchgroup-xyz\n",
+                "[Access]\nBogus=1\n",
+                "[Acess]\n",
+        };
+        gid_t g20[] = { 20 }, g10[] = { 5, 10 }, g21[] = { 21 }, g22[] = { 22 };
+        access_caller root = { .uid = 0 }, nobody = { .uid = 65534, .gid = 65534 };
+        access_caller ops = {
+                .uid = 1000, .gid = 1000, .groups = g20, .n_groups = 1, .groups_known = true
+        };
+        access_caller admin = {
+                .uid = 1001, .gid = 1001, .groups = g10, .n_groups = 2, .groups_known = true
+        };
+        access_caller power = {
+                .uid = 1002, .gid = 1002, .groups = g21, .n_groups = 1, .groups_known = true
+        };
+        access_caller killer = {
+                .uid = 1003, .gid = 22, .groups = g22, .n_groups = 0, .groups_known = false
+        };
+        access_caller unknown = ops;
+        vigil_conf c;
+        int n;
+
+        unknown.groups_known = false;
+        n = vigil_conf_parse("good.conf", good, strlen(good), NULL, &c);
+        tap_inteq(n, 0, "a good [Access] section parses without problems");
+        tap_inteq(c.n_grants, 3, "three grants");
+        tap_streq(c.system_bus_address, "unix:path=/x", "SystemBusAddress=");
+        tap_ok(access_allowed(&c, &root, VERB_POWEROFF, NULL), "root may do anything");
+        tap_ok(!access_allowed(&c, &nobody, VERB_START, "game.service"),
+               "a caller without grants may not start");
+        tap_ok(access_allowed(&c, &ops, VERB_RESTART, "game.service"),
+               "a grant allows its verb on its service");
+        tap_ok(!access_allowed(&c, &ops, VERB_START, "game.service"), "but not another verb");
+        tap_ok(!access_allowed(&c, &ops, VERB_RESTART, "other.service"), "and not another service");
+        tap_ok(!access_allowed(&c, &ops, VERB_RESTART, NULL), "nor every service at once");
+        tap_ok(!access_allowed(&c, &unknown, VERB_RESTART, "game.service"),
+               "unknown groups grant nothing");
+        tap_ok(access_allowed(&c, &admin, VERB_REBOOT, NULL) &&
+                       access_allowed(&c, &admin, VERB_SET_PROPERTY, "x.service"),
+               "the admin group may do anything");
+        tap_ok(access_allowed(&c, &power, VERB_POWEROFF, NULL) &&
+                       !access_allowed(&c, &power, VERB_RELOAD_UNITS, NULL),
+               "machine verbs are granted one by one");
+        tap_ok(access_allowed(&c, &killer, VERB_KILL, "any.service"),
+               "the effective gid counts, and * means every service");
+        tap_ok(!access_allowed(&c, &killer, VERB_KILL + 100, "any.service"),
+               "an out-of-range verb is denied");
+        vigil_conf_done(&c);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                n = vigil_conf_parse("bad.conf", bad[i], strlen(bad[i]), NULL, &c);
+                tap_ok(n > 0 && c.n_grants == 0 && !c.admin_group_set,
+                       "a bad [Access] line is a problem and grants nothing (case %zu)", i);
+                vigil_conf_done(&c);
+        }
+        tap_inteq(access_verb_from_string("reset-failed"), VERB_RESET_FAILED, "verb names");
+        tap_inteq(access_verb_from_string("Start"), -EINVAL, "verb names are exact");
+}
+
+/* A child with uid 65534 and the given supplementary group (0: none) calls method(s name)
+ * and returns 0 (allowed), 1 (AccessDenied) or 2 (another error). */
+static int call_as(gid_t group, const char *method, const char *name) {
         pid_t pid;
         int status = -1;
 
-        if (getuid() != 0) {
-                printf("ok %d - # SKIP access checks need root\n", ++tap_n);
-                return;
-        }
-        /* The socket is 0600; let the test's unprivileged peer in. */
-        chmod(socket_dir, 0711);
-        chmod(socket_path, 0666);
         fflush(stdout);
         pid = fork();
         if (pid == 0) {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
                 sd_bus_message *reply = NULL;
                 sd_bus *bus;
-                int code = 0;
+                int r;
 
-                if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                if (setgroups(group ? 1 : 0, &group) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+                    setresuid(65534, 65534, 65534) < 0)
                         child_exit(10);
                 bus = client_new();
                 if (!bus)
                         child_exit(11);
-                if (call(bus, "ListServices", &e, &reply, "") < 0)
-                        code |= 1;
-                sd_bus_error_free(&e);
-                if (call(bus, "StartService", &e, &reply, "s", "a.service") >= 0 ||
-                    !sd_bus_error_has_name(&e, "org.vigil1.Error.AccessDenied"))
-                        code |= 2;
-                sd_bus_error_free(&e);
-                if (call(bus, "RestartService", &e, &reply, "s", "nope.service") >= 0 ||
-                    !sd_bus_error_has_name(&e, "org.vigil1.Error.AccessDenied"))
-                        code |= 4;
-                sd_bus_error_free(&e);
-                sd_bus_close_unref(bus);
-                child_exit(code);
+                if (!name)
+                        r = call(bus, method, &e, &reply, "");
+                else if (streq(method, "KillService"))
+                        r = call(bus, method, &e, &reply, "si", name, SIGTERM);
+                else
+                        r = call(bus, method, &e, &reply, "s", name);
+                child_exit(r >= 0                                                       ? 0
+                           : sd_bus_error_has_name(&e, "org.vigil1.Error.AccessDenied") ? 1
+                                                                                        : 2);
         }
-        waitpid(pid, &status, 0);
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+                return -1;
+        return WEXITSTATUS(status);
+}
+
+/* Non-root peers: everyone reads; groups get what vigil.conf grants; every mutating call is
+ * in the audit log. */
+static void test_access(void) {
+        char path[128], *log = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (getuid() != 0) {
+                printf("ok %d - # SKIP access checks need root\n", ++tap_n);
+                return;
+        }
+        /* The socket is 0600; let the test's unprivileged peers in. */
+        chmod(socket_dir, 0711);
+        chmod(socket_path, 0666);
+        tap_inteq(call_as(0, "ListServices", NULL), 0, "nobody may list");
+        tap_inteq(call_as(0, "StartService", "a.service"), 1, "nobody may not start");
+        tap_inteq(call_as(0, "RestartService", "nope.service"), 1,
+                  "nobody gets AccessDenied before NoSuchService");
+        tap_inteq(call_as(4242, "RestartService", "a.service"), 0, "gameops may restart a.service");
+        tap_inteq(call_as(4242, "StopService", "a.service"), 1, "gameops may not stop it");
+        tap_inteq(call_as(4242, "RestartService", "c.service"), 1,
+                  "gameops may not restart c.service");
+        tap_inteq(call_as(4242, "StartService", "b@x.service"), 0,
+                  "gameops may start the instance it was granted");
+        tap_inteq(call_as(4242, "Reboot", NULL), 1, "gameops may not reboot");
+        tap_inteq(call_as(4244, "Reboot", NULL), 0, "the reboot group may reboot");
+        tap_inteq(call_as(4244, "ReloadUnits", NULL), 1, "but not reload units");
+        tap_inteq(call_as(4243, "StopService", "c.service"), 0, "the admin group may stop");
+        tap_inteq(call_as(4243, "KillService", "a.service"), 0, "and kill");
+        tap_inteq(call_as(4243, "ReloadUnits", NULL), 0, "and reload units");
         chmod(socket_path, 0600);
         chmod(socket_dir, 0700);
-        tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-               "a non-root peer reads, and gets AccessDenied for Start/Restart (status %d)",
-               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
+        snprintf(path, sizeof(path), "%s/audit.log", test_work);
+        f = fopen(path, "re");
+        if (f) {
+                char buf[4096];
+                size_t n;
+
+                FILE *m = open_memstream(&log, &size);
+                while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+                        fwrite(buf, 1, n, m);
+                fclose(m);
+                fclose(f);
+        }
+        tap_ok(log && strstr(log, "uid=65534 gid=65534 pid=") &&
+                       strstr(log, "via=private verb=start target=a.service result=denied") &&
+                       strstr(log, "verb=restart target=a.service result=ok") &&
+                       strstr(log, "verb=reboot target=- result=ok") &&
+                       strstr(log, "verb=reload-units target=- result=denied"),
+               "the audit log has caller, verb, target and result of each call");
+        printf("# audit.log:\n");
+        for (char *l = log, *e; l && *l; l = e) {
+                e = strchrnul(l, '\n');
+                printf("#   %.*s\n", (int) (e - l), l);
+                e += *e == '\n';
+        }
+        free(log);
 }
 
 /* vigilctl end to end, when $VIGILCTL names the binary. */
@@ -935,6 +1139,12 @@ int main(void) {
                 return 77;
         }
         snprintf(socket_path, sizeof(socket_path), "%s/private", dir);
+        strcpy(test_work, "/tmp/test-bus-work-XXXXXX");
+        if (!mkdtemp(test_work)) {
+                printf("1..0 # SKIP no temporary directory\n");
+                return 77;
+        }
+        test_conf();
         snprintf(address, sizeof(address), "unix:path=%s", socket_path);
         /* A stale socket from an "earlier run" must be replaced. */
         {
