@@ -857,8 +857,7 @@ static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cg
         /* The host's files are read before a container leaves them: EnvironmentFile=. */
         r = load_environment_files(u, &file_env);
         if (r < 0)
-                child_fail(&c, -r, r == -ENOMEM ? EXIT_MEMORY : EXIT_EXEC,
-                           "reading an environment file");
+                child_fail(&c, -r, EXIT_MEMORY, "building the environment");
         if (iso) {
                 const char *what = "entering the container";
 

@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cgroup.h"
@@ -55,7 +56,54 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
         return spawn_command(&p, ret_pid, ret_pidfd, ret_exec_fd);
 }
 
+static bool default_action_ends(int sig) {
+        switch (sig) {
+        case SIGCHLD:
+        case SIGCONT:
+        case SIGURG:
+        case SIGWINCH:
+        case SIGSTOP:
+        case SIGTSTP:
+        case SIGTTIN:
+        case SIGTTOU:
+                return false;
+        default:
+                return sig > 0 && sig < _NSIG;
+        }
+}
+
+/* The init of a PID namespace gets only the signals it handles (and SIGKILL from
+ * outside); every process vigil starts in a container is one. So that KillSignal= ends
+ * it as it would end the same program outside a container, a signal that would
+ * terminate it by default, while it neither handles nor ignores it, becomes SIGKILL.
+ * Returns the signal to send. */
+static int container_init_signal(const service *s, pid_t pid, int sig) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        uint64_t caught = 0, ignored = 0, bit;
+        char path[64];
+        size_t n = 0;
+
+        if (!unit_is_container(s->unit) || !default_action_ends(sig) || sig == SIGKILL)
+                return sig;
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return sig;
+        while (getline(&line, &n, f) > 0) {
+                unsigned long long v;
+
+                if (sscanf(line, "SigCgt: %llx", &v) == 1)
+                        caught = v;
+                else if (sscanf(line, "SigIgn: %llx", &v) == 1)
+                        ignored = v;
+        }
+        bit = UINT64_C(1) << (sig - 1);
+        return (caught | ignored) & bit ? sig : SIGKILL;
+}
+
 static int kernel_kill_process(service *s, pid_t pid, int pidfd, int sig) {
+        sig = container_init_signal(s, pid, sig);
         /* The pidfd cannot hit a recycled pid. */
         if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) >= 0)
                 return 0;
@@ -67,6 +115,11 @@ static int kernel_kill_process(service *s, pid_t pid, int pidfd, int sig) {
 static int kernel_kill_all(service *s, int sig) {
         int r = 0;
 
+        /* The containers' inits first (see container_init_signal()). */
+        if (s->main_pid > 0 && container_init_signal(s, s->main_pid, sig) != sig)
+                (void) kernel_kill_process(s, s->main_pid, s->main_pidfd, sig);
+        if (s->control_pid > 0 && container_init_signal(s, s->control_pid, sig) != sig)
+                (void) kernel_kill_process(s, s->control_pid, s->control_pidfd, sig);
         if (s->cgroup_fd >= 0)
                 return cgroup_service_kill(s, sig);
         /* Every command runs in a session of its own: signal the groups. */

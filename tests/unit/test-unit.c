@@ -279,8 +279,50 @@ static void test_bad_corpus(const char *dir) {
         }
 }
 
+static void test_container(void) {
+        _cleanup_unit_free_ unit *u = load("units/good/container.service", NULL);
+        const unit_container *c;
+
+        if (!u) {
+                tap_ok(false, "container.service loads");
+                return;
+        }
+        c = &u->container;
+        tap_ok(unit_is_container(u), "Image= makes a container");
+        tap_streq(c->image, "teeworlds", "Image=");
+        tap_streq(c->hostname, "game-1", "HostName=");
+        tap_ok(c->network == NETWORK_NONE, "Network=none");
+        tap_ok(!c->read_only, "ReadOnly=no");
+        tap_ok(c->user_ns == 1, "PrivateUsers=yes");
+        tap_ok(u->no_new_privileges == 1, "NoNewPrivileges=yes");
+        tap_ok(u->capability_bounding_set == (UINT64_C(1) << 10), /* CAP_NET_BIND_SERVICE */
+               "CapabilityBoundingSet= lists add up and ~ removes");
+        tap_ok(u->ambient_capabilities == (UINT64_C(1) << 10), "AmbientCapabilities=");
+        tap_ok(c->n_mounts == 5, "five mounts (got %zu)", c->n_mounts);
+        if (c->n_mounts == 5) {
+                const mount_entry *m = c->mounts;
+
+                tap_ok(m[0].kind == MOUNT_BIND && m[0].read_only && !m[0].missing_ok &&
+                               streq(m[0].source, "/etc/game") && streq(m[0].target, "/etc/game"),
+                       "BindReadOnlyPaths= SOURCE:TARGET");
+                tap_ok(m[1].missing_ok && streq(m[1].source, "/opt/maybe") &&
+                               streq(m[1].target, "/opt/maybe"),
+                       "BindReadOnlyPaths= -SOURCE");
+                tap_ok(m[2].named && m[2].read_only && streq(m[2].source, "maps") &&
+                               streq(m[2].target, "/srv/maps"),
+                       "Volume= NAME:TARGET:ro");
+                tap_ok(!m[3].named && !m[3].read_only && streq(m[3].source, "/var/log/game"),
+                       "Volume= HOST:TARGET");
+                tap_ok(m[4].kind == MOUNT_TMPFS && streq(m[4].options, "size=16m,mode=0700") &&
+                               streq(m[4].target, "/var/cache/game"),
+                       "Tmpfs=PATH:OPTIONS");
+        }
+        SOURCE_EQ(u, "Container", "Image", "units/good/container.service:15");
+}
+
 int main(void) {
         test_full();
+        test_container();
         test_defaults();
         test_policy_merge();
         test_dropins();
