@@ -1,0 +1,323 @@
+#!/usr/bin/python3
+"""Containers in vigil --sandbox: roots from directories and squashfs images, the mounts a
+container gets, identity (user namespace, image users), privileges, and mount targets that
+try to escape through symbolic links."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from sandbox import Sandbox, Tap, require_root  # noqa: E402
+
+require_root()
+t = Tap()
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+APPLETS = ["sh", "cat", "ls", "id", "echo", "sleep", "hostname", "ps", "grep", "touch",
+           "readlink", "stat", "wc", "mkdir", "head", "tr"]
+RANGE_FIRST = 0x80000
+
+
+def make_root(path, extra=None):
+    """A minimal root: static busybox, the mount points, users of its own."""
+    for d in ["bin", "proc", "dev", "sys", "tmp", "run", "etc", "srv", "out", "data"]:
+        os.makedirs(os.path.join(path, d), exist_ok=True)
+    shutil.copy(BUSYBOX, os.path.join(path, "bin/busybox"))
+    for a in APPLETS:
+        os.symlink("busybox", os.path.join(path, "bin", a))
+    with open(os.path.join(path, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\nplayer:x:1234:1234:player:/srv:/bin/sh\n")
+    with open(os.path.join(path, "etc/group"), "w") as f:
+        f.write("root:x:0:\nplayer:x:1234:\n")
+    if extra:
+        extra(path)
+    return path
+
+
+def make_image(sb, name, version, root):
+    """Installs root as image NAME VERSION in the sandbox's store."""
+    d = os.path.join(sb.dir, "images", name)
+    os.makedirs(d, exist_ok=True)
+    f = os.path.join(d, version + ".squashfs")
+    subprocess.run(["mksquashfs", root, f, "-quiet", "-noappend", "-all-root"], check=True,
+                   stdout=subprocess.DEVNULL)
+    link = os.path.join(d, "current")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(version + ".squashfs", link)
+    return f
+
+
+def out_dir(sb):
+    """A host directory every container may write to (its users are mapped far away)."""
+    d = os.path.join(sb.work, "out")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o777)
+    return d
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def status_field(text, key):
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+PROBE = """[Service]
+RootDirectory=@ROOT@
+User=player
+ExecStart=/bin/sh -c 'id -u > /out/uid; hostname > /out/hostname; \
+cat /proc/self/status > /out/status; ls /proc/self/fd > /out/fds; \
+ls /proc | grep -E "^[0-9]+$" | wc -l > /out/nprocs; \
+touch /bin/new 2> /out/ro || echo writable >> /out/ro; \
+echo made > /out/by-container; ls /dev > /out/dev; \
+cat /proc/self/uid_map > /out/uid_map; ls /sys/class/net > /out/net; echo done > /out/done; \
+exec sleep 1000'
+BindPaths=@OUT@:/out
+%s
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def test_directory_root():
+    with Sandbox({}) as sb:
+        root = make_root(os.path.join(sb.dir, "root"))
+        out = out_dir(sb)
+        sb.write_unit("probe.service", PROBE.replace("@ROOT@", root).replace("@OUT@", out) %
+                      "[Container]\nHostName=arena\nNetwork=none\n")
+        sb.start()
+        ok = sb.wait_for(lambda: read(out + "/done"), 10, "the probe")
+        if not t.ok(ok, "a container on RootDirectory= runs", sb.service_log("probe.service")):
+            return
+        st = read(out + "/status")
+        t.ok(read(out + "/uid").strip() == "1234",
+             "User= is resolved from the image's /etc/passwd (uid 1234 inside)",
+             read(out + "/uid"))
+        owner = os.stat(out + "/by-container").st_uid
+        t.ok(owner >= RANGE_FIRST and owner % 65536 == 1234,
+             f"uid 1234 inside is {owner} outside, not 0 or 1234 (user namespace)")
+        t.ok(read(out + "/uid_map").split()[:3] == ["0", str(owner - 1234), "65536"],
+             "uids 0-65535 are mapped to a range of the service's own", read(out + "/uid_map"))
+        t.ok(status_field(st, "CapEff") == "0000000000000000" and
+             status_field(st, "CapBnd") == "0000000000000000",
+             "no capabilities: CapEff and CapBnd empty", st)
+        t.ok(status_field(st, "NoNewPrivs") == "1", "NoNewPrivs is on by default", st)
+        t.ok(read(out + "/fds").split() == ["0", "1", "2", "3"],
+             "only stdin, stdout, stderr (and ls's own directory fd) are open",
+             read(out + "/fds"))
+        t.ok(read(out + "/nprocs").strip() in ("1", "2", "3", "4"),
+             "the host's processes are invisible (own PID namespace)", read(out + "/nprocs"))
+        t.ok("Read-only file system" in read(out + "/ro"), "the root is read-only",
+             read(out + "/ro"))
+        t.ok(read(out + "/hostname").strip() == "arena", "HostName=")
+        t.ok(read(out + "/net").split() == ["lo"], "Network=none: only loopback",
+             read(out + "/net"))
+        dev = read(out + "/dev").split()
+        t.ok(all(d in dev for d in ["null", "zero", "full", "random", "urandom", "tty", "pts",
+                                     "shm", "mqueue", "ptmx"]) and "sda" not in dev
+             and "kmsg" not in dev, "a minimal /dev", " ".join(dev))
+
+        # The same range after a restart: the files it made stay its own.
+        base = owner - 1234
+        os.unlink(out + "/done")
+        sb.ctl("restart", "probe.service", check=True)
+        sb.wait_for(lambda: read(out + "/done"), 10, "the restarted probe")
+        t.ok(os.stat(out + "/by-container").st_uid == owner,
+             "the uid range is the same after a restart")
+        t.ok(f"probe.service {base}" in read(os.path.join(sb.state, "userns")),
+             "the range is recorded in STATE/userns", read(os.path.join(sb.state, "userns")))
+
+        # A container's init that does not handle SIGTERM still stops at once.
+        t0 = time.monotonic()
+        sb.ctl("stop", "probe.service", check=True)
+        ok = sb.wait_state("probe.service", "inactive", 10)
+        t.ok(ok and time.monotonic() - t0 < 3,
+             f"stopping a shell as the container's init takes {time.monotonic() - t0:.2f}s")
+
+
+IMAGE_UNIT = """[Service]
+ExecStart=/bin/sh -c 'cat /etc/version > /out/%s; touch /tmp/x && echo tmp-ok >> /out/%s; \
+exec sleep 1000'
+BindPaths=@OUT@:/out
+[Container]
+Image=arena
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def loops_backed_by(path):
+    n = 0
+    for f in glob.glob("/sys/block/loop*/loop/backing_file"):
+        if read(f).strip() == path:
+            n += 1
+    return n
+
+
+def test_image_store():
+    with Sandbox({}) as sb:
+        out = out_dir(sb)
+
+        def version(v):
+            return lambda p: open(os.path.join(p, "etc/version"), "w").write(v + "\n")
+
+        root = make_root(os.path.join(sb.dir, "root"), version("1.0"))
+        image = make_image(sb, "arena", "1.0", root)
+        for n in ("a", "b"):
+            sb.write_unit(f"{n}.service", IMAGE_UNIT.replace("@OUT@", out) % (n, n))
+        sb.write_unit("missing.service", """[Service]
+ExecStart=/bin/true
+[Container]
+Image=nosuch
+[Install]
+WantedBy=multi-user.target
+""")
+        sb.start()
+        ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/a") and "tmp-ok" in read(out + "/b"),
+                         10, "both services")
+        t.ok(ok and read(out + "/a").startswith("1.0"),
+             "Image= runs on the store's current squashfs", sb.vigil_log())
+        t.ok(loops_backed_by(image) == 1, "two services share one loop device and mount",
+             f"{loops_backed_by(image)} loop devices")
+        t.ok(sb.wait_state("missing.service", "failed", 10) and
+             "image nosuch is not installed" in sb.vigil_log(),
+             "a missing image fails the start, saying so", sb.vigil_log())
+
+        # A new version is picked up at the next start.
+        shutil.rmtree(root)
+        root = make_root(os.path.join(sb.dir, "root"), version("2.0"))
+        make_image(sb, "arena", "2.0", root)
+        os.unlink(out + "/a")
+        sb.ctl("restart", "a.service", check=True)
+        ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/a"), 10, "a restarted")
+        t.ok(ok and read(out + "/a").startswith("2.0"), "a restart uses the new current version",
+             read(out + "/a"))
+        sb.stop()
+    t.ok(loops_backed_by(image) == 0, "the loop device is released when vigil exits")
+
+
+def test_root_image_and_mounts():
+    with Sandbox({}) as sb:
+        out = out_dir(sb)
+        shared = os.path.join(sb.work, "shared")
+        os.makedirs(shared)
+        open(os.path.join(shared, "motd"), "w").write("hello\n")
+        root = make_root(os.path.join(sb.dir, "root"))
+        image = os.path.join(sb.dir, "game.squashfs")
+        subprocess.run(["mksquashfs", root, image, "-quiet", "-noappend", "-all-root"],
+                       check=True, stdout=subprocess.DEVNULL)
+        sb.write_unit("m.service", f"""[Service]
+RootImage={image}
+ExecStart=/bin/sh -c 'cat /srv/motd > /out/motd; touch /srv/x 2>> /out/err; \
+echo kept > /data/file; grep -E " /run | /tmp | /data | /srv " /proc/mounts > /out/mounts; \
+exec sleep 1000'
+BindPaths={out}:/out
+BindReadOnlyPaths={shared}:/srv
+[Container]
+Volume=saves:/data
+Tmpfs=/run:size=1m,mode=0700
+UserNS=host
+[Install]
+WantedBy=multi-user.target
+""")
+        sb.start()
+        ok = sb.wait_for(lambda: read(out + "/mounts"), 10, "the service")
+        t.ok(ok and read(out + "/motd") == "hello\n", "RootImage= and BindReadOnlyPaths=",
+             sb.service_log("m.service"))
+        t.ok("Read-only" in read(out + "/err"), "BindReadOnlyPaths= is read-only",
+             read(out + "/err"))
+        vol = os.path.join(sb.dir, "volumes", "saves", "file")
+        t.ok(read(vol) == "kept\n", "a named Volume= lives in VOLUMES/NAME", vol)
+        m = read(out + "/mounts")
+        t.ok(" /run tmpfs " in m and "size=1024k" in m and "mode=700" in m,
+             "Tmpfs= with its options", m)
+        t.ok(os.stat(vol).st_uid == 0, "UserNS=host: the container's root is root")
+
+
+def test_escapes():
+    victim = "/tmp/vigil-victim"
+    shutil.rmtree(victim, ignore_errors=True)
+    os.makedirs(victim)
+    open(os.path.join(victim, "precious"), "w").write("host data\n")
+    with Sandbox({}) as sb:
+        def link_data(p):
+            os.rmdir(os.path.join(p, "data"))
+            os.symlink(victim, os.path.join(p, "data"))
+
+        def link_proc(p):
+            os.rmdir(os.path.join(p, "proc"))
+            os.symlink("/proc", os.path.join(p, "proc"))
+
+        r1 = make_root(os.path.join(sb.dir, "r1"), link_data)
+        r2 = make_root(os.path.join(sb.dir, "r2"), link_proc)
+        sb.write_unit("volume-escape.service", f"""[Service]
+RootDirectory={r1}
+ExecStart=/bin/sh -c 'echo pwned > /data/precious'
+[Container]
+Volume=loot:/data
+[Install]
+WantedBy=multi-user.target
+""")
+        sb.write_unit("proc-link.service", f"""[Service]
+RootDirectory={r2}
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+""")
+        sb.start()
+        ok = sb.wait_state("volume-escape.service", "failed", 10)
+        log = sb.service_log("volume-escape.service")
+        t.ok(ok and "symbolic link" in log, "a Volume= target that is a symlink in the image "
+             "is refused", log)
+        t.ok(read(os.path.join(victim, "precious")) == "host data\n",
+             "the host path the symlink names is untouched")
+        ok = sb.wait_state("proc-link.service", "failed", 10)
+        log = sb.service_log("proc-link.service")
+        t.ok(ok and "symbolic link" in log, "a symlinked /proc in the image is refused", log)
+    shutil.rmtree(victim, ignore_errors=True)
+
+
+def test_privileges():
+    with Sandbox({}) as sb:
+        out = out_dir(sb)
+        root = make_root(os.path.join(sb.dir, "root"))
+        sb.write_unit("caps.service", f"""[Service]
+RootDirectory={root}
+ExecStart=/bin/sh -c 'cat /proc/self/status > /out/status; exec sleep 1000'
+BindPaths={out}:/out
+User=player
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+NoNewPrivileges=no
+[Install]
+WantedBy=multi-user.target
+""")
+        sb.start()
+        ok = sb.wait_for(lambda: read(out + "/status"), 10, "the service")
+        st = read(out + "/status")
+        want = "%016x" % (1 << 10)
+        t.ok(ok and status_field(st, "CapEff") == want and status_field(st, "CapAmb") == want
+             and status_field(st, "CapBnd") == want,
+             "AmbientCapabilities= for a user: exactly that capability, bounded to it", st)
+        t.ok(status_field(st, "NoNewPrivs") == "0", "NoNewPrivileges=no is honoured", st)
+
+
+for test in [test_directory_root, test_image_store, test_root_image_and_mounts, test_escapes,
+             test_privileges]:
+    try:
+        test()
+    except Exception as e:  # a broken test must not hide the others
+        t.ok(False, f"{test.__name__} raised", repr(e))
+t.done()
