@@ -154,27 +154,35 @@ static const struct {
         { "ENOTSUP", ENOTSUP },
 };
 
-int seccomp_parse_error(const char *s, bool allow_kill) {
-        if (allow_kill && strcmp(s, "kill") == 0)
-                return SECCOMP_ERROR_KILL;
-        if (s[0] >= '0' && s[0] <= '9') {
-                unsigned long v = 0;
+int seccomp_parse_error(const char *s, int *ret) {
+        int e = -EINVAL;
+
+        if (strcmp(s, "kill") == 0)
+                e = SECCOMP_ERROR_KILL;
+        else if (s[0] >= '0' && s[0] <= '9') {
+                unsigned long v;
 
                 if (strlen(s) > 4 || strspn(s, "0123456789") != strlen(s))
                         return -EINVAL;
                 v = strtoul(s, NULL, 10);
-                return v >= 1 && v <= SECCOMP_ERRNO_MAX ? (int) v : -EINVAL;
-        }
-        for (size_t i = 0; i < sizeof(errno_aliases) / sizeof(errno_aliases[0]); i++)
-                if (strcmp(s, errno_aliases[i].name) == 0)
-                        return errno_aliases[i].error;
-        for (int e = 1; e < 256; e++) {
-                const char *n = strerrorname_np(e);
+                if (v < 1 || v > SECCOMP_ERRNO_MAX)
+                        return -EINVAL;
+                e = (int) v;
+        } else {
+                for (size_t i = 0; i < sizeof(errno_aliases) / sizeof(errno_aliases[0]); i++)
+                        if (strcmp(s, errno_aliases[i].name) == 0)
+                                e = errno_aliases[i].error;
+                for (int i = 1; i < 256 && e == -EINVAL; i++) {
+                        const char *n = strerrorname_np(i);
 
-                if (n && strcmp(n, s) == 0)
-                        return e;
+                        if (n && strcmp(n, s) == 0)
+                                e = i;
+                }
+                if (e == -EINVAL)
+                        return -EINVAL;
         }
-        return -EINVAL;
+        *ret = e;
+        return 0;
 }
 
 const char *seccomp_error_to_string(int error) {

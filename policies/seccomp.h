@@ -57,9 +57,9 @@ int seccomp_filter_begin(unit_seccomp *s, bool invert);
  * systemd does. Returns 0, -EINVAL for an unknown name, -ENOMEM. */
 int seccomp_filter_apply(unit_seccomp *s, const char *name, int error, bool invert);
 
-/* "EPERM", "1".."4095" → the errno; "kill" → SECCOMP_ERROR_KILL when allow_kill; else -EINVAL
- * (0 is refused: the call would seem to succeed without running). */
-int seccomp_parse_error(const char *s, bool allow_kill);
+/* "EPERM" or "1".."4095" → the errno, "kill" → SECCOMP_ERROR_KILL, in *ret; returns 0 or
+ * -EINVAL (0 is refused: the call would seem to succeed without running). */
+int seccomp_parse_error(const char *s, int *ret);
 /* "EPERM" for 1, "kill" for SECCOMP_ERROR_KILL, NULL for unknown numbers. */
 const char *seccomp_error_to_string(int error);
 

@@ -19,6 +19,6 @@ const syscall_group *syscall_group_find(const char *name);
 /* Iterates over a member list: the next word and its length, or NULL at the end. */
 const char *syscall_group_next(const char **p, size_t *len);
 
-/* True for every system call name that systemd knows (the "@known" group), whether or not
+/* True for every system call name that systemd knows (a member of any group), whether or not
  * this machine's libseccomp does. */
 bool syscall_name_is_known(const char *name);

@@ -18,8 +18,7 @@ static int filter_word(load_ctx *c, unit_seccomp *s, char *w, bool invert) {
                                            "SystemCallFilter=%s:%s: only a deny list (\"~\") "
                                            "entry can name an errno",
                                            ini_escape(w, esc, sizeof(esc)), colon + 1);
-                error = seccomp_parse_error(colon + 1, true);
-                if (error < 0)
+                if (seccomp_parse_error(colon + 1, &error) < 0)
                         return load_report(c,
                                            "SystemCallFilter=: \"%s\" is not an errno name, a "
                                            "number 1..4095 or \"kill\"",
@@ -69,18 +68,16 @@ static int parse_filter(load_ctx *c, const char *value, void *field) {
 }
 
 static int parse_error_number(load_ctx *c, const char *value, void *field) {
-        int *e = field, r;
+        int *e = field;
 
         if (!*value) {
                 *e = SECCOMP_ERROR_DEFAULT;
                 return 0;
         }
-        r = seccomp_parse_error(value, true);
-        if (r < 0)
+        if (seccomp_parse_error(value, e) < 0)
                 return load_invalid(c, value,
                                     "expected an errno name (EPERM), a number 1..4095 "
                                     "or \"kill\"");
-        *e = r;
         return 0;
 }
 

@@ -1,0 +1,21 @@
+/* try-syscall: the system call numbers of the i386 ABI (int $0x80 from 64-bit code). */
+#include <asm/unistd_32.h>
+
+#include "try-syscall.h"
+
+/* Calls this ABI does not have. */
+#ifndef __NR_kexec_file_load
+#define __NR_kexec_file_load -1
+#endif
+#ifndef __NR_nfsservctl
+#define __NR_nfsservctl -1
+#endif
+#ifndef __NR_uselib
+#define __NR_uselib -1
+#endif
+#ifndef __NR_socketcall
+#define __NR_socketcall -1
+#endif
+
+#define TRY_NR(probe, call, ...) [P_##probe] = __NR_##call,
+const long try_nr_i386[N_PROBES] = { TRY_PROBES(TRY_NR) };
