@@ -20,6 +20,7 @@
 #include "fileio.h"
 #include "isolate.h"
 #include "resource.h"
+#include "seccomp.h"
 #include "spawn.h"
 #include "strbuf.h"
 
@@ -809,7 +810,8 @@ static int exec_search(const char *path, char *const *argv, char *const *env) {
         return seen_eacces ? EACCES : ENOENT;
 }
 
-static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cgroup) {
+static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *progs, int exec_fd,
+                                bool join_cgroup) {
         const unit *u = p->unit;
         const exec_command *cmd = p->command;
         child c = { .p = p, .name = u->name ? u->name : "?", .exec_fd = exec_fd };
@@ -935,6 +937,16 @@ static _Noreturn void child_run(const spawn_params *p, int exec_fd, bool join_cg
             prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 child_fail(&c, errno, EXIT_NO_NEW_PRIVILEGES, "setting no_new_privs");
 
+        /* Last, so that only execve() itself runs under the filters. Without CAP_SYS_ADMIN
+         * (User= set) they need no_new_privs, which they then imply, as in systemd. */
+        if (progs && progs->n > 0) {
+                r = seccomp_programs_install(progs);
+                if (r == -EACCES && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) >= 0)
+                        r = seccomp_programs_install(progs);
+                if (r < 0)
+                        child_fail(&c, -r, EXIT_SECCOMP, "installing the system call filter");
+        }
+
         r = exec_search(cmd->path, argv, env);
         child_fail(&c, r, EXIT_EXEC, "executing %s", cmd->path);
 }
@@ -963,13 +975,21 @@ static pid_t clone3_pidfd(int cgroup_fd, uint64_t ns_flags, int *ret_pidfd) {
 int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd) {
         _cleanup_close_ int rfd = -1, wfd = -1, pidfd = -1;
         bool join_cgroup = false;
+        seccomp_programs progs = {};
         uint64_t ns_flags;
-        int fds[2];
+        int fds[2], r;
         pid_t pid;
 
         if (!p || !p->unit || !p->command || isempty(p->command->path) || !p->command->argv ||
             !ret_pid || !ret_pidfd)
                 return -EINVAL;
+
+        /* Compiled (or found in the cache) here, so that the child only installs them. */
+        if (!(p->command->flags & EXEC_PRIVILEGED)) {
+                r = seccomp_programs_get(&p->unit->seccomp, p->isolation != NULL, &progs);
+                if (r < 0)
+                        return r;
+        }
 
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
@@ -989,7 +1009,7 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
                 if (pid > 0) {
                         pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
                         if (pidfd < 0) {
-                                int r = -errno;
+                                r = -errno;
 
                                 /* Without a pidfd the caller cannot track the child. */
                                 (void) kill(pid, SIGKILL);
@@ -1003,7 +1023,7 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
                 return pid;
         if (pid == 0) {
                 close(TAKE_FD(rfd));
-                child_run(p, TAKE_FD(wfd), join_cgroup);
+                child_run(p, &progs, TAKE_FD(wfd), join_cgroup);
         }
 
         *ret_pid = pid;

@@ -115,6 +115,7 @@ def test_directory_root():
              status_field(st, "CapBnd") == "0000000000000000",
              "no capabilities: CapEff and CapBnd empty", st)
         t.ok(status_field(st, "NoNewPrivs") == "1", "NoNewPrivs is on by default", st)
+        t.ok(status_field(st, "Seccomp") == "2", "the baseline system call filter is on", st)
         t.ok(read(out + "/fds").split() == ["0", "1", "2", "3"],
              "only stdin, stdout, stderr (and ls's own directory fd) are open",
              read(out + "/fds"))
@@ -304,14 +305,27 @@ NoNewPrivileges=no
 [Install]
 WantedBy=multi-user.target
 """)
+        sb.write_unit("root.service", f"""[Service]
+RootDirectory={root}
+ExecStart=/bin/sh -c 'cat /proc/self/status > /out/status-root; exec sleep 1000'
+BindPaths={out}:/out
+NoNewPrivileges=no
+[Install]
+WantedBy=multi-user.target
+""")
         sb.start()
-        ok = sb.wait_for(lambda: read(out + "/status"), 10, "the service")
+        ok = sb.wait_for(lambda: read(out + "/status") and read(out + "/status-root"), 10,
+                         "the services")
         st = read(out + "/status")
         want = "%016x" % (1 << 10)
         t.ok(ok and status_field(st, "CapEff") == want and status_field(st, "CapAmb") == want
              and status_field(st, "CapBnd") == want,
              "AmbientCapabilities= for a user: exactly that capability, bounded to it", st)
-        t.ok(status_field(st, "NoNewPrivs") == "0", "NoNewPrivileges=no is honoured", st)
+        t.ok(status_field(st, "NoNewPrivs") == "1",
+             "NoNewPrivileges=no, but a user without CAP_SYS_ADMIN: the filter implies it", st)
+        st = read(out + "/status-root")
+        t.ok(status_field(st, "NoNewPrivs") == "0" and status_field(st, "Seccomp") == "2",
+             "NoNewPrivileges=no for the container's root is honoured", st)
 
 
 for test in [test_directory_root, test_image_store, test_root_image_and_mounts, test_escapes,
