@@ -16,6 +16,7 @@
  * initial one, so even the container's root can never mount, unmount or change the
  * host name. */
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/loop.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
@@ -748,7 +749,15 @@ static int ns_join(const isolation *iso, const char **what) {
         if (iso->userns_fd < 0)
                 return 0;
         *what = "joining the user namespace";
-        return setns(iso->userns_fd, CLONE_NEWUSER) < 0 ? -errno : 0;
+        if (setns(iso->userns_fd, CLONE_NEWUSER) < 0)
+                return -errno;
+        /* Still the host's root, which has no name in here: become the container's root
+         * (User= then changes to its user), so that no file on the host is ever
+         * accessed as the host's root. */
+        *what = "becoming the container's root";
+        if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+                return -errno;
+        return 0;
 }
 
 static const isolation_driver namespace_driver = {

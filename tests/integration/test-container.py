@@ -328,7 +328,65 @@ WantedBy=multi-user.target
              "NoNewPrivileges=no for the container's root is honoured", st)
 
 
-for test in [test_directory_root, test_image_store, test_root_image_and_mounts, test_escapes,
+TRY_SYSCALL = os.path.join(os.environ.get("VIGIL_BUILD", "build"), "tests/integration/try-syscall")
+# Every call the container baseline refuses (clone3 with ENOSYS, so that libc falls back).
+BASELINE = """keyctl add_key request_key bpf ptrace process_vm_readv process_vm_writev mount umount2
+pivot_root move_mount fsopen fsmount fsconfig fspick open_tree mount_setattr chroot unshare setns
+clone_newuser clone_newns clone3:ENOSYS open_by_handle_at name_to_handle_at userfaultfd
+perf_event_open kexec_load kexec_file_load init_module finit_module delete_module io_uring_setup
+io_uring_enter io_uring_register personality socket_alg socket_alg_hi socket_vsock ioctl_tiocsti
+ioctl_tiocsti_hi socketcall reboot swapon swapoff acct settimeofday clock_settime adjtimex syslog
+iopl ioperm quotactl lookup_dcookie vhangup nfsservctl uselib kcmp sethostname""".split()
+
+
+def test_syscalls():
+    """try-syscall in default containers: every forbidden call, through each x86 ABI."""
+    with Sandbox({}) as sb:
+        out = out_dir(sb)
+
+        def add_probe(p):
+            shutil.copy(TRY_SYSCALL, os.path.join(p, "bin/try-syscall"))
+
+        root = make_root(os.path.join(sb.dir, "root"), add_probe)
+        cases = {
+            # name: (extra unit lines, try-syscall arguments)
+            "default": ("", ["--blocked-errno", "EPERM", "--abis", "native"]),
+            "errno": ("SystemCallErrorNumber=EMEDIUMTYPE\n",
+                      ["--blocked-errno", "EMEDIUMTYPE", "--abis", "native"]),
+            "all-abis": ("SystemCallErrorNumber=EMEDIUMTYPE\n"
+                         "SystemCallArchitectures=native x86 x32\n",
+                         ["--blocked-errno", "EMEDIUMTYPE", "--abis", "native,x86,x32"]),
+        }
+        for name, (extra, args) in cases.items():
+            sb.write_unit(f"try-{name}.service", f"""[Service]
+RootDirectory={root}
+BindPaths={out}:/out
+ExecStart=/bin/sh -c '/bin/try-syscall --status --fds {" ".join(args + BASELINE)} \
+> /out/{name} 2>&1; echo $? > /out/{name}.rc'
+{extra}[Install]
+WantedBy=multi-user.target
+""")
+        sb.start()
+        sb.wait_for(lambda: all(read(f"{out}/{n}.rc") for n in cases), 20, "try-syscall")
+        for name in cases:
+            result = read(f"{out}/{name}")
+            ok = t.ok(read(f"{out}/{name}.rc").strip() == "0",
+                      f"try-syscall in a {name} container: every forbidden call refused, "
+                      "the controls let through", result)
+            if ok and name == "all-abis":
+                t.note("syscall x ABI in a container with SystemCallArchitectures=native x86 "
+                       "x32 (errno each call got):")
+                t.note(result)
+        st = read(f"{out}/default")
+        t.ok("CapEff=0000000000000000" in st and "NoNewPrivs=1" in st and "Seccomp=2" in st,
+             "try-syscall's view: no capabilities, no_new_privs, filtered", st)
+        t.ok("Uid=0,0,0,0" in st and "Gid=0,0,0,0" in st and "Groups=\n" in st,
+             "without User= it runs as the container's root (not the host's, unnamed)", st)
+        t.ok(os.stat(f"{out}/default").st_uid >= RANGE_FIRST,
+             "... whose files on the host belong to its range")
+
+
+for test in [test_syscalls, test_directory_root, test_image_store, test_root_image_and_mounts, test_escapes,
              test_privileges]:
     try:
         test()
