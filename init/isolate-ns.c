@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "fileio.h"
 #include "isolate.h"
 #include "log.h"
@@ -624,6 +625,57 @@ static int setup_notify(int rootfd, const char *socket_path, const char **what) 
         return bind_host(socket_path, run, rel, false, false);
 }
 
+/* Volume=...:U: the directory belongs to the container's User= and Group=, looked up in
+ * the image (so after pivot_root), each start. */
+static int chown_volumes(const isolation *iso, const unit *u, const char **what) {
+        uid_t base = iso->userns_fd >= 0 ? iso->uid_base : 0;
+        _cleanup_close_ int root = -1;
+        uid_t uid = 0;
+        gid_t gid = 0;
+        int r;
+
+        for (size_t i = 0; i < u->container.n_mounts; i++) {
+                const mount_entry *m = &u->container.mounts[i];
+                _cleanup_close_ int fd = -1;
+
+                if (!m->chown)
+                        continue;
+                if (root < 0) {
+                        *what = "looking up User= and Group= for a Volume= with U";
+                        if (u->user) {
+                                user_record ur = {};
+
+                                r = creds_lookup_user(NULL, u->user, &ur);
+                                uid = ur.uid;
+                                gid = ur.gid;
+                                user_record_done(&ur);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (u->group) {
+                                r = creds_lookup_group(NULL, u->group, &gid);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (iso->userns_fd >= 0 &&
+                            (uid >= USERNS_RANGE_SIZE || gid >= USERNS_RANGE_SIZE))
+                                return -ERANGE;
+                        root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        if (root < 0)
+                                return -errno;
+                }
+                snprintf(what_buf, sizeof(what_buf), "giving %s to the container's user",
+                         m->target);
+                *what = what_buf;
+                fd = open_beneath(root, m->target, O_PATH | O_DIRECTORY);
+                if (fd < 0)
+                        return fd;
+                if (fchownat(fd, "", base + uid, base + gid, AT_EMPTY_PATH) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
 static int ns_enter(const isolation *iso, const unit *u, const char *notify_socket,
                     const char **what) {
         const unit_container *ct = &u->container;
@@ -728,6 +780,10 @@ static int ns_enter(const isolation *iso, const unit *u, const char *notify_sock
         if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
             umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
                 return -errno;
+
+        r = chown_volumes(iso, u, what);
+        if (r < 0)
+                return r;
 
         *what = "setting the host name";
         {

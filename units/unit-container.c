@@ -39,6 +39,13 @@ static int parse_abs_path(load_ctx *c, const char *value, void *field) {
         return load_parse_string(c, value, field);
 }
 
+/* Quadlet's User= and Group= set the same as [Service] User= and Group=. */
+static int parse_user_group(load_ctx *c, const char *value, void *field) {
+        if (*value && !user_group_name_is_valid(value))
+                return load_invalid(c, value, "not a valid user or group name or numeric id");
+        return load_parse_string(c, value, field);
+}
+
 static int parse_hostname(load_ctx *c, const char *value, void *field) {
         size_t n = strlen(value);
 
@@ -168,7 +175,8 @@ static bool target_is_reserved(const char *t) {
 }
 
 /* Volume=SOURCE:TARGET[:OPTIONS]: SOURCE is a volume name (a directory under
- * /var/lib/vigil/volumes/, created on first use) or an absolute host path. */
+ * /var/lib/vigil/volumes/, created on first use) or an absolute host path; OPTIONS are
+ * ro, rw and U (as in Podman: the directory belongs to the container's User=). */
 static int parse_volume(load_ctx *c, const char *value, void *field) {
         _cleanup_free_ char *copy = NULL;
         char *src, *dst, *opts;
@@ -184,7 +192,7 @@ static int parse_volume(load_ctx *c, const char *value, void *field) {
         src = copy;
         dst = strchr(src, ':');
         if (!dst)
-                return load_invalid(c, value, "expected SOURCE:TARGET[:ro|rw]");
+                return load_invalid(c, value, "expected SOURCE:TARGET[:OPTIONS]");
         *dst++ = 0;
         opts = strchr(dst, ':');
         if (opts)
@@ -215,10 +223,12 @@ static int parse_volume(load_ctx *c, const char *value, void *field) {
                                 m.read_only = true;
                         else if (n == 2 && (strncmp(p, "rw", 2) == 0))
                                 m.read_only = false;
+                        else if (n == 1 && *p == 'U')
+                                m.chown = true;
                         else {
                                 free(m.source);
                                 return load_invalid(c, value,
-                                                    "vigil knows the volume options ro and rw");
+                                                    "vigil knows the volume options ro, rw and U");
                         }
                         if (!p[n])
                                 break;
@@ -395,6 +405,8 @@ const directive container_directives[] = {
         { "Container", "Image", parse_image, F(container.image), D_SPECIFIERS, 0 },
         { "Container", "HostName", parse_hostname, F(container.hostname), D_SPECIFIERS | D_POLICY,
           0 },
+        { "Container", "User", parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
+        { "Container", "Group", parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Network", parse_network, F(container.network), D_POLICY, 0 },
         { "Container", "ReadOnly", parse_bool_field, F(container.read_only), D_POLICY, 0 },
         { "Container", "UserNS", parse_userns, F(container.user_ns), D_POLICY, 0 },

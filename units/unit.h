@@ -114,6 +114,7 @@ typedef struct mount_entry {
         bool missing_ok; /* "-" prefix of BindPaths= */
         bool volume;     /* from Volume= */
         bool named;      /* source names a volume under VOLUMES/, created on first use */
+        bool chown;      /* Volume= option U: owned by the container's User=/Group= */
 } mount_entry;
 
 typedef struct unit_container {

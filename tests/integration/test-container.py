@@ -24,7 +24,7 @@ RANGE_FIRST = 0x80000
 
 def make_root(path, extra=None):
     """A minimal root: static busybox, the mount points, users of its own."""
-    for d in ["bin", "proc", "dev", "sys", "tmp", "run", "etc", "srv", "out", "data"]:
+    for d in ["bin", "proc", "dev", "sys", "tmp", "run", "etc", "srv", "out", "data", "home"]:
         os.makedirs(os.path.join(path, d), exist_ok=True)
     shutil.copy(BUSYBOX, os.path.join(path, "bin/busybox"))
     for a in APPLETS:
@@ -223,13 +223,15 @@ def test_root_image_and_mounts():
         sb.write_unit("m.service", f"""[Service]
 RootImage={image}
 ExecStart=/bin/sh -c 'cat /srv/motd > /out/motd; touch /srv/x 2>> /out/err; \
-echo kept > /data/file; grep -E " /run | /tmp | /data | /srv " /proc/mounts > /out/mounts; \
+echo kept > /data/file 2>> /out/err; grep -E " /run | /tmp | /data | /srv " /proc/mounts > /out/mounts; \
 exec sleep 1000'
 BindPaths={out}:/out
 BindReadOnlyPaths={shared}:/srv
 [Container]
-Volume=saves:/data
+Volume=saves:/data:U
+Volume=home:/home:U
 Tmpfs=/run:size=1m,mode=0700
+User=player
 UserNS=host
 [Install]
 WantedBy=multi-user.target
@@ -237,7 +239,7 @@ WantedBy=multi-user.target
         sb.start()
         ok = sb.wait_for(lambda: read(out + "/mounts"), 10, "the service")
         t.ok(ok and read(out + "/motd") == "hello\n", "RootImage= and BindReadOnlyPaths=",
-             sb.service_log("m.service"))
+             sb.service_log("m.service") + sb.vigil_log())
         t.ok("Read-only" in read(out + "/err"), "BindReadOnlyPaths= is read-only",
              read(out + "/err"))
         vol = os.path.join(sb.dir, "volumes", "saves", "file")
@@ -245,7 +247,10 @@ WantedBy=multi-user.target
         m = read(out + "/mounts")
         t.ok(" /run tmpfs " in m and "size=1024k" in m and "mode=700" in m,
              "Tmpfs= with its options", m)
-        t.ok(os.stat(vol).st_uid == 0, "UserNS=host: the container's root is root")
+        t.ok(os.stat(vol).st_uid == 1234, "UserNS=host: the container's uids are the host's")
+        home = os.path.join(sb.dir, "volumes", "home")  # its first start made it
+        t.ok(os.stat(home).st_uid == 1234 and os.stat(home).st_gid == 1234,
+             "Volume=...:U belongs to User= (looked up in the image)")
 
 
 def test_escapes():
