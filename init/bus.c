@@ -246,20 +246,85 @@ typedef struct caller_info {
         pid_t pid;
         bool known; /* false: every mutating call is denied */
         sd_bus_creds *bus_creds;
+        gid_t *groups;
 } caller_info;
 
 static void caller_info_done(caller_info *ci) {
         ci->bus_creds = sd_bus_creds_unref(ci->bus_creds);
+        ci->groups = mfree(ci->groups);
+}
+
+/* The sender's supplementary groups as the bus daemon reports them (UnixGroupIDs of
+ * GetConnectionCredentials; libsystemd 252 does not pass them on). -ENODATA when the daemon
+ * does not say. */
+static int bus_sender_groups(sd_bus_message *msg, gid_t **ret, size_t *ret_n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_free_ gid_t *l = NULL;
+        const char *sender = sd_bus_message_get_sender(msg), *key;
+        size_t n = 0;
+        int r;
+
+        if (!sender)
+                return -ENXIO;
+        r = sd_bus_call_method(sd_bus_message_get_bus(msg), "org.freedesktop.DBus",
+                               "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionCredentials", &e, &reply, "s", sender);
+        sd_bus_error_free(&e);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        return r;
+                if (!streq(key, "UnixGroupIDs")) {
+                        r = sd_bus_message_skip(reply, "v");
+                } else {
+                        uint32_t g;
+
+                        r = sd_bus_message_enter_container(reply, 'v', "au");
+                        if (r >= 0)
+                                r = sd_bus_message_enter_container(reply, 'a', "u");
+                        while (r >= 0 && (r = sd_bus_message_read_basic(reply, 'u', &g)) > 0) {
+                                gid_t *p;
+
+                                if (n >= BUS_GROUPS_MAX)
+                                        return -E2BIG;
+                                p = reallocarray(l, n + 1, sizeof(gid_t));
+                                if (!p)
+                                        return -ENOMEM;
+                                l = p;
+                                l[n++] = g;
+                        }
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(reply);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(reply);
+                        if (r >= 0 && !l && !(l = malloc(sizeof(gid_t))))
+                                r = -ENOMEM;
+                }
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0)
+                return r;
+        if (!l)
+                return -ENODATA;
+        *ret = TAKE_PTR(l);
+        *ret_n = n;
+        return 0;
 }
 
 /* On the private socket: the kernel's record of the peer. On the system bus: what the bus
  * daemon reports for the sender's unique name (never /proc: no SD_BUS_CREDS_AUGMENT). A
- * sender that already left has no credentials, so its call is denied. */
+ * sender that already left has no credentials, so its call is denied. No pid is asked for:
+ * sd-bus refuses the whole answer when the daemon reports pid 0 (a caller in another PID
+ * namespace). */
 static void caller_get(sd_bus_message *msg, bus_conn *c, caller_info *ret) {
-        const gid_t *gids = NULL;
         uid_t uid;
         gid_t gid;
-        int r, n;
+        int r;
 
         *ret = (caller_info){ .creds = { .uid = UID_INVALID, .gid = GID_INVALID } };
         if (!c->system) {
@@ -270,34 +335,28 @@ static void caller_get(sd_bus_message *msg, bus_conn *c, caller_info *ret) {
                 ret->known = true;
                 return;
         }
-        r = sd_bus_query_sender_creds(msg,
-                                      SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
-                                              SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_PID,
-                                      &ret->bus_creds);
+        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID, &ret->bus_creds);
         if (r < 0) {
                 log_debug("No credentials for D-Bus caller %s: %s",
                           sd_bus_message_get_sender(msg) ?: "?", strerror(-r));
                 return;
         }
-        /* dbus-daemon reports the uid the kernel recorded at connect(), which is the
-         * effective one; sd-bus files it as UID. */
+        /* dbus-daemon reports the uid the kernel recorded at connect() (the effective one),
+         * and sd-bus files it as EUID. */
         r = sd_bus_creds_get_euid(ret->bus_creds, &uid);
-        if (r < 0)
-                r = sd_bus_creds_get_uid(ret->bus_creds, &uid);
         if (r < 0 || uid == UID_INVALID)
                 return;
         ret->creds.uid = uid;
+        /* dbus-daemon reports no gid. */
         if (sd_bus_creds_get_egid(ret->bus_creds, &gid) >= 0)
                 ret->creds.gid = gid;
-        else if (sd_bus_creds_get_gid(ret->bus_creds, &gid) >= 0)
-                ret->creds.gid = gid;
-        n = sd_bus_creds_get_supplementary_gids(ret->bus_creds, &gids);
-        if (n >= 0) {
-                ret->creds.groups = gids;
-                ret->creds.n_groups = (size_t) n;
+        r = bus_sender_groups(msg, &ret->groups, &ret->creds.n_groups);
+        if (r >= 0) {
+                ret->creds.groups = ret->groups;
                 ret->creds.groups_known = true;
-        }
-        (void) sd_bus_creds_get_pid(ret->bus_creds, &ret->pid);
+        } else
+                log_debug_errno(r, "No groups for D-Bus caller %s: %m",
+                                sd_bus_message_get_sender(msg) ?: "?");
         ret->known = true;
 }
 

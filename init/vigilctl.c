@@ -23,6 +23,7 @@
 
 static const char *arg_address = DEFAULT_ADDRESS;
 static bool arg_json;
+static bool arg_runtime;
 
 static void help(FILE *f) {
         fprintf(f,
@@ -37,6 +38,13 @@ static void help(FILE *f) {
                 "  kill NAME [SIGNAL]                 signal every process of a service (SIGTERM)\n"
                 "  logs NAME [-f] [-n N]              print the last N (50) log lines; -f then\n"
                 "                                     follows new lines until interrupted\n"
+                "  set-property NAME KEY=VALUE...     change restart settings live (Restart=,\n"
+                "                                     RestartSec=, StartLimitBurst=...); kept\n"
+                "                                     across reboots unless --runtime\n"
+                "  reload                             re-read unit and policy files; only\n"
+                "                                     changed services restart\n"
+                "  reset-failed [NAME...]             forget failures (all services without NAME)\n"
+                "  reboot | poweroff                  stop every service, then reboot/power off\n"
                 "  verify [--policy-dir DIR] FILE...  check unit (.service) and policy (.policy)\n"
                 "                                     files without running anything\n"
                 "\n"
@@ -45,6 +53,7 @@ static void help(FILE *f) {
                 "Options:\n"
                 "      --address ADDRESS  vigil's D-Bus address (default " DEFAULT_ADDRESS ")\n"
                 "      --json             machine-readable output of list and status\n"
+                "      --runtime          set-property: until the next boot only\n"
                 "  -h, --help             show this help\n"
                 "      --version          show the version\n");
 }
@@ -108,10 +117,13 @@ static void common_option(int c) {
                 arg_address = optarg;
         else if (c == 'J')
                 arg_json = true;
+        else if (c == 'R')
+                arg_runtime = true;
 }
 
 #define COMMON_OPTIONS                                                                             \
-        { "address", required_argument, NULL, 'A' }, { "json", no_argument, NULL, 'J' }, {         \
+        { "address", required_argument, NULL, 'A' }, { "json", no_argument, NULL, 'J' },           \
+                { "runtime", no_argument, NULL, 'R' }, {                                           \
                 "help", no_argument, NULL, 'h'                                                     \
         }
 
@@ -370,6 +382,7 @@ static int parse_common(int argc, char **argv) {
                 switch (c) {
                 case 'A':
                 case 'J':
+                case 'R':
                         common_option(c);
                         break;
                 case 'h':
@@ -427,10 +440,34 @@ static int verb_list(int argc, char **argv) {
 /* ---- status ----------------------------------------------------------------------------- */
 
 typedef struct service_info {
-        const char *name, *description, *state, *sub_state, *result, *status_text;
+        const char *name, *description, *state, *sub_state, *result, *status_text, *unit_path;
         uint32_t main_pid, restarts;
+        int32_t last_exit_code, last_exit_signal;
         uint64_t active_since;
+        char **settings; /* key, value, source, key, value, source... */
+        char **warnings;
 } service_info;
+
+static void service_info_done(service_info *i) {
+        i->settings = strv_free(i->settings);
+        i->warnings = strv_free(i->warnings);
+}
+
+/* Settings a(sss) into a flat list. */
+static int read_settings(sd_bus_message *m, char ***ret) {
+        const char *k, *v, *src;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(sss)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "(sss)", &k, &v, &src)) > 0)
+                if (strv_extend(ret, k) < 0 || strv_extend(ret, v) < 0 || strv_extend(ret, src) < 0)
+                        return -ENOMEM;
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
 
 /* Reads Properties.GetAll's a{sv}; unknown properties are skipped, so vigil may add some. */
 static int read_service_info(sd_bus_message *m, service_info *i) {
@@ -448,6 +485,9 @@ static int read_service_info(sd_bus_message *m, service_info *i) {
                 { "MainPID", 'u', offsetof(service_info, main_pid) },
                 { "Restarts", 'u', offsetof(service_info, restarts) },
                 { "ActiveSince", 't', offsetof(service_info, active_since) },
+                { "UnitPath", 's', offsetof(service_info, unit_path) },
+                { "LastExitCode", 'i', offsetof(service_info, last_exit_code) },
+                { "LastExitSignal", 'i', offsetof(service_info, last_exit_signal) },
         };
         int r;
 
@@ -472,6 +512,17 @@ static int read_service_info(sd_bus_message *m, service_info *i) {
                                 return r;
                         r = sd_bus_message_read_basic(m, table[k].type,
                                                       (char *) i + table[k].offset);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_exit_container(m);
+                } else if (streq(key, "Settings") || streq(key, "Warnings")) {
+                        bool settings = streq(key, "Settings");
+
+                        r = sd_bus_message_enter_container(m, 'v', settings ? "a(sss)" : "as");
+                        if (r < 0)
+                                return r;
+                        r = settings ? read_settings(m, &i->settings)
+                                     : sd_bus_message_read_strv(m, &i->warnings);
                         if (r < 0)
                                 return r;
                         r = sd_bus_message_exit_container(m);
@@ -515,7 +566,28 @@ static void print_since(uint64_t usec) {
         }
 }
 
-static void print_status(const service_info *i, char **logs) {
+/* The newest crash record's Time=, Result= and Exit= as one line. */
+static void print_crash_summary(char **records) {
+        const char *keys[] = { "Time=", "Result=", "Exit=", "Uptime=" };
+
+        if (!records || !*records)
+                return;
+        fputs("  Last crash:", stdout);
+        for (size_t k = 0; k < ELEMENTSOF(keys); k++)
+                for (const char *l = *records; l && *l;) {
+                        const char *e = strchrnul(l, '\n');
+
+                        if (startswith(l, keys[k])) {
+                                putchar(' ');
+                                print_text(l, (size_t) (e - l));
+                                break;
+                        }
+                        l = *e ? e + 1 : e;
+                }
+        putchar('\n');
+}
+
+static void print_status(const service_info *i, char **logs, char **crashes) {
         const char *color = state_color(i->state);
 
         printf("%s●%s ", color, *color ? ANSI_RESET : "");
@@ -533,10 +605,40 @@ static void print_status(const service_info *i, char **logs) {
                 printf("   Main PID: %" PRIu32 "\n", i->main_pid);
         printf("   Restarts: %" PRIu32 "\n", i->restarts);
         printf("     Result: %s\n", i->result);
+        if (i->last_exit_signal > 0)
+                printf("  Last exit: signal %s\n", signal_to_string(i->last_exit_signal) ?: "?");
+        else if (i->last_exit_code >= 0)
+                printf("  Last exit: status %" PRIi32 "\n", i->last_exit_code);
         if (!isempty(i->status_text)) {
                 fputs("     Status: \"", stdout);
                 print_str(i->status_text);
                 fputs("\"\n", stdout);
+        }
+        if (!isempty(i->unit_path)) {
+                fputs("       Unit: ", stdout);
+                print_str(i->unit_path);
+                putchar('\n');
+        }
+        print_crash_summary(crashes);
+        STRV_FOREACH(w, i->warnings) {
+                fputs(on_tty() ? ANSI_RED "    Warning: " ANSI_RESET : "    Warning: ", stdout);
+                print_str(*w);
+                putchar('\n');
+        }
+        if (i->settings) {
+                size_t w = 0;
+
+                for (char **k = i->settings; k[0] && k[1] && k[2]; k += 3)
+                        if (strlen(k[0]) > w)
+                                w = strlen(k[0]);
+                fputs("   Settings:\n", stdout);
+                for (char **k = i->settings; k[0] && k[1] && k[2]; k += 3) {
+                        printf("     %-*s = ", (int) w, k[0]);
+                        print_str(k[1]);
+                        fputs(on_tty() ? "  \033[2m(" : "  (", stdout);
+                        print_str(k[2]);
+                        fputs(on_tty() ? ")" ANSI_RESET "\n" : ")\n", stdout);
+                }
         }
         if (logs && *logs) {
                 putchar('\n');
@@ -549,7 +651,7 @@ static void print_status(const service_info *i, char **logs) {
 
 /* JSON: {"name", "description", "active", "sub", "result", "main_pid", "restarts",
  * "active_since" (µs since the epoch, 0 when not running), "status_text", "logs": [...]} */
-static void print_status_json(const service_info *i, char **logs) {
+static void print_status_json(const service_info *i, char **logs, char **crashes) {
         putchar('{');
         json_field("name", i->name, false);
         json_field("description", i->description, false);
@@ -559,7 +661,30 @@ static void print_status_json(const service_info *i, char **logs) {
         printf("\"main_pid\":%" PRIu32 ",\"restarts\":%" PRIu32 ",\"active_since\":%" PRIu64 ",",
                i->main_pid, i->restarts, i->active_since);
         json_field("status_text", i->status_text, false);
-        fputs("\"logs\":[", stdout);
+        json_field("unit_path", i->unit_path, false);
+        printf("\"last_exit_code\":%" PRIi32 ",\"last_exit_signal\":%" PRIi32 ",",
+               i->last_exit_code, i->last_exit_signal);
+        fputs("\"settings\":[", stdout);
+        for (char **k = i->settings; k && k[0] && k[1] && k[2]; k += 3) {
+                printf("%s{", k == i->settings ? "" : ",");
+                json_field("key", k[0], false);
+                json_field("value", k[1], false);
+                json_field("source", k[2], true);
+                putchar('}');
+        }
+        fputs("],\"warnings\":[", stdout);
+        STRV_FOREACH(w, i->warnings) {
+                if (w != i->warnings)
+                        putchar(',');
+                json_string(*w);
+        }
+        fputs("],\"crashes\":[", stdout);
+        STRV_FOREACH(c, crashes) {
+                if (c != crashes)
+                        putchar(',');
+                json_string(*c);
+        }
+        fputs("],\"logs\":[", stdout);
         STRV_FOREACH(l, logs) {
                 if (l != logs)
                         putchar(',');
@@ -624,8 +749,8 @@ static int manager_status(sd_bus *bus) {
 static int verb_status(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *path_reply = NULL, *props = NULL,
-                                                        *log_reply = NULL;
-        _cleanup_strv_free_ char **logs = NULL;
+                                                        *log_reply = NULL, *crash_reply = NULL;
+        _cleanup_strv_free_ char **logs = NULL, **crashes = NULL;
         _cleanup_free_ char *name = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
         service_info info = { .name = "",
@@ -633,7 +758,9 @@ static int verb_status(int argc, char **argv) {
                               .state = "",
                               .sub_state = "",
                               .result = "",
-                              .status_text = "" };
+                              .status_text = "",
+                              .unit_path = "",
+                              .last_exit_code = -1 };
         const char *path;
         int r;
 
@@ -667,17 +794,23 @@ static int verb_status(int argc, char **argv) {
                 return 1;
         }
         r = read_service_info(props, &info);
-        if (r < 0)
+        if (r < 0) {
+                service_info_done(&info);
                 return bad_reply(r);
+        }
         /* The log is a bonus: a status without it is still a status. */
         if (call_manager(bus, "GetLogs", &log_reply, "su", name, (uint32_t) 10) >= 0)
                 (void) sd_bus_message_read_strv(log_reply, &logs);
+        if (call_manager(bus, "GetCrashRecords", &crash_reply, "su", name, (uint32_t) 1) >= 0)
+                (void) sd_bus_message_read_strv(crash_reply, &crashes);
 
         if (arg_json)
-                print_status_json(&info, logs);
+                print_status_json(&info, logs, crashes);
         else
-                print_status(&info, logs);
-        return streq(info.state, "active") || streq(info.state, "reloading") ? 0 : EXIT_NOT_RUNNING;
+                print_status(&info, logs, crashes);
+        r = streq(info.state, "active") || streq(info.state, "reloading") ? 0 : EXIT_NOT_RUNNING;
+        service_info_done(&info);
+        return r;
 }
 
 /* ---- start, stop, restart --------------------------------------------------------------- */
@@ -795,6 +928,7 @@ static int verb_logs(int argc, char **argv) {
                 switch (c) {
                 case 'A':
                 case 'J':
+                case 'R':
                         common_option(c);
                         break;
                 case 'f':
@@ -855,22 +989,162 @@ static int verb_logs(int argc, char **argv) {
         return follow_stream(fd);
 }
 
+/* ---- reload, reset-failed, reboot, poweroff, set-property ------------------------------- */
+
+/* reload: ReloadUnits(); prints what changed. Exit 1 (and each problem on stderr) when a
+ * file has an error: then nothing changed. */
+static int verb_reload(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_strv_free_ char **changes = NULL;
+        int r;
+
+        r = parse_common(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : 0;
+        if (r < argc) {
+                fprintf(stderr, "vigilctl reload: takes no arguments\n");
+                return EXIT_USAGE;
+        }
+        if (bus_connect(&bus) < 0)
+                return 1;
+        if (call_manager(bus, "ReloadUnits", &reply, "") < 0)
+                return 1;
+        r = sd_bus_message_read_strv(reply, &changes);
+        if (r < 0)
+                return bad_reply(r);
+        STRV_FOREACH(c, changes) {
+                print_str(*c);
+                putchar('\n');
+        }
+        if (!changes && on_tty())
+                puts("No unit changed.");
+        return 0;
+}
+
+/* reset-failed [NAME...]: without names, every failed service. */
+static int verb_reset_failed(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        bool failed = false;
+        int first;
+
+        first = parse_common(argc, argv);
+        if (first <= 0)
+                return first < 0 ? EXIT_USAGE : 0;
+        if (bus_connect(&bus) < 0)
+                return 1;
+        if (first >= argc) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+                return call_manager(bus, "ResetFailed", &reply, "s", "") < 0 ? 1 : 0;
+        }
+        for (int i = first; i < argc; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                _cleanup_free_ char *name = service_name(argv[i]);
+
+                if (!name || call_manager(bus, "ResetFailed", &reply, "s", name) < 0)
+                        failed = true;
+        }
+        return failed ? 1 : 0;
+}
+
+static int verb_shutdown(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = parse_common(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : 0;
+        if (r < argc) {
+                fprintf(stderr, "vigilctl %s: takes no arguments\n", argv[0]);
+                return EXIT_USAGE;
+        }
+        if (bus_connect(&bus) < 0)
+                return 1;
+        return call_manager(bus, streq(argv[0], "reboot") ? "Reboot" : "PowerOff", &reply, "") < 0
+                       ? 1
+                       : 0;
+}
+
+/* set-property NAME KEY=VALUE...: values in unit-file syntax, sent as strings. */
+static int verb_set_property(int argc, char **argv) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *name = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int first, r;
+
+        first = parse_common(argc, argv);
+        if (first <= 0)
+                return first < 0 ? EXIT_USAGE : 0;
+        if (argc - first < 2) {
+                fprintf(stderr, "vigilctl set-property: expects a service name and "
+                                "KEY=VALUE assignments\n");
+                return EXIT_USAGE;
+        }
+        for (int i = first + 1; i < argc; i++) {
+                const char *eq = strchr(argv[i], '=');
+
+                if (!eq || eq == argv[i]) {
+                        fprintf(stderr, "vigilctl set-property: \"%s\" is not KEY=VALUE\n",
+                                argv[i]);
+                        return EXIT_USAGE;
+                }
+        }
+        name = service_name(argv[first]);
+        if (!name || bus_connect(&bus) < 0)
+                return 1;
+        r = sd_bus_message_new_method_call(bus, &m, NULL, MANAGER_PATH, MANAGER_INTERFACE,
+                                           "SetProperties");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sb", name, (int) arg_runtime);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(sv)");
+        for (int i = first + 1; r >= 0 && i < argc; i++) {
+                _cleanup_free_ char *key =
+                        strndup(argv[i], (size_t) (strchr(argv[i], '=') - argv[i]));
+
+                if (!key)
+                        r = -ENOMEM;
+                else
+                        r = sd_bus_message_append(m, "(sv)", key, "s", strchr(argv[i], '=') + 1);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return bad_reply(r);
+        r = sd_bus_call(bus, m, 0, &e, &reply);
+        if (r < 0)
+                call_failed(&e, r);
+        sd_bus_error_free(&e);
+        return r < 0 ? 1 : 0;
+}
+
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
 } verbs[] = {
-        { "list", verb_list },      { "status", verb_status },     { "start", verb_operation },
-        { "stop", verb_operation }, { "restart", verb_operation }, { "logs", verb_logs },
-        { "kill", verb_kill },      { "verify", verb_verify },
+        { "list", verb_list },
+        { "status", verb_status },
+        { "start", verb_operation },
+        { "stop", verb_operation },
+        { "restart", verb_operation },
+        { "logs", verb_logs },
+        { "kill", verb_kill },
+        { "verify", verb_verify },
+        { "reload", verb_reload },
+        { "reset-failed", verb_reset_failed },
+        { "reboot", verb_shutdown },
+        { "poweroff", verb_shutdown },
+        { "set-property", verb_set_property },
 };
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                { "address", required_argument, NULL, 'A' },
-                { "json", no_argument, NULL, 'J' },
-                {},
+                { "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
+                { "address", required_argument, NULL, 'A' }, { "json", no_argument, NULL, 'J' },
+                { "runtime", no_argument, NULL, 'R' },       {},
         };
         int c;
 
@@ -879,6 +1153,7 @@ int main(int argc, char **argv) {
                 switch (c) {
                 case 'A':
                 case 'J':
+                case 'R':
                         common_option(c);
                         break;
                 case 'h':
