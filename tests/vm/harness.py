@@ -4,7 +4,10 @@ the guest's second serial port), watches the console, powers the guest off and a
 qemu at the end.
 
 Environment:
+  VIGIL_BUILD=DIR     the meson build directory with vigil, vigilctl and the test workloads
+                      (default build); the appliances and the boots' work dirs go there too
   VIGIL_VM_APPLIANCE  an already built appliance directory to use instead of building one
+  VIGIL_VM_RESOURCES_APPLIANCE  the same for the resource-test appliance
   VIGIL_VM_KEEP=1     keep each boot's work directory (console log, data disk) even on success
   VIGIL_VM_SLOW=N     multiply every timeout by N (a very busy machine)
   VIGIL_KVM=1         passed on to image/run-vm (KVM instead of TCG)
@@ -23,7 +26,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUN_VM = os.path.join(ROOT, "image", "run-vm")
 BUILD = os.path.join(ROOT, "image", "build")
 TEST_APPLIANCE = "gameserver-test"
-WORK = os.path.join(ROOT, "build", "vm-test")
+BUILD_DIR = os.path.abspath(os.environ.get("VIGIL_BUILD") or os.path.join(ROOT, "build"))
+WORK = os.path.join(BUILD_DIR, "vm-test")
+# The resource-control test appliance: tests/vm/resources/ plus the stock policies and the
+# workloads of tests/vm/vres.c, staged into the build directory.
+RESOURCES_SRC = os.path.join(ROOT, "tests", "vm", "resources")
+RESOURCES_APPLIANCE = "resources-test"
+VRES = os.path.join(BUILD_DIR, "tests", "vm", "vres")
 
 SLOW = float(os.environ.get("VIGIL_VM_SLOW", "1") or 1)
 # Under TCG a boot takes 10-20 s on an idle machine; a busy CI machine can take many times that.
@@ -67,19 +76,60 @@ def appliance_dir():
         if not os.path.isfile(os.path.join(env, "appliance.json")):
             raise VMError(f"VIGIL_VM_APPLIANCE={env}: no appliance.json there")
         return os.path.abspath(env)
-    out = os.path.join(ROOT, "build", "appliance", TEST_APPLIANCE)
+    out = os.path.join(BUILD_DIR, "appliance", TEST_APPLIANCE)
+    inputs = [os.path.join(BUILD_DIR, "init", "vigil"),
+              os.path.join(BUILD_DIR, "init", "vigilctl"),
+              BUILD, os.path.join(ROOT, "image", "appliances")]
+    return _build_appliance("gameserver", out, inputs)
+
+
+def resources_appliance_dir():
+    """The resource-control test appliance (tests/vm/resources/ with the stock policies of
+    policies/ and the vres workloads from the build directory), built with --test-channel
+    when missing or older than its inputs."""
+    env = os.environ.get("VIGIL_VM_RESOURCES_APPLIANCE")
+    if env:
+        if not os.path.isfile(os.path.join(env, "appliance.json")):
+            raise VMError(f"VIGIL_VM_RESOURCES_APPLIANCE={env}: no appliance.json there")
+        return os.path.abspath(env)
+    if not os.access(VRES, os.X_OK):
+        raise VMError(f"{VRES} is missing: build with meson first (meson compile -C "
+                      f"{BUILD_DIR})")
+    out = os.path.join(BUILD_DIR, "appliance", RESOURCES_APPLIANCE)
+    policies = os.path.join(ROOT, "policies")
+    inputs = [os.path.join(BUILD_DIR, "init", "vigil"),
+              os.path.join(BUILD_DIR, "init", "vigilctl"), VRES, BUILD, RESOURCES_SRC,
+              *[os.path.join(policies, f) for f in os.listdir(policies) if f.endswith(".policy")]]
+    stage = os.path.join(BUILD_DIR, "vm-resources-appliance")
+
+    def prepare():
+        shutil.rmtree(stage, ignore_errors=True)
+        shutil.copytree(RESOURCES_SRC, stage)
+        os.makedirs(os.path.join(stage, "policies"), exist_ok=True)
+        for f in os.listdir(policies):
+            if f.endswith(".policy"):
+                shutil.copy(os.path.join(policies, f), os.path.join(stage, "policies", f))
+        bindir = os.path.join(stage, "rootfs", "usr", "lib", "vigil-test")
+        os.makedirs(bindir, exist_ok=True)
+        shutil.copy(VRES, os.path.join(bindir, "vres"))
+        return stage
+    return _build_appliance(None, out, inputs, prepare)
+
+
+def _build_appliance(name, out, inputs, prepare=None):
+    """Builds an appliance (NAME, or the directory prepare() returns) into out with the test
+    channel, unless out is newer than every input."""
     conf = os.path.join(out, "appliance.json")
     if not os.access(BUILD, os.X_OK):
         if os.path.isfile(conf):
             return out
         raise Skip("image/build does not exist yet: no appliance to boot")
-    inputs = [os.path.join(ROOT, "build", "init", "vigil"),
-              os.path.join(ROOT, "build", "init", "vigilctl"),
-              BUILD, os.path.join(ROOT, "image", "appliances")]
     if os.path.isfile(conf) and os.stat(conf).st_mtime >= _newest_mtime(inputs):
         log(f"reusing {out}")
         return out
-    cmd = [BUILD, "--appliance", "gameserver", "--test-channel", "--out", out]
+    app = prepare() if prepare else name
+    cmd = [BUILD, "--appliance", app, "--test-channel", "--out", out,
+           "--vigil-build", BUILD_DIR, "--cache-dir", os.path.join(BUILD_DIR, "appliance-cache")]
     log("building the test appliance: " + " ".join(cmd))
     t = time.monotonic()
     r = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -163,6 +213,40 @@ class VM:
 
     def __enter__(self):
         return self.start()
+
+    def qemu_pids(self):
+        """The qemu processes below run-vm (it may run qemu in a network namespace)."""
+        found, todo = [], [self.proc.pid] if self.proc else []
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().startswith("qemu-system"):
+                        found.append(pid)
+            except OSError:
+                continue
+            todo += kids
+        return found
+
+    def boost_host_priority(self, vcpu_nice=-5, other_nice=-10):
+        """Real hardware delivers timer interrupts whatever else runs; under TCG they come
+        from qemu's main loop thread, which the busy vCPU threads and other load on a small
+        host can starve. For latency measurements: qemu's vCPU threads get vcpu_nice and its
+        other threads (main loop, I/O) other_nice on the host. Returns the threads changed."""
+        n = 0
+        for pid in self.qemu_pids():
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                        comm = f.read().strip()
+                    os.setpriority(os.PRIO_PROCESS, int(tid),
+                                   vcpu_nice if "/TCG" in comm or "/KVM" in comm else other_nice)
+                    n += 1
+                except OSError:
+                    pass
+        return n
 
     def __exit__(self, *exc):
         if exc[0] is not None:
