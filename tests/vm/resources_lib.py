@@ -88,6 +88,13 @@ def p99(vals):
     return percentile(vals, 99)
 
 
+def round_p99(vals, per):
+    """The median over rounds of each round's p99 (tick_rounds() keeps rounds in order): a
+    round that the host's other work disturbed does not decide."""
+    rounds = [p99(vals[i:i + per]) for i in range(0, len(vals), per)]
+    return sorted(rounds)[len(rounds) // 2]
+
+
 def describe(vals):
     return (f"n={len(vals)} p50 {percentile(vals, 50) / 1000:.2f} ms, p90 "
             f"{percentile(vals, 90) / 1000:.2f} ms, p99 {p99(vals) / 1000:.2f} ms, max "
