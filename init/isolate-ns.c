@@ -6,8 +6,11 @@
  * kept as an fd and joined at every start; its host uid range is recorded in
  * STATE/userns so that it stays the same across restarts and reboots.
  *
- * Child side, as vigil's root inside fresh mount, PID, IPC, UTS, cgroup (and, for
- * Network=none, network) namespaces that belong to the initial user namespace: the
+ * Network=none services get a network namespace of their own with loopback up, also made
+ * once and joined at each start.
+ *
+ * Child side, as vigil's root inside fresh mount, PID, IPC, UTS and cgroup namespaces
+ * (and the service's network namespace) that belong to the initial user namespace: the
  * root tree is cloned (read-only unless ReadOnly=no), /proc, /sys, /dev, /tmp, /run
  * and the unit's mounts are attached to it through file descriptors, every target
  * resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) so that nothing in the
@@ -18,6 +21,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/loop.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <net/if.h>
@@ -28,6 +32,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -284,6 +289,67 @@ static int userns_get(const char *state_dir, const char *name, int *ret_fd, uid_
         n_userns++;
         *ret_fd = fd;
         *ret_base = base;
+        return 0;
+}
+
+/* ---- network namespaces, one per Network=none service -------------------------------------- */
+
+typedef struct netns_entry {
+        char *name;
+        int fd;
+} netns_entry;
+
+static netns_entry *netns_list;
+static size_t n_netns;
+
+static int loopback_up(void);
+
+/* A network namespace with loopback up, made by stepping PID 1 into a new one and back:
+ * no child, and the sockets vigil holds stay where they are. Creating one costs ~1 ms
+ * (serialized system-wide), so it is made once per service and joined at each start. */
+static int netns_create(void) {
+        _cleanup_close_ int self = -1, fd = -1;
+        int r;
+
+        self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (self < 0)
+                return -errno;
+        if (unshare(CLONE_NEWNET) < 0)
+                return -errno;
+        r = loopback_up();
+        if (r >= 0) {
+                fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        r = -errno;
+        }
+        if (setns(self, CLONE_NEWNET) < 0)
+                abort(); /* PID 1 stuck in an empty network namespace: let the crash handler act */
+        return r < 0 ? r : TAKE_FD(fd);
+}
+
+static int netns_get(const char *name, int *ret_fd) {
+        netns_entry *l;
+        int fd;
+
+        for (size_t i = 0; i < n_netns; i++)
+                if (streq(netns_list[i].name, name)) {
+                        *ret_fd = netns_list[i].fd;
+                        return 0;
+                }
+        l = reallocarray(netns_list, n_netns + 1, sizeof(netns_entry));
+        if (!l)
+                return -ENOMEM;
+        netns_list = l;
+        l[n_netns].name = strdup(name);
+        if (!l[n_netns].name)
+                return -ENOMEM;
+        fd = netns_create();
+        if (fd < 0) {
+                free(l[n_netns].name);
+                return fd;
+        }
+        l[n_netns++].fd = fd;
+        *ret_fd = fd;
         return 0;
 }
 
@@ -681,12 +747,35 @@ static int ns_enter(const isolation *iso, const unit *u, const char *notify_sock
         const unit_container *ct = &u->container;
         bool userns = iso->userns_fd >= 0;
         _cleanup_close_ int tree = -1, rootfd = -1, proc = -1, sys = -1;
+        struct statfs sfs;
         char opts[64];
         int r;
+
+        if (iso->netns_fd >= 0) {
+                /* Before /sys is mounted: it shows the network namespace of its mounter. */
+                *what = "joining the service's network namespace";
+                if (setns(iso->netns_fd, CLONE_NEWNET) < 0)
+                        return -errno;
+        }
 
         *what = "making the mounts private";
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 return -errno;
+
+        /* Booted from an initramfs, "/" is the rootfs, the one mount without a parent, which
+         * pivot_root() refuses to move. A copy of it mounted on top has one: root there (the
+         * copy is reached through its fd: a path walk of "/" would stop below it). */
+        if (statfs("/", &sfs) < 0)
+                return -errno;
+        if ((uint32_t) sfs.f_type == RAMFS_MAGIC || (uint32_t) sfs.f_type == TMPFS_MAGIC) {
+                _cleanup_close_ int top = -1;
+
+                *what = "leaving the initramfs root";
+                top = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                if (top < 0 || move_mount(top, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0 ||
+                    fchdir(top) < 0 || chroot(".") < 0)
+                        return -errno;
+        }
 
         *what = "cloning the root tree";
         tree = open_tree(AT_FDCWD, iso->root, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
@@ -792,12 +881,6 @@ static int ns_enter(const isolation *iso, const unit *u, const char *notify_sock
                 if (sethostname(h, strlen(h)) < 0)
                         return -errno;
         }
-        if (iso->clone_flags & CLONE_NEWNET) {
-                *what = "bringing up the loopback interface";
-                r = loopback_up();
-                if (r < 0)
-                        return r;
-        }
         return 0;
 }
 
@@ -830,10 +913,11 @@ int isolation_prepare(const unit *u, const isolation_dirs *dirs, isolation *ret)
                         CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP,
                 .volumes_dir = dirs->volumes,
                 .userns_fd = -1,
+                .netns_fd = -1,
         };
         int r;
 
-        *ret = (isolation){ .userns_fd = -1 };
+        *ret = (isolation){ .userns_fd = -1, .netns_fd = -1 };
         if (!unit_is_container(u))
                 return 0;
 
@@ -864,8 +948,12 @@ int isolation_prepare(const unit *u, const isolation_dirs *dirs, isolation *ret)
         } else
                 iso.root = ct->root_directory;
 
-        if (ct->network == NETWORK_NONE)
-                iso.clone_flags |= CLONE_NEWNET;
+        if (ct->network == NETWORK_NONE) {
+                r = netns_get(u->name, &iso.netns_fd);
+                if (r < 0)
+                        return log_error_errno(r, "%s: setting up the network namespace: %m",
+                                               u->name);
+        }
 
         /* Containers get a user namespace unless they say UserNS=host. */
         if (ct->user_ns != 0) {

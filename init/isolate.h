@@ -22,6 +22,7 @@ typedef struct isolation {
         const char *root;          /* host path of the root tree: a mounted image or a directory */
         const char *volumes_dir;   /* where Volume= names live */
         int userns_fd;             /* the service's user namespace, or -1 */
+        int netns_fd;              /* Network=none: the service's network namespace, or -1 */
         uid_t uid_base;            /* host uid (and gid) of the container's 0 */
 } isolation;
 

@@ -617,11 +617,13 @@ static void setup_stdio(const child *c, int log_fd) {
                 child_fail(c, -r, EXIT_STDERR, "setting up stderr");
 }
 
-static void reset_signals(const child *c) {
+/* handlers_cleared: CLONE_CLEAR_SIGHAND did it (vigil ignores no signal, which it would
+ * keep), so only the mask is left. */
+static void reset_signals(const child *c, bool handlers_cleared) {
         struct sigaction sa = { .sa_handler = SIG_DFL };
         sigset_t all;
 
-        for (int sig = 1; sig < _NSIG; sig++) {
+        for (int sig = 1; sig < _NSIG && !handlers_cleared; sig++) {
                 if (sig == SIGKILL || sig == SIGSTOP)
                         continue;
                 /* Signals reserved by libc fail with EINVAL; nothing to reset there. */
@@ -811,7 +813,7 @@ static int exec_search(const char *path, char *const *argv, char *const *env) {
 }
 
 static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *progs, int exec_fd,
-                                bool join_cgroup) {
+                                bool join_cgroup, bool handlers_cleared) {
         const unit *u = p->unit;
         const exec_command *cmd = p->command;
         child c = { .p = p, .name = u->name ? u->name : "?", .exec_fd = exec_fd };
@@ -821,7 +823,7 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
         const char *wd;
         int log_fd = p->log_fd, r;
 
-        reset_signals(&c);
+        reset_signals(&c, handlers_cleared);
 
         /* Keep our own fds clear of 0..2 before stdio is rearranged. */
         r = fd_move_above_stdio(&c.exec_fd);
@@ -974,7 +976,7 @@ static pid_t clone3_pidfd(int cgroup_fd, uint64_t ns_flags, int *ret_pidfd) {
 
 int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd) {
         _cleanup_close_ int rfd = -1, wfd = -1, pidfd = -1;
-        bool join_cgroup = false;
+        bool join_cgroup = false, handlers_cleared = true;
         seccomp_programs progs = {};
         uint64_t ns_flags;
         int fds[2], r;
@@ -999,7 +1001,12 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
         ns_flags = p->isolation && !(p->command->flags & EXEC_PRIVILEGED)
                            ? p->isolation->clone_flags
                            : 0;
-        pid = clone3_pidfd(p->cgroup_fd, ns_flags, &pidfd);
+        /* The child starts with every handler reset (and none of PID 1's to run). */
+        pid = clone3_pidfd(p->cgroup_fd, ns_flags | CLONE_CLEAR_SIGHAND, &pidfd);
+        if (pid == -EINVAL) { /* before Linux 5.5 */
+                handlers_cleared = false;
+                pid = clone3_pidfd(p->cgroup_fd, ns_flags, &pidfd);
+        }
         if ((pid == -ENOSYS || pid == -E2BIG) && ns_flags == 0) {
                 /* Kernels before 5.7 (CLONE_INTO_CGROUP) or 5.3 (clone3). The child joins
                  * its cgroup itself. */
@@ -1018,12 +1025,13 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
                         }
                 }
                 join_cgroup = p->cgroup_fd >= 0;
+                handlers_cleared = false;
         }
         if (pid < 0)
                 return pid;
         if (pid == 0) {
                 close(TAKE_FD(rfd));
-                child_run(p, &progs, TAKE_FD(wfd), join_cgroup);
+                child_run(p, &progs, TAKE_FD(wfd), join_cgroup, handlers_cleared);
         }
 
         *ret_pid = pid;

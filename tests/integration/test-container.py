@@ -83,7 +83,8 @@ cat /proc/self/status > /out/status; ls /proc/self/fd > /out/fds; \
 ls /proc | grep -E "^[0-9]+$" | wc -l > /out/nprocs; \
 touch /bin/new 2> /out/ro || echo writable >> /out/ro; \
 echo made > /out/by-container; ls /dev > /out/dev; \
-cat /proc/self/uid_map > /out/uid_map; ls /sys/class/net > /out/net; echo done > /out/done; \
+cat /proc/self/uid_map > /out/uid_map; ls /sys/class/net > /out/net; \
+readlink /proc/self/ns/net > /out/netns; echo done > /out/done; \
 exec sleep 1000'
 BindPaths=@OUT@:/out
 %s
@@ -133,11 +134,16 @@ def test_directory_root():
 
         # The same range after a restart: the files it made stay its own.
         base = owner - 1234
+        netns = read(out + "/netns")
+        t.ok(netns and netns != os.readlink("/proc/self/ns/net") + "\n",
+             "Network=none: a network namespace of its own", netns)
         os.unlink(out + "/done")
         sb.ctl("restart", "probe.service", check=True)
         sb.wait_for(lambda: read(out + "/done"), 10, "the restarted probe")
         t.ok(os.stat(out + "/by-container").st_uid == owner,
              "the uid range is the same after a restart")
+        t.ok(read(out + "/netns") == netns,
+             "... and the network namespace too (made once, joined at each start)")
         t.ok(f"probe.service {base}" in read(os.path.join(sb.state, "userns")),
              "the range is recorded in STATE/userns", read(os.path.join(sb.state, "userns")))
 
