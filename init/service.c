@@ -861,7 +861,9 @@ int service_start(service *s) {
                         service_dependency_failed(s, "it is part of an ordering cycle");
                 return -ELOOP;
         }
-        if (s->target == TARGET_STARTED && (s->start_done || service_is_active(s)) &&
+        /* Already running, or its start is under way; a service that has finished (a
+         * oneshot, or one that exited cleanly) is started again, as systemd does. */
+        if (s->target == TARGET_STARTED && (!s->start_done || service_is_active(s)) &&
             s->state != SERVICE_FAILED)
                 return 0;
         s->target = TARGET_STARTED;

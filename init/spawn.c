@@ -617,13 +617,28 @@ static void setup_stdio(const child *c, int log_fd) {
                 child_fail(c, -r, EXIT_STDERR, "setting up stderr");
 }
 
-/* handlers_cleared: CLONE_CLEAR_SIGHAND did it (vigil ignores no signal, which it would
- * keep), so only the mask is left. */
-static void reset_signals(const child *c, bool handlers_cleared) {
+/* The signals ignored here, which CLONE_CLEAR_SIGHAND leaves ignored in the child. */
+static uint64_t ignored_signals(void) {
+        uint64_t mask = 0;
+
+        for (int sig = 1; sig < _NSIG && sig <= 64; sig++) {
+                struct sigaction old;
+
+                if (sigaction(sig, NULL, &old) >= 0 && old.sa_handler == SIG_IGN)
+                        mask |= UINT64_C(1) << (sig - 1);
+        }
+        return mask;
+}
+
+/* reset: the signals whose disposition is still to be defaulted (all ones without
+ * CLONE_CLEAR_SIGHAND, else only the ignored ones). */
+static void reset_signals(const child *c, uint64_t reset) {
         struct sigaction sa = { .sa_handler = SIG_DFL };
         sigset_t all;
 
-        for (int sig = 1; sig < _NSIG && !handlers_cleared; sig++) {
+        for (int sig = 1; sig < _NSIG && sig <= 64; sig++) {
+                if (!(reset & (UINT64_C(1) << (sig - 1))))
+                        continue;
                 if (sig == SIGKILL || sig == SIGSTOP)
                         continue;
                 /* Signals reserved by libc fail with EINVAL; nothing to reset there. */
@@ -813,7 +828,7 @@ static int exec_search(const char *path, char *const *argv, char *const *env) {
 }
 
 static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *progs, int exec_fd,
-                                bool join_cgroup, bool handlers_cleared) {
+                                bool join_cgroup, uint64_t reset_signal_mask) {
         const unit *u = p->unit;
         const exec_command *cmd = p->command;
         child c = { .p = p, .name = u->name ? u->name : "?", .exec_fd = exec_fd };
@@ -823,7 +838,7 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
         const char *wd;
         int log_fd = p->log_fd, r;
 
-        reset_signals(&c, handlers_cleared);
+        reset_signals(&c, reset_signal_mask);
 
         /* Keep our own fds clear of 0..2 before stdio is rearranged. */
         r = fd_move_above_stdio(&c.exec_fd);
@@ -976,7 +991,8 @@ static pid_t clone3_pidfd(int cgroup_fd, uint64_t ns_flags, int *ret_pidfd) {
 
 int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd) {
         _cleanup_close_ int rfd = -1, wfd = -1, pidfd = -1;
-        bool join_cgroup = false, handlers_cleared = true;
+        bool join_cgroup = false;
+        uint64_t reset_mask = ignored_signals();
         seccomp_programs progs = {};
         uint64_t ns_flags;
         int fds[2], r;
@@ -1004,7 +1020,7 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
         /* The child starts with every handler reset (and none of PID 1's to run). */
         pid = clone3_pidfd(p->cgroup_fd, ns_flags | CLONE_CLEAR_SIGHAND, &pidfd);
         if (pid == -EINVAL) { /* before Linux 5.5 */
-                handlers_cleared = false;
+                reset_mask = UINT64_MAX;
                 pid = clone3_pidfd(p->cgroup_fd, ns_flags, &pidfd);
         }
         if ((pid == -ENOSYS || pid == -E2BIG) && ns_flags == 0) {
@@ -1025,13 +1041,13 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
                         }
                 }
                 join_cgroup = p->cgroup_fd >= 0;
-                handlers_cleared = false;
+                reset_mask = UINT64_MAX;
         }
         if (pid < 0)
                 return pid;
         if (pid == 0) {
                 close(TAKE_FD(rfd));
-                child_run(p, &progs, TAKE_FD(wfd), join_cgroup, handlers_cleared);
+                child_run(p, &progs, TAKE_FD(wfd), join_cgroup, reset_mask);
         }
 
         *ret_pid = pid;

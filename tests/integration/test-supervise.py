@@ -62,6 +62,11 @@ WantedBy=multi-user.target
              open(sb.work + "/order").read() if os.path.exists(sb.work + "/order") else "")
         t.ok(sb.wait_for(lambda: "hello from b" in sb.service_log("b.service"), 5),
              "stdout goes to the service log", sb.service_log("b.service"))
+        # A finished oneshot (and a service that exited) runs again when started.
+        sb.ctl("start", "c.service", check=True)
+        ok = sb.wait_for(lambda: open(sb.work + "/order").read().split() == ["a", "b", "c", "c"],
+                         10)
+        t.ok(ok, "start runs a finished oneshot again", open(sb.work + "/order").read())
         rc = sb.stop()
         t.ok(rc == 0, "SIGTERM stops everything and exits 0", f"exit {rc}\n{sb.output}")
 
