@@ -438,19 +438,24 @@ static int mount_fs(int rootfd, const char *path, const char *fstype, const char
         return r;
 }
 
-/* Binds host path (or fd) SRC onto PATH below rootfd. */
+/* Binds host path SRC onto PATH below rootfd: read-only or not, nosuid, and nodev but for
+ * a device node itself (which nodev would make unusable). */
 static int bind_host(const char *src, int rootfd, const char *path, bool read_only,
                      bool recursive) {
         _cleanup_close_ int tree = -1;
+        struct stat st;
+        uint64_t attr = MOUNT_ATTR_NOSUID | (read_only ? MOUNT_ATTR_RDONLY : 0);
         int r;
 
         tree = open_tree(AT_FDCWD, src,
                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
         if (tree < 0)
                 return -errno;
-        r = set_attr(tree,
-                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (read_only ? MOUNT_ATTR_RDONLY : 0),
-                     true);
+        if (fstat(tree, &st) < 0)
+                return -errno;
+        if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+                attr |= MOUNT_ATTR_NODEV;
+        r = set_attr(tree, attr, true);
         if (r < 0)
                 return r;
         return attach(tree, rootfd, path);

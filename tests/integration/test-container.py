@@ -83,6 +83,7 @@ cat /proc/self/status > /out/status; ls /proc/self/fd > /out/fds; \
 ls /proc | grep -E "^[0-9]+$" | wc -l > /out/nprocs; \
 touch /bin/new 2> /out/ro || echo writable >> /out/ro; \
 echo made > /out/by-container; ls /dev > /out/dev; \
+head -c 16 /dev/urandom | wc -c > /out/urandom; echo x > /dev/null && echo ok > /out/null; \
 cat /proc/self/uid_map > /out/uid_map; ls /sys/class/net > /out/net; \
 readlink /proc/self/ns/net > /out/netns; echo done > /out/done; \
 exec sleep 1000'
@@ -131,6 +132,9 @@ def test_directory_root():
         t.ok(all(d in dev for d in ["null", "zero", "full", "random", "urandom", "tty", "pts",
                                      "shm", "mqueue", "ptmx"]) and "sda" not in dev
              and "kmsg" not in dev, "a minimal /dev", " ".join(dev))
+        t.ok(read(out + "/urandom").strip() == "16" and read(out + "/null") == "ok\n",
+             "its device nodes work: /dev/urandom reads, /dev/null writes",
+             read(out + "/urandom") + sb.service_log("probe.service"))
 
         # The same range after a restart: the files it made stay its own.
         base = owner - 1234
