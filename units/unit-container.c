@@ -357,15 +357,16 @@ static int parse_tmpfs(load_ctx *c, const char *value, void *field) {
 
 /* A capability list: names with or without "CAP_", "~" inverts; several assignments
  * add up (CapabilityBoundingSet= combines them with OR as systemd does, and an
- * inverted list removes). */
+ * inverted list removes); an empty one means none. */
 static int parse_caps(load_ctx *c, const char *value, void *field) {
         uint64_t *set = field, mask = 0;
         const char *p = value, *reason = NULL;
         bool invert = false;
         int r;
 
+        /* Empty: no capabilities at all, as in systemd (not back to the full set). */
         if (!*value) {
-                load_reset_field(c, field, sizeof(uint64_t));
+                *set = 0;
                 return 0;
         }
         if (*p == '~') {

@@ -317,12 +317,27 @@ static void test_container(void) {
                                streq(m[4].target, "/var/cache/game"),
                        "Tmpfs=PATH:OPTIONS");
         }
-        SOURCE_EQ(u, "Container", "Image", "units/good/container.service:15");
+        SOURCE_EQ(u, "Container", "Image", "units/good/container.service:17");
+}
+
+static void test_caps_reset(void) {
+        static const char text[] = "[Service]\nExecStart=/bin/true\n"
+                                   "CapabilityBoundingSet=CAP_CHOWN\nCapabilityBoundingSet=\n";
+        _cleanup_unit_free_ unit *u = NULL;
+        diag_list diags = {};
+
+        tap_ok(unit_load_buffer("caps.service", "caps.service", text, sizeof(text) - 1, &diags,
+                                &u) >= 0,
+               "CapabilityBoundingSet= empty loads");
+        tap_ok(u && u->capability_bounding_set == 0,
+               "an empty CapabilityBoundingSet= means no capabilities, as in systemd");
+        diag_list_done(&diags);
 }
 
 int main(void) {
         test_full();
         test_container();
+        test_caps_reset();
         test_defaults();
         test_policy_merge();
         test_dropins();

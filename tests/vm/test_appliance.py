@@ -52,6 +52,35 @@ def main(tap, adir):
                 f"{json.dumps(info)}")
         step(tap, vm, "the game server answers twquery through the forwarded port", game)
 
+        def container():
+            st = json.loads(vm.check(f"vigilctl --json status {GAME}"))
+            pid = st["main_pid"]
+            status = vm.check(f"cat /proc/{pid}/status")
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            f = {k: v.split() for k, v in fields.items()}
+            uid_map = vm.check(f"cat /proc/{pid}/uid_map").split()
+            root = vm.check(f"readlink /proc/{pid}/root").strip()
+            mounts = vm.check(f"cat /proc/{pid}/mounts")
+            problems = []
+            if len(f["NSpid"]) != 2 or f["NSpid"][1] != "1":
+                problems.append(f"not PID 1 of a namespace of its own: NSpid {f['NSpid']}")
+            if int(f["Uid"][0]) < 524288:
+                problems.append(f"host uid {f['Uid'][0]}: not in a user namespace range")
+            if uid_map[:1] != ["0"] or uid_map[2:3] != ["65536"]:
+                problems.append(f"uid_map {uid_map}")
+            if f["CapEff"] != ["0000000000000000"] or f["CapBnd"] != ["0000000000000000"]:
+                problems.append(f"capabilities {f['CapEff']} {f['CapBnd']}")
+            if f["NoNewPrivs"] != ["1"] or f["Seccomp"] != ["2"]:
+                problems.append(f"NoNewPrivs {f['NoNewPrivs']} Seccomp {f['Seccomp']}")
+            if not re.search(r"^\S+ / squashfs ro,", mounts, re.M):
+                problems.append("its root is not the read-only squashfs image:\n" + mounts)
+            if problems:
+                raise AssertionError("\n".join(problems))
+            log(f"{GAME}: host uid {f['Uid'][0]}, NSpid {' '.join(f['NSpid'])}, root {root}, "
+                f"uid_map {' '.join(uid_map)}")
+        step(tap, vm, "the game server runs in its container: own PID namespace and uid range, "
+             "no capabilities, filtered, read-only image root", container)
+
         def restart():
             st = json.loads(vm.check(f"vigilctl --json status {GAME}"))
             pid = st["main_pid"]
