@@ -79,7 +79,7 @@ def appliance_dir():
     out = os.path.join(BUILD_DIR, "appliance", TEST_APPLIANCE)
     inputs = [os.path.join(BUILD_DIR, "init", "vigil"),
               os.path.join(BUILD_DIR, "init", "vigilctl"),
-              BUILD, os.path.join(ROOT, "image", "appliances")]
+              BUILD, os.path.join(ROOT, "image", "appliances"), os.path.join(ROOT, "policies")]
     return _build_appliance("gameserver", out, inputs)
 
 
