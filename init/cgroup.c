@@ -818,6 +818,17 @@ void cgroup_service_remove(service *s) {
         }
 }
 
+/* Some kernels (6.18 here) go on killing every process cloned into a cgroup with
+ * CLONE_INTO_CGROUP once cgroup.kill was used on it (its kill sequence no longer matches
+ * the parent's), so a killed leaf is replaced by a fresh one before the next start. */
+int cgroup_service_renew(service *s) {
+        if (!s->cgroup_killed || s->cgroup_fd < 0 || cgroup_service_populated(s) != 0)
+                return 0;
+        cgroup_service_remove(s);
+        s->cgroup_killed = false;
+        return cgroup_service_create(s);
+}
+
 int cgroup_service_kill(service *s, int sig) {
         char buf[CGROUP_FILE_MAX];
         char *p, *e;
@@ -826,8 +837,10 @@ int cgroup_service_kill(service *s, int sig) {
         if (s->cgroup_fd < 0)
                 return -EBADF;
         /* cgroup.kill (Linux 5.14) kills everything at once, including new forks. */
-        if (sig == SIGKILL && write_file_at(s->cgroup_fd, "cgroup.kill", "1") >= 0)
+        if (sig == SIGKILL && write_file_at(s->cgroup_fd, "cgroup.kill", "1") >= 0) {
+                s->cgroup_killed = true;
                 return 0;
+        }
         r = read_file_at(s->cgroup_fd, "cgroup.procs", buf, sizeof(buf));
         if (r < 0)
                 return r;

@@ -53,6 +53,8 @@ int cgroup_service_apply(service *s);
 char *const *cgroup_apply_failures(const char *name);
 
 int cgroup_service_kill(service *s, int sig);
+/* Before a start: a leaf emptied by cgroup.kill is replaced by a fresh one (see cgroup.c). */
+int cgroup_service_renew(service *s);
 /* 1 when processes are left, 0 when empty, -errno. */
 int cgroup_service_populated(service *s);
 /* Reads memory.events now: 1 when the OOM killer struck since the service's current run

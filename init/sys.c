@@ -42,6 +42,10 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
                 .watchdog_usec = control ? 0 : s->watchdog_usec,
         };
 
+        r = cgroup_service_renew(s);
+        if (r < 0)
+                return r;
+        p.cgroup_fd = s->cgroup_fd;
         snprintf(images, sizeof(images), "%.*s/images", lib, set->state_dir);
         snprintf(volumes, sizeof(volumes), "%.*s/volumes", lib, set->state_dir);
         if (cmd->flags & EXEC_PRIVILEGED)

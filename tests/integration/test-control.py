@@ -82,6 +82,12 @@ ExecStart=/bin/sh -c 'echo started $$; exec sleep 1000'
         r = sb.ctl("kill", "idle.service")
         t.ok(r.returncode == 1 and "not running" in r.stderr,
              "vigilctl kill of a service that is not running fails clearly", r.stderr)
+        # Its cgroup was emptied with cgroup.kill: the next start must live.
+        sb.ctl("start", "idle.service", check=True)
+        time.sleep(0.5)
+        t.ok(sb.state_of("idle.service") == "active",
+             "after a kill with SIGKILL the service starts again and stays up",
+             sb.service_log("idle.service"))
 
 
 def test_notify_and_watchdog():
