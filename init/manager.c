@@ -669,11 +669,17 @@ static int override_apply(unit *u, const char *key, const char *value, char **wh
                 if (streq(override_keys[i].key, key))
                         k = &override_keys[i];
         if (!k) {
+                /* Resource control settings: parsed and checked by the loader's own rules. */
+                int r = unit_set_resource_property(u, key, value, why);
+
+                if (r != -ENOENT)
+                        return r;
                 (void) asprintf_safe(why,
                                      "%s= cannot be changed while running (settable: Restart=, "
                                      "RestartSec=, RestartSteps=, RestartMaxDelaySec=, "
                                      "RestartBackoffResetSec=, RestartRandomizedDelaySec=, "
-                                     "StartLimitIntervalSec=, StartLimitBurst=)",
+                                     "StartLimitIntervalSec=, StartLimitBurst=, and the "
+                                     "resource settings: CPUWeight=, MemoryMax=, TasksMax=, ...)",
                                      key);
                 return -EINVAL;
         }
@@ -894,6 +900,14 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
         r = override_verify(&scratch, ret_error);
         if (r < 0)
                 return r;
+        /* A tier lives in a cgroup of its own: moving a running service's leaf is not done. */
+        if (service_is_active(s) &&
+            (scratch.resource.cpu_policy != s->unit->resource.cpu_policy ||
+             scratch.resource.cpu_priority != s->unit->resource.cpu_priority)) {
+                *ret_error = strdup("CPUPolicy= and CPUPriority= can only be changed while the "
+                                    "service is stopped");
+                return -EINVAL;
+        }
         /* Nothing can fail after this but memory; the file is written first. */
         path = overrides_path(m, s->name);
         if (!path)
@@ -919,6 +933,12 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
         *s->unit = scratch;
         if (s->pending_unit)
                 overrides_apply_to(m, s->name, s->pending_unit);
+        /* The new limits reach the kernel now; Nice= and scheduling at the next start. */
+        r = cgroup_service_apply(s);
+        if (r > 0)
+                log_warning("%s: %d resource setting(s) could not be written now; see its "
+                            "warnings.",
+                            s->name, r);
         r = service_resize_start_times(s, old_burst);
         if (r < 0)
                 return r;

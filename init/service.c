@@ -1033,5 +1033,11 @@ int service_replace_unit(service *s, unit *u) {
         s->control_list = NULL;
         unit_free(s->unit);
         s->unit = u;
+        /* Its cgroup takes the new limits (and moves to a new tier while it is down). */
+        r = cgroup_service_apply(s);
+        if (r > 0)
+                log_warning("%s: %d resource setting(s) of its new unit could not be written; "
+                            "see its warnings.",
+                            s->name, r);
         return 0;
 }

@@ -13,6 +13,8 @@
 #include "lexer.h"
 #include "unit-private.h"
 
+static void load_ctx_init(load_ctx *c, unit *u, diag_list *diags);
+
 _printf_(2, 3) int load_report(load_ctx *c, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
@@ -1115,6 +1117,32 @@ static void load_ctx_init(load_ctx *c, unit *u, diag_list *diags) {
                         .instance = u->instance ?: "",
                 },
         };
+}
+
+int unit_set_resource_property(unit *u, const char *key, const char *value, char **ret_error) {
+        const directive *d = NULL;
+        diag_list diags = {};
+        load_ctx c;
+        int r;
+
+        for (size_t i = 0; i < N_RESOURCE_DIRECTIVES; i++)
+                if (streq(resource_directives[i].key, key))
+                        d = &resource_directives[i];
+        if (!d)
+                return -ENOENT;
+        load_ctx_init(&c, u, &diags);
+        c.path = "SetProperties";
+        c.d = d;
+        /* Resource settings are plain values: parsing one never touches shared memory. */
+        r = d->parse(&c, value, (char *) u + d->offset);
+        if (r >= 0 && diags.n == 0)
+                unit_resource_verify(&c);
+        if (r >= 0 && diags.n > 0)
+                r = -EINVAL;
+        if (r == -EINVAL && diags.n > 0)
+                *ret_error = strdup(diags.items[0].message);
+        diag_list_done(&diags);
+        return r;
 }
 
 void load_at(load_ctx *c, const char *section, const char *key) {

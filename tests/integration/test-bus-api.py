@@ -173,6 +173,15 @@ ExecStart=/bin/sh -c 'exit 3'
         r = sb.ctl("set-property", "game", "RestartSteps=3")
         t.ok(r.returncode == 1 and "RestartMaxDelaySec" in r.stderr,
              "a combination the loader refuses is refused too", r.stderr)
+        r = sb.ctl("set-property", "--runtime", "game", "CPUWeight=500", "MemoryMax=64M")
+        st = json.loads(sb.ctl("--json", "status", "game").stdout)
+        t.ok(r.returncode == 0, "resource settings change live too", r.stderr)
+        r = sb.ctl("set-property", "game", "MemoryMax=lots")
+        t.ok(r.returncode == 1 and "MemoryMax=" in r.stderr,
+             "a bad resource value is refused by the loader's own rules", r.stderr)
+        r = sb.ctl("set-property", "game", "CPUPriority=high")
+        t.ok(r.returncode == 1 and "stopped" in r.stderr,
+             "a tier change of a running service is refused", r.stderr)
         pid = sb.status("game.service")["main_pid"]
         sb.ctl("kill", "game", "SIGTERM")
         ok = sb.wait_for(lambda: (sb.status("game.service") or {}).get("main_pid") not in
