@@ -4,7 +4,6 @@
 
 #include "unit-private.h"
 
-#define IMAGE_NAME_MAX 64
 #define MOUNTS_MAX 256
 #define HOSTNAME_MAX 64
 
@@ -15,14 +14,6 @@ static const char *const network_mode_names[_NETWORK_MODE_MAX] = {
 
 const char *network_mode_to_string(network_mode m) {
         return m >= 0 && m < _NETWORK_MODE_MAX ? network_mode_names[m] : NULL;
-}
-
-bool image_name_is_valid(const char *s) {
-        size_t n = strlen(s);
-
-        if (n == 0 || n > IMAGE_NAME_MAX || s[0] == '.' || s[0] == '-')
-                return false;
-        return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
 static int parse_image(load_ctx *c, const char *value, void *field) {
@@ -57,20 +48,6 @@ static int parse_hostname(load_ctx *c, const char *value, void *field) {
                 return load_invalid(c, value,
                                     "a host name has up to 64 letters, digits, \"-\" and dots");
         return load_parse_string(c, value, field);
-}
-
-static int parse_bool_field(load_ctx *c, const char *value, void *field) {
-        int b;
-
-        if (!*value) {
-                load_reset_field(c, field, sizeof(bool));
-                return 0;
-        }
-        b = parse_boolean(value);
-        if (b < 0)
-                return load_invalid(c, value, "expected a boolean (yes or no)");
-        *(bool *) field = b;
-        return 0;
 }
 
 /* A tri-state: -1 unset (the default depends on the kind of service), 0 or 1. */
@@ -409,7 +386,7 @@ const directive container_directives[] = {
         { "Container", "User", parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Group", parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Network", parse_network, F(container.network), D_POLICY, 0 },
-        { "Container", "ReadOnly", parse_bool_field, F(container.read_only), D_POLICY, 0 },
+        { "Container", "ReadOnly", load_parse_bool, F(container.read_only), D_POLICY, 0 },
         { "Container", "UserNS", parse_userns, F(container.user_ns), D_POLICY, 0 },
         { "Container", "Volume", parse_volume, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Tmpfs", parse_tmpfs, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },

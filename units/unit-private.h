@@ -64,6 +64,7 @@ int mark_source(load_ctx *c, size_t offset);
 
 /* Common parsers. */
 int load_parse_string(load_ctx *c, const char *value, void *field);
+int load_parse_bool(load_ctx *c, const char *value, void *field);
 int load_parse_sec(load_ctx *c, const char *value, void *field);
 int load_parse_unsigned(load_ctx *c, const char *value, void *field); /* arg > 0: maximum */
 int load_parse_enum(load_ctx *c, const char *value, void *field, const char *const *names, size_t n,

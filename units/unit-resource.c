@@ -427,20 +427,6 @@ static int parse_sched_policy(load_ctx *c, const char *value, void *field) {
         return load_invalid(c, value, "expected other, batch, idle, fifo or rr");
 }
 
-static int parse_bool_field(load_ctx *c, const char *value, void *field) {
-        int b;
-
-        if (!*value) {
-                load_reset_field(c, field, sizeof(bool));
-                return 0;
-        }
-        b = parse_boolean(value);
-        if (b < 0)
-                return load_invalid(c, value, "expected a boolean (yes or no)");
-        *(bool *) field = b;
-        return 0;
-}
-
 static int parse_cpu_policy(load_ctx *c, const char *value, void *field) {
         return load_parse_enum(c, value, field, cpu_policy_names, _CPU_POLICY_MAX,
                                "expected weighted or priority");
@@ -466,7 +452,7 @@ const directive resource_directives[] = {
         R("CPUQuota", parse_cpu_quota, cpu_quota_per_sec),
         R("CPUQuotaPeriodSec", parse_cpu_quota_period, cpu_quota_period),
         R("AllowedCPUs", parse_allowed_cpus, allowed_cpus),
-        R("CPUExclusive", parse_bool_field, cpu_exclusive),
+        R("CPUExclusive", load_parse_bool, cpu_exclusive),
         R("MemoryMax", parse_memory, memory_max),
         R("MemoryHigh", parse_memory, memory_high),
         R("MemorySwapMax", parse_memory, memory_swap_max),
@@ -478,7 +464,7 @@ const directive resource_directives[] = {
         R("Nice", parse_nice, nice),
         R("CPUSchedulingPolicy", parse_sched_policy, sched_policy),
         R("CPUSchedulingPriority", parse_sched_priority, sched_priority),
-        R("CPUSchedulingResetOnFork", parse_bool_field, sched_reset_on_fork),
+        R("CPUSchedulingResetOnFork", load_parse_bool, sched_reset_on_fork),
         R("OOMScoreAdjust", parse_oom_score_adjust, oom_score_adjust),
 };
 const size_t N_RESOURCE_DIRECTIVES = ELEMENTSOF(resource_directives);

@@ -89,6 +89,20 @@ int load_list_add(load_ctx *c, char ***l, const char *s) {
 
 /* ---- parsers ------------------------------------------------------------------------------ */
 
+int load_parse_bool(load_ctx *c, const char *value, void *field) {
+        int b;
+
+        if (!*value) {
+                load_reset_field(c, field, sizeof(bool));
+                return 0;
+        }
+        b = parse_boolean(value);
+        if (b < 0)
+                return load_invalid(c, value, "expected a boolean (yes or no)");
+        *(bool *) field = b;
+        return 0;
+}
+
 int load_parse_string(load_ctx *c, const char *value, void *field) {
         char **s = field, *d = NULL;
 
@@ -616,21 +630,21 @@ static int parse_output(load_ctx *c, const char *value, void *field) {
                             "append:PATH and truncate:PATH");
 }
 
-#define POLICY_NAME_MAX 64
+#define NAME_MAX_LEN 64
 
-static bool policy_name_is_valid(const char *s) {
+bool image_name_is_valid(const char *s) {
         size_t n = strlen(s);
 
-        if (n == 0 || n > POLICY_NAME_MAX || s[0] == '.')
+        if (n == 0 || n > NAME_MAX_LEN || s[0] == '.' || s[0] == '-')
                 return false;
         return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
 static int parse_policy(load_ctx *c, const char *value, void *field) {
-        if (*value && !policy_name_is_valid(value))
+        if (*value && !image_name_is_valid(value))
                 return load_invalid(c, value,
                                     "a policy name has up to 64 letters, digits, \"_\", "
-                                    "\".\" or \"-\" and does not start with \".\"");
+                                    "\".\" or \"-\" and does not start with \".\" or \"-\"");
         return load_parse_string(c, value, field);
 }
 
@@ -1297,7 +1311,7 @@ static char *find_policy(const file_events *files, size_t n, const specifier_con
                 }
         if (!v || specifier_expand(v, spec, &expanded, &bad) < 0)
                 return NULL;
-        if (!policy_name_is_valid(expanded))
+        if (!image_name_is_valid(expanded))
                 return mfree(expanded);
         return expanded;
 }

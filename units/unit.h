@@ -237,7 +237,8 @@ static inline bool unit_is_container(const unit *u) {
         return u->container.image || u->container.root_image || u->container.root_directory;
 }
 
-/* Image and volume names: up to 64 of [A-Za-z0-9_.-], not starting with "." or "-". */
+/* Image, volume and policy names: up to 64 of [A-Za-z0-9_.-], not starting with "." or
+ * "-" (so never a path or an option). */
 bool image_name_is_valid(const char *s);
 const char *network_mode_to_string(network_mode m);
 
