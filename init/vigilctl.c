@@ -17,11 +17,14 @@
 #define EXIT_NOT_RUNNING 3 /* status: the service is not active (systemctl's code) */
 
 #define DEFAULT_ADDRESS "unix:path=/run/vigil/private"
+#define SYSTEM_BUS_ADDRESS "unix:path=/run/dbus/system_bus_socket"
+#define BUS_NAME "org.vigil1"
 #define MANAGER_PATH "/org/vigil1"
 #define MANAGER_INTERFACE "org.vigil1.Manager"
 #define SERVICE_INTERFACE "org.vigil1.Service"
 
 static const char *arg_address = DEFAULT_ADDRESS;
+static const char *arg_destination; /* --system: "org.vigil1" on the bus; NULL: peer to peer */
 static bool arg_json;
 static bool arg_runtime;
 
@@ -52,6 +55,8 @@ static void help(FILE *f) {
                 "\n"
                 "Options:\n"
                 "      --address ADDRESS  vigil's D-Bus address (default " DEFAULT_ADDRESS ")\n"
+                "      --system           through the system bus (" BUS_NAME "), not the private\n"
+                "                         socket; --address then names the bus\n"
                 "      --json             machine-readable output of list and status\n"
                 "      --runtime          set-property: until the next boot only\n"
                 "  -h, --help             show this help\n"
@@ -115,6 +120,8 @@ static int verb_verify(int argc, char **argv) {
 static void common_option(int c) {
         if (c == 'A')
                 arg_address = optarg;
+        else if (c == 'S')
+                arg_destination = BUS_NAME;
         else if (c == 'J')
                 arg_json = true;
         else if (c == 'R')
@@ -122,8 +129,8 @@ static void common_option(int c) {
 }
 
 #define COMMON_OPTIONS                                                                             \
-        { "address", required_argument, NULL, 'A' }, { "json", no_argument, NULL, 'J' },           \
-                { "runtime", no_argument, NULL, 'R' }, {                                           \
+        { "address", required_argument, NULL, 'A' }, { "system", no_argument, NULL, 'S' },         \
+                { "json", no_argument, NULL, 'J' }, { "runtime", no_argument, NULL, 'R' }, {       \
                 "help", no_argument, NULL, 'h'                                                     \
         }
 
@@ -133,19 +140,23 @@ static const char *address_display(void) {
         return p && !strchr(p, ',') ? p : arg_address;
 }
 
-/* Peer to peer: vigil's private socket has no bus daemon behind it, so no Hello(). */
+/* Peer to peer: vigil's private socket has no bus daemon behind it, so no Hello(). With
+ * --system, a client of the bus daemon that talks to org.vigil1. */
 static int bus_connect(sd_bus **ret) {
         sd_bus *bus = NULL;
         int r;
 
+        if (arg_destination && streq(arg_address, DEFAULT_ADDRESS))
+                arg_address = SYSTEM_BUS_ADDRESS;
         r = sd_bus_new(&bus);
         if (r >= 0)
                 r = sd_bus_set_address(bus, arg_address);
         if (r >= 0)
-                r = sd_bus_set_bus_client(bus, false);
+                r = sd_bus_set_bus_client(bus, arg_destination != NULL);
         /* vigil authorizes by the socket's peer uid; ANONYMOUS also works when vigil runs in
-         * another PID namespace (--sandbox), where EXTERNAL cannot be checked. */
-        if (r >= 0)
+         * another PID namespace (--sandbox), where EXTERNAL cannot be checked. The bus daemon
+         * wants EXTERNAL, and hands vigil the credentials it checked. */
+        if (r >= 0 && !arg_destination)
                 r = sd_bus_set_anonymous(bus, true);
         if (r >= 0)
                 r = sd_bus_negotiate_fds(bus, true);
@@ -182,8 +193,8 @@ static int call_manager(sd_bus *bus, const char *method, sd_bus_message **reply,
         int r;
 
         va_start(ap, types);
-        r = sd_bus_call_methodv(bus, NULL, MANAGER_PATH, MANAGER_INTERFACE, method, &e, reply,
-                                types, ap);
+        r = sd_bus_call_methodv(bus, arg_destination, MANAGER_PATH, MANAGER_INTERFACE, method, &e,
+                                reply, types, ap);
         va_end(ap);
         if (r < 0)
                 call_failed(&e, r);
@@ -381,6 +392,7 @@ static int parse_common(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'A':
+                case 'S':
                 case 'J':
                 case 'R':
                         common_option(c);
@@ -786,8 +798,8 @@ static int verb_status(int argc, char **argv) {
         r = sd_bus_message_read(path_reply, "o", &path);
         if (r < 0)
                 return bad_reply(r);
-        r = sd_bus_call_method(bus, NULL, path, "org.freedesktop.DBus.Properties", "GetAll", &e,
-                               &props, "s", SERVICE_INTERFACE);
+        r = sd_bus_call_method(bus, arg_destination, path, "org.freedesktop.DBus.Properties",
+                               "GetAll", &e, &props, "s", SERVICE_INTERFACE);
         if (r < 0) {
                 call_failed(&e, r);
                 sd_bus_error_free(&e);
@@ -927,6 +939,7 @@ static int verb_logs(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0)
                 switch (c) {
                 case 'A':
+                case 'S':
                 case 'J':
                 case 'R':
                         common_option(c);
@@ -1095,8 +1108,8 @@ static int verb_set_property(int argc, char **argv) {
         name = service_name(argv[first]);
         if (!name || bus_connect(&bus) < 0)
                 return 1;
-        r = sd_bus_message_new_method_call(bus, &m, NULL, MANAGER_PATH, MANAGER_INTERFACE,
-                                           "SetProperties");
+        r = sd_bus_message_new_method_call(bus, &m, arg_destination, MANAGER_PATH,
+                                           MANAGER_INTERFACE, "SetProperties");
         if (r >= 0)
                 r = sd_bus_message_append(m, "sb", name, (int) arg_runtime);
         if (r >= 0)
@@ -1142,9 +1155,13 @@ static const struct {
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
-                { "address", required_argument, NULL, 'A' }, { "json", no_argument, NULL, 'J' },
-                { "runtime", no_argument, NULL, 'R' },       {},
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { "address", required_argument, NULL, 'A' },
+                { "system", no_argument, NULL, 'S' },
+                { "json", no_argument, NULL, 'J' },
+                { "runtime", no_argument, NULL, 'R' },
+                {},
         };
         int c;
 
@@ -1152,6 +1169,7 @@ int main(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
                 switch (c) {
                 case 'A':
+                case 'S':
                 case 'J':
                 case 'R':
                         common_option(c);

@@ -261,6 +261,10 @@ WantedBy=multi-user.target
                    "ListServices")
         t.ok(r.returncode == 0 and "game.service" in r.stdout, "busctl ListServices",
              r.stdout + r.stderr)
+        r = subprocess.run([VIGILCTL, "--system", "--address", f"unix:path={sb.work}/bus.sock",
+                            "--json", "list"], capture_output=True, text=True, timeout=30)
+        t.ok(r.returncode == 0 and "game.service" in r.stdout,
+             "vigilctl --system talks to vigil through the bus", r.stdout + r.stderr)
         r = busctl(sb, "introspect", "org.vigil1", "/org/vigil1")
         t.ok(r.returncode == 0 and "ReloadUnits" in r.stdout and "ServiceCrashed" in r.stdout,
              "the manager is introspectable", r.stderr)

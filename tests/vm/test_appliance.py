@@ -46,6 +46,18 @@ def main(tap, adir):
             log("units: " + ", ".join(f"{s['name']} {s['active']}/{s['sub']}" for s in rows))
         step(tap, vm, "every unit is active (or a finished oneshot)", units)
 
+        def system_bus():
+            deadline = time.monotonic() + BOOT_TIMEOUT
+            while True:
+                rc, out = vm.run("vigilctl --system --json list")
+                if rc == 0 and GAME in out:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"vigilctl --system list: exit {rc}: {out}")
+                time.sleep(1)
+        step(tap, vm, "vigil answers as org.vigil1 on the system bus (dbus.service)",
+             system_bus)
+
         def game():
             info = vm.wait_game()
             log(f"game server answers {vm.elapsed():.1f} s after qemu started: "

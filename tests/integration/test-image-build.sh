@@ -1,0 +1,82 @@
+#!/bin/bash
+# image/build's container images from an OCI image layout and from a `docker save`
+# archive: layers applied in order with their whiteouts (by umoci), the appliance's users
+# and vigil's mount points added, and bad [Image] sections refused with file:line.
+# Usage: test-image-build.sh SOURCE_ROOT BUILD_DIR
+set -u
+root=$1
+build=$2
+n=0
+failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+
+if [ "$(id -u)" != 0 ]; then echo "1..0 # SKIP needs root (image/build)"; exit 77; fi
+for tool in umoci skopeo mksquashfs unsquashfs; do
+        if ! command -v $tool > /dev/null; then echo "1..0 # SKIP $tool is missing"; exit 77; fi
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+app=$tmp/app
+mkdir -p "$app/units" "$app/overlay/etc"
+echo "from the overlay" > "$app/overlay/etc/motd"
+
+# Two layers: the second deletes a file of the first (a whiteout) and adds one.
+cd "$tmp"
+umoci init --layout layout &&
+umoci new --image layout:v1 &&
+umoci unpack --image layout:v1 b1 &&
+mkdir -p b1/rootfs/etc && echo one > b1/rootfs/etc/gone && echo kept > b1/rootfs/etc/kept &&
+umoci repack --image layout:v1 b1 && rm -rf b1 &&
+umoci unpack --image layout:v1 b1 && rm b1/rootfs/etc/gone && echo two > b1/rootfs/etc/added &&
+umoci repack --image layout:v1 b1 && rm -rf b1 &&
+skopeo --insecure-policy copy --quiet oci:layout:v1 docker-archive:saved.tar:base:v1 \
+        > /dev/null 2>&1
+ok $? "an OCI layout with two layers and a docker-archive of it"
+
+check_image() { # $1: what, $2: the [Image] line naming the base
+        cat > "$app/appliance.conf" <<EOC
+[Appliance]
+Name=imgtest
+
+[User]
+Name=player
+UID=1234
+
+[Image]
+Name=base
+$2
+Directory=overlay
+EOC
+        out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
+                --vigil-build "$build" 2>&1)
+        rc=$?
+        ok $rc "$1: image/build --images-only" || echo "$out" | sed 's/^/#   /'
+        img=$(echo "$out" | awk '$1 == "base" { print $3 }' | tail -1)
+        list=$(unsquashfs -lls -d "" "$img" 2>/dev/null)
+        echo "$list" | grep -q ' /etc/kept$' && echo "$list" | grep -q ' /etc/added$' &&
+                ! echo "$list" | grep -q ' /etc/gone$'
+        ok $? "$1: the layers in order, the whiteout applied"
+        for d in proc dev sys tmp run; do echo "$list" | grep -q "^d.* /$d\$" || break; done
+        ok $? "$1: vigil's mount points are there"
+        unsquashfs -cat "$img" etc/passwd 2>/dev/null | grep -q '^player:x:1234:' &&
+                unsquashfs -cat "$img" etc/motd 2>/dev/null | grep -q 'from the overlay'
+        ok $? "$1: the appliance's users and the Directory= overlay"
+}
+check_image "OCI layout" "OCI=../layout:v1"
+check_image "docker save archive" "Archive=../saved.tar"
+
+cat > "$app/appliance.conf" <<EOC
+[Appliance]
+Name=imgtest
+[Image]
+Name=bad
+OCI=../nowhere:v1
+EOC
+out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+echo "$out" | grep -q "appliance.conf:5: error: invalid OCI= value"
+ok $? "a missing OCI layout is an error naming file:line"
+
+echo "1..$n"
+exit $failed
