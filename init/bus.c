@@ -1130,6 +1130,8 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
                 return append_string(reply, s->unit ? s->unit->path : NULL);
         if (streq(property, "Image"))
                 return append_string(reply, s->unit ? s->unit->container.image : NULL);
+        if (streq(property, "ImageVersion"))
+                return append_string(reply, s->image_version);
         return -EINVAL;
 }
 
@@ -1310,6 +1312,7 @@ static const sd_bus_vtable service_vtable[] = {
         SERVICE_PROPERTY("LastExitSignal", "i", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SERVICE_PROPERTY("UnitPath", "s", 0),
         SERVICE_PROPERTY("Image", "s", 0),
+        SERVICE_PROPERTY("ImageVersion", "s", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Warnings", "as", property_get_warnings, 0, 0),
         SD_BUS_PROPERTY("Settings", "a(sss)", property_get_settings, 0, 0),
         SD_BUS_VTABLE_END,

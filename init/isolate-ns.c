@@ -945,6 +945,7 @@ int isolation_prepare(const unit *u, const isolation_dirs *dirs, isolation *ret)
                 if (r < 0)
                         return log_error_errno(r, "%s: mounting image %s (%s): %m", u->name,
                                                ct->image, file);
+                snprintf(iso.image_version, sizeof(iso.image_version), "%s", version);
         } else if (ct->root_image) {
                 r = image_mount(dirs->runtime, ct->root_image, &iso.root);
                 if (r < 0)

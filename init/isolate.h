@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "store.h"
 #include "unit.h"
 
 typedef struct isolation_driver isolation_driver;
@@ -21,9 +22,10 @@ typedef struct isolation {
         unsigned long clone_flags; /* namespaces the child is created in */
         const char *root;          /* host path of the root tree: a mounted image or a directory */
         const char *volumes_dir;   /* where Volume= names live */
-        int userns_fd;             /* the service's user namespace, or -1 */
-        int netns_fd;              /* Network=none: the service's network namespace, or -1 */
-        uid_t uid_base;            /* host uid (and gid) of the container's 0 */
+        char image_version[IMAGE_VERSION_MAX + 1]; /* Image='s version started; "" otherwise */
+        int userns_fd;                             /* the service's user namespace, or -1 */
+        int netns_fd;   /* Network=none: the service's network namespace, or -1 */
+        uid_t uid_base; /* host uid (and gid) of the container's 0 */
 } isolation;
 
 struct isolation_driver {

@@ -999,6 +999,7 @@ service *service_free(service *s) {
         unit_free(s->unit);
         unit_free(s->pending_unit);
         free(s->name);
+        free(s->image_version);
         free(s->status_text);
         free(s->missing_requirement);
         free(s->start_times);

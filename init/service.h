@@ -149,9 +149,10 @@ struct service {
         service_list required_by; /* stop when this one stops */
         service_list bound_by;    /* stop when this one goes inactive at all */
 
-        int cgroup_fd;      /* this service's cgroup directory, or -1 */
-        bool cgroup_killed; /* cgroup.kill was used on it: renewed before the next start */
-        int events_fd;      /* its cgroup.events, watched for "populated 0" */
+        int cgroup_fd;       /* this service's cgroup directory, or -1 */
+        bool cgroup_killed;  /* cgroup.kill was used on it: renewed before the next start */
+        char *image_version; /* the version of Image= its main process was started on */
+        int events_fd;       /* its cgroup.events, watched for "populated 0" */
         sd_event_source *events_source;
         int memory_events_fd; /* its memory.events, watched for oom_kill; -1 without */
         sd_event_source *memory_events_source;

@@ -56,6 +56,10 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
                         return r;
                 if (!iso.driver)
                         p.isolation = NULL;
+                if (!control &&
+                    free_and_strdup(&s->image_version,
+                                    iso.image_version[0] ? iso.image_version : NULL) < 0)
+                        return -ENOMEM;
         }
         return spawn_command(&p, ret_pid, ret_pidfd, ret_exec_fd);
 }

@@ -453,6 +453,7 @@ static int verb_list(int argc, char **argv) {
 
 typedef struct service_info {
         const char *name, *description, *state, *sub_state, *result, *status_text, *unit_path;
+        const char *image, *image_version;
         uint32_t main_pid, restarts;
         int32_t last_exit_code, last_exit_signal;
         uint64_t active_since;
@@ -498,6 +499,8 @@ static int read_service_info(sd_bus_message *m, service_info *i) {
                 { "Restarts", 'u', offsetof(service_info, restarts) },
                 { "ActiveSince", 't', offsetof(service_info, active_since) },
                 { "UnitPath", 's', offsetof(service_info, unit_path) },
+                { "Image", 's', offsetof(service_info, image) },
+                { "ImageVersion", 's', offsetof(service_info, image_version) },
                 { "LastExitCode", 'i', offsetof(service_info, last_exit_code) },
                 { "LastExitSignal", 'i', offsetof(service_info, last_exit_signal) },
         };
@@ -631,6 +634,15 @@ static void print_status(const service_info *i, char **logs, char **crashes) {
                 print_str(i->unit_path);
                 putchar('\n');
         }
+        if (!isempty(i->image)) {
+                fputs("      Image: ", stdout);
+                print_str(i->image);
+                if (!isempty(i->image_version)) {
+                        putchar(' ');
+                        print_str(i->image_version);
+                }
+                putchar('\n');
+        }
         print_crash_summary(crashes);
         STRV_FOREACH(w, i->warnings) {
                 fputs(on_tty() ? ANSI_RED "    Warning: " ANSI_RESET : "    Warning: ", stdout);
@@ -674,6 +686,8 @@ static void print_status_json(const service_info *i, char **logs, char **crashes
                i->main_pid, i->restarts, i->active_since);
         json_field("status_text", i->status_text, false);
         json_field("unit_path", i->unit_path, false);
+        json_field("image", i->image, false);
+        json_field("image_version", i->image_version, false);
         printf("\"last_exit_code\":%" PRIi32 ",\"last_exit_signal\":%" PRIi32 ",",
                i->last_exit_code, i->last_exit_signal);
         fputs("\"settings\":[", stdout);
@@ -772,6 +786,8 @@ static int verb_status(int argc, char **argv) {
                               .result = "",
                               .status_text = "",
                               .unit_path = "",
+                              .image = "",
+                              .image_version = "",
                               .last_exit_code = -1 };
         const char *path;
         int r;

@@ -47,6 +47,17 @@ static inline void closep(int *fd) {
 }
 #define _cleanup_close_ _cleanup_(closep)
 
+/* Replaces *p with a copy of s (NULL: none): 0, or -ENOMEM leaving *p as it was. */
+static inline int free_and_strdup(char **p, const char *s) {
+        char *d = NULL;
+
+        if (s && !(d = strdup(s)))
+                return -ENOMEM;
+        free(*p);
+        *p = d;
+        return 0;
+}
+
 /* Closes fd if open; returns -1 to store back: fd = safe_close(fd). */
 static inline int safe_close(int fd) {
         if (fd >= 0)

@@ -201,6 +201,8 @@ WantedBy=multi-user.target
                          10, "both services")
         t.ok(ok and read(out + "/a").startswith("1.0"),
              "Image= runs on the store's current squashfs", sb.vigil_log())
+        st = sb.ctl("status", "a.service").stdout
+        t.ok("Image: arena 1.0" in st, "vigilctl status names the image and its version", st)
         t.ok(loops_backed_by(image) == 1, "two services share one loop device and mount",
              f"{loops_backed_by(image)} loop devices")
         t.ok(sb.wait_state("missing.service", "failed", 10) and
