@@ -403,7 +403,8 @@ static int split_lines(const char *path, const char *data, size_t size, text_lin
                 p = nl ? nl + 1 : end;
         }
         if (i < want)
-                return fail(err, -EBADMSG, "%s: %zu lines, a %s has %zu", path, i, what, want);
+                return fail(err, -EBADMSG, "%s: ends after line %zu; a %s has %zu lines", path, i,
+                            what, want);
         return 0;
 }
 
@@ -425,6 +426,16 @@ static int decode_base64(const text_line *l, uint8_t *out, size_t out_size) {
         if (memcmp(again, l->s, l->n) != 0)
                 return -EBADMSG;
         return 0;
+}
+
+static int bad_base64(const char *path, unsigned line, const char *what, const char *layout,
+                      const text_line *l, size_t bytes, bundle_error *err) {
+        if (l->n != B64_LEN(bytes))
+                return fail(err, -EBADMSG,
+                            "%s:%u: not %s: expected %zu characters of base64 (%s), found %zu",
+                            path, line, what, B64_LEN(bytes), layout, l->n);
+        return fail(err, -EBADMSG, "%s:%u: not %s: invalid or non-canonical base64 (%s)", path,
+                    line, what, layout);
 }
 
 static int check_comment(const char *path, unsigned line, const text_line *l, const char *prefix,
@@ -464,10 +475,8 @@ int bundle_key_parse(const char *path, const void *data, size_t size, bundle_key
         if (r < 0)
                 return r;
         if (decode_base64(&lines[1], blob, sizeof(blob)) < 0)
-                return fail(err, -EBADMSG,
-                            "%s:2: not a minisign public key: expected %zu characters of base64 "
-                            "(\"Ed\", key id, Ed25519 key), found %zu",
-                            path, B64_LEN(KEY_BLOB_SIZE), lines[1].n);
+                return bad_base64(path, 2, "a minisign public key", "\"Ed\", key id, Ed25519 key",
+                                  &lines[1], sizeof(blob), err);
         if (memcmp(blob, ALG_LEGACY, 2) != 0)
                 return fail(err, -EPROTONOSUPPORT,
                             "%s:2: key algorithm \"%s\" is not Ed25519 (\"Ed\")", path,
@@ -497,10 +506,9 @@ int bundle_signature_parse(const char *path, const void *data, size_t size, bund
         if (r < 0)
                 return r;
         if (decode_base64(&lines[1], blob, sizeof(blob)) < 0)
-                return fail(err, -EBADMSG,
-                            "%s:2: not a minisign signature: expected %zu characters of base64 "
-                            "(algorithm, key id, Ed25519 signature), found %zu",
-                            path, B64_LEN(SIG_BLOB_SIZE), lines[1].n);
+                return bad_base64(path, 2, "a minisign signature",
+                                  "algorithm, key id, Ed25519 signature", &lines[1], sizeof(blob),
+                                  err);
         if (memcmp(blob, ALG_PREHASHED, 2) == 0)
                 sig.prehashed = true;
         else if (memcmp(blob, ALG_LEGACY, 2) != 0)
@@ -518,10 +526,8 @@ int bundle_signature_parse(const char *path, const void *data, size_t size, bund
         sig.trusted_comment[lines[2].n - trusted_len] = 0;
 
         if (decode_base64(&lines[3], sig.global_signature, BUNDLE_SIG_SIZE) < 0)
-                return fail(err, -EBADMSG,
-                            "%s:4: not a global signature: expected %zu characters of base64 "
-                            "(Ed25519 signature), found %zu",
-                            path, B64_LEN(BUNDLE_SIG_SIZE), lines[3].n);
+                return bad_base64(path, 4, "a global signature", "Ed25519 signature", &lines[3],
+                                  BUNDLE_SIG_SIZE, err);
         *ret = sig;
         ok(err);
         return 0;
