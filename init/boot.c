@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <libkmod.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <net/if.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -384,6 +386,68 @@ done:
         return failures;
 }
 
+/* libkmod is needed only while the boot loads modules, and with it come libcrypto and the
+ * compression libraries (≈0.5 MB of mapped pages): it is opened then and closed after, so a
+ * running PID 1 maps none of them. */
+#define KMOD_LIBRARY "libkmod.so.2"
+
+typedef struct kmod_api {
+        void *dl;
+        typeof(kmod_new) *new_ctx;
+        typeof(kmod_unref) *unref;
+        typeof(kmod_set_log_fn) *set_log_fn;
+        typeof(kmod_load_resources) *load_resources;
+        typeof(kmod_module_new_from_lookup) *module_new_from_lookup;
+        typeof(kmod_module_unref_list) *module_unref_list;
+        typeof(kmod_list_next) *list_next;
+        typeof(kmod_module_get_module) *module_get_module;
+        typeof(kmod_module_get_name) *module_get_name;
+        typeof(kmod_module_get_initstate) *module_get_initstate;
+        typeof(kmod_module_probe_insert_module) *module_probe_insert_module;
+        typeof(kmod_module_unref) *module_unref;
+} kmod_api;
+
+/* Fills api from libkmod.so.2: 0, or -ELIBACC with *ret_error saying why. */
+static int kmod_api_open(kmod_api *api, const char **ret_error) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } syms[] = {
+                { "kmod_new", offsetof(kmod_api, new_ctx) },
+                { "kmod_unref", offsetof(kmod_api, unref) },
+                { "kmod_set_log_fn", offsetof(kmod_api, set_log_fn) },
+                { "kmod_load_resources", offsetof(kmod_api, load_resources) },
+                { "kmod_module_new_from_lookup", offsetof(kmod_api, module_new_from_lookup) },
+                { "kmod_module_unref_list", offsetof(kmod_api, module_unref_list) },
+                { "kmod_list_next", offsetof(kmod_api, list_next) },
+                { "kmod_module_get_module", offsetof(kmod_api, module_get_module) },
+                { "kmod_module_get_name", offsetof(kmod_api, module_get_name) },
+                { "kmod_module_get_initstate", offsetof(kmod_api, module_get_initstate) },
+                { "kmod_module_probe_insert_module",
+                  offsetof(kmod_api, module_probe_insert_module) },
+                { "kmod_module_unref", offsetof(kmod_api, module_unref) },
+        };
+
+        *api = (kmod_api){};
+        api->dl = dlopen(KMOD_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+        if (!api->dl) {
+                *ret_error = dlerror();
+                return -ELIBACC;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(syms); i++) {
+                void *f = dlsym(api->dl, syms[i].name);
+
+                if (!f) {
+                        *ret_error = dlerror();
+                        dlclose(api->dl);
+                        *api = (kmod_api){};
+                        return -ELIBACC;
+                }
+                memcpy((char *) api + syms[i].offset, &f, sizeof(f));
+        }
+        return 0;
+}
+
 _printf_(6, 0) static void kmod_log(void *data, int priority, const char *file, int line,
                                     const char *fn, const char *format, va_list args) {
         char buf[512];
@@ -393,61 +457,81 @@ _printf_(6, 0) static void kmod_log(void *data, int priority, const char *file, 
         log_internal(priority, 0, "libkmod: %s", buf);
 }
 
-static void kmod_unrefp(struct kmod_ctx **ctx) {
-        if (*ctx)
-                kmod_unref(*ctx);
-}
-
-static void kmod_module_unref_listp(struct kmod_list **l) {
-        if (*l)
-                kmod_module_unref_list(*l);
-}
-
 typedef struct ModuleLoader {
+        kmod_api api;
         struct kmod_ctx *ctx;
-        int error; /* kmod_new() failed: every module fails the same way */
+        int error;       /* libkmod could not be opened or kmod_new() failed: every module
+                          * fails the same way */
+        const char *why; /* for -ELIBACC: dlerror()'s text */
 } ModuleLoader;
 
+static int module_loader_init(ModuleLoader *ml) {
+        int r;
+
+        r = kmod_api_open(&ml->api, &ml->why);
+        if (r < 0) {
+                log_error("Cannot load kernel modules: %s: %s", KMOD_LIBRARY,
+                          ml->why ?: "cannot be opened");
+                return r;
+        }
+        ml->ctx = ml->api.new_ctx(NULL, NULL);
+        if (!ml->ctx)
+                return -ENOMEM;
+        ml->api.set_log_fn(ml->ctx, kmod_log, NULL);
+        r = ml->api.load_resources(ml->ctx);
+        if (r < 0)
+                log_warning_errno(r, "Failed to load the module indexes: %m");
+        return 0;
+}
+
+static void module_loader_done(ModuleLoader *ml) {
+        if (ml->ctx)
+                ml->api.unref(ml->ctx);
+        ml->ctx = NULL;
+        if (ml->api.dl)
+                dlclose(ml->api.dl);
+        ml->api = (kmod_api){};
+}
+
 static int load_module(const char *name, const char *file, unsigned line, void *userdata) {
-        _cleanup_(kmod_module_unref_listp) struct kmod_list *list = NULL;
         ModuleLoader *ml = userdata;
-        struct kmod_list *l;
+        const kmod_api *k = &ml->api;
+        struct kmod_list *list = NULL, *l;
         int ret = 0, r;
 
         if (!ml->ctx && ml->error == 0) {
-                ml->ctx = kmod_new(NULL, NULL);
-                if (!ml->ctx)
-                        ml->error = -ENOMEM;
-                else {
-                        kmod_set_log_fn(ml->ctx, kmod_log, NULL);
-                        r = kmod_load_resources(ml->ctx);
-                        if (r < 0)
-                                log_warning_errno(r, "Failed to load the module indexes: %m");
-                }
+                r = module_loader_init(ml);
+                if (r < 0)
+                        ml->error = r;
         }
-        if (!ml->ctx)
+        if (!ml->ctx) {
+                if (ml->error == -ELIBACC)
+                        return log_error_errno(ml->error,
+                                               "%s:%u: cannot load \"%s\": %s is missing.", file,
+                                               line, name, KMOD_LIBRARY);
                 return log_error_errno(ml->error, "%s:%u: cannot load \"%s\", libkmod failed: %m",
                                        file, line, name);
+        }
 
-        r = kmod_module_new_from_lookup(ml->ctx, name, &list);
+        r = k->module_new_from_lookup(ml->ctx, name, &list);
         if (r < 0)
                 return log_error_errno(r, "%s:%u: failed to look up module \"%s\": %m", file, line,
                                        name);
         if (!list)
                 return log_error_errno(ENOENT, "%s:%u: module \"%s\" not found.", file, line, name);
 
-        kmod_list_foreach(l, list) {
-                struct kmod_module *mod = kmod_module_get_module(l);
-                const char *modname = kmod_module_get_name(mod);
-                int state = kmod_module_get_initstate(mod);
+        for (l = list; l; l = k->list_next(list, l)) {
+                struct kmod_module *mod = k->module_get_module(l);
+                const char *modname = k->module_get_name(mod);
+                int state = k->module_get_initstate(mod);
 
                 if (state == KMOD_MODULE_BUILTIN)
                         log_debug("Module \"%s\" is built in.", modname);
                 else if (state == KMOD_MODULE_LIVE)
                         log_debug("Module \"%s\" is already loaded.", modname);
                 else {
-                        r = kmod_module_probe_insert_module(mod, KMOD_PROBE_APPLY_BLACKLIST, NULL,
-                                                            NULL, NULL, NULL);
+                        r = k->module_probe_insert_module(mod, KMOD_PROBE_APPLY_BLACKLIST, NULL,
+                                                          NULL, NULL, NULL);
                         if (r == 0)
                                 log_info("Inserted module \"%s\".", modname);
                         else if (r == KMOD_PROBE_APPLY_BLACKLIST)
@@ -464,18 +548,18 @@ static int load_module(const char *name, const char *file, unsigned line, void *
                                                       "%s:%u: failed to insert module \"%s\": %m",
                                                       file, line, modname);
                 }
-                kmod_module_unref(mod);
+                k->module_unref(mod);
         }
+        k->module_unref_list(list);
         return ret;
 }
 
 int boot_load_modules(const char *dir) {
-        _cleanup_(kmod_unrefp) struct kmod_ctx *ctx = NULL;
         ModuleLoader ml = {};
         int failures;
 
         failures = boot_modules_foreach(dir, load_module, &ml);
-        ctx = ml.ctx;
+        module_loader_done(&ml);
         if (failures > 0)
                 log_error("%d module(s) from %s failed.", failures, dir);
         return failures;
