@@ -750,7 +750,7 @@ static void print_table(void) {
 
 static void test_rejections(void) {
         _cleanup_free_ char *incoming = new_dir("incoming"), *images = new_dir("images");
-        _cleanup_free_ char *keydir = new_dir("keys"), *pub = NULL, *big = NULL;
+        _cleanup_free_ char *pub = NULL, *big = NULL;
         _cleanup_free_ uint8_t *payload = malloc(10000);
         bundle_keyring keys = {}, none = {};
         signer trusted, stranger;
