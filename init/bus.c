@@ -50,8 +50,10 @@
 /* The system bus is retried this often while it is missing (doubling from the first). */
 #define SYSTEM_BUS_RETRY_MIN (100 * USEC_PER_MSEC)
 #define SYSTEM_BUS_RETRY_MAX (5 * USEC_PER_SEC)
-/* A bus daemon that does not answer a credentials query in time denies the call. */
-#define SYSTEM_BUS_CALL_TIMEOUT (5 * USEC_PER_SEC)
+/* A bus daemon that does not answer a credentials query in time denies the call. The query
+ * is synchronous (it answers in well under a millisecond): a hung daemon stalls PID 1's loop
+ * for at most this long per mutating call. */
+#define SYSTEM_BUS_CALL_TIMEOUT (500 * USEC_PER_MSEC)
 
 #define log_debug_errno(e, ...) log_internal(LOG_DEBUG, (e), __VA_ARGS__)
 
