@@ -55,6 +55,8 @@
 
 #include "store.h"
 
+#define BUNDLE_TRUSTED_DIR "/etc/vigil/trusted" /* NAME.pub: trusted keys on an appliance */
+
 #define BUNDLE_MANIFEST_MAX 4096  /* bytes of STEM.manifest */
 #define BUNDLE_LINE_MAX 256       /* bytes of one manifest line, without its newline */
 #define BUNDLE_SIGNATURE_MAX 4096 /* bytes of a .minisig or .pub file */

@@ -991,6 +991,14 @@ static void test_install(void) {
                                          &err),
                   0, "  and replace through one");
         tap_inteq(count_entries(dir), 2, "  1.0.squashfs and 1.1.squashfs, no temporaries");
+        {
+                _cleanup_close_ int path_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                tap_inteq(bundle_install_payload(fd, &m, path_fd, 300000, BUNDLE_INSTALL_REPLACE,
+                                                 &err),
+                          0, "install into an O_PATH directory fd");
+                tap_inteq(bundle_remove_temporaries(path_fd), 0,
+                          "  bundle_remove_temporaries() on it: nothing to remove");
+        }
         close(fd);
 
         /* "refuse before reading": an fd that cannot be read at all */
