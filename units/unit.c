@@ -75,6 +75,7 @@ const unit unit_defaults = {
         .resource = UNIT_RESOURCE_DEFAULTS,
         .seccomp = UNIT_SECCOMP_DEFAULTS,
         .container = { .read_only = true, .user_ns = -1 },
+        .limits = unit_no_limits,
 };
 
 void load_reset_field(load_ctx *c, void *field, size_t size) {
@@ -553,13 +554,31 @@ static int parse_umask_field(load_ctx *c, const char *value, void *field) {
         return 0;
 }
 
-static int parse_limit(load_ctx *c, const char *value, void *field) {
-        rlimit_setting *s = field;
-        struct rlimit rl;
-        int r;
+const rlimit_setting unit_no_limits[RLIMIT_COUNT];
 
+/* The unit's own, writable array of limits, allocated at the first Limit*= that sets one. */
+static rlimit_setting *unit_limits_writable(unit *u) {
+        rlimit_setting *l;
+
+        if (u->limits != unit_no_limits)
+                return (rlimit_setting *) u->limits;
+        l = calloc(RLIMIT_COUNT, sizeof(rlimit_setting));
+        if (l)
+                u->limits = l;
+        return l;
+}
+
+static int parse_limit(load_ctx *c, const char *value, void *field) {
+        const rlimit_setting **limits = field;
+        rlimit_setting *all;
+        struct rlimit rl;
+        int res = c->d->arg, r;
+
+        if (limits != &c->u->limits || res < 0 || res >= RLIMIT_COUNT)
+                return -EINVAL; /* a table row that is not a Limit*= one */
         if (!*value) {
-                *s = (rlimit_setting){};
+                if (*limits != unit_no_limits)
+                        ((rlimit_setting *) *limits)[res] = (rlimit_setting){};
                 return 0;
         }
         r = parse_rlimit(c->d->arg, value, &rl);
@@ -569,7 +588,10 @@ static int parse_limit(load_ctx *c, const char *value, void *field) {
                 return load_invalid(c, value,
                                     "expected a value or SOFT:HARD (soft not above hard), "
                                     "or \"infinity\"");
-        *s = (rlimit_setting){ .set = true, .limit = rl };
+        all = unit_limits_writable(c->u);
+        if (!all)
+                return -ENOMEM;
+        all[res] = (rlimit_setting){ .set = true, .limit = rl };
         return 0;
 }
 
@@ -651,7 +673,7 @@ static int parse_policy(load_ctx *c, const char *value, void *field) {
 /* ---- the table ----------------------------------------------------------------------------- */
 
 #define LIMIT(name, res)                                                                           \
-        { "Service", "Limit" name, parse_limit, F(limits[res]), D_POLICY, res }
+        { "Service", "Limit" name, parse_limit, F(limits), D_POLICY, res }
 
 static const directive core_directives[] = {
         { "Unit", "Description", load_parse_string, F(description), D_SPECIFIERS, 0 },
@@ -797,6 +819,9 @@ int mark_source(load_ctx *c, size_t offset) {
                 unit_source_slot *slot;
 
                 if (directive_at(i)->offset != offset)
+                        continue;
+                /* The Limit*= rows share one field, the array, each setting its own entry. */
+                if (offset == F(limits) && directive_at(i)->arg != c->d->arg)
                         continue;
                 slot = source_slot(u, i);
                 if (!slot) {
@@ -1088,6 +1113,8 @@ unit *unit_free(unit *u) {
         unit_container_done(&u->container);
         unit_resource_done(&u->resource);
         unit_seccomp_done(&u->seccomp);
+        if (u->limits != unit_no_limits)
+                free((rlimit_setting *) u->limits);
         free(u->sources);
         free(u);
         return NULL;

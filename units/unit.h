@@ -80,6 +80,9 @@ typedef struct rlimit_setting {
 
 #define RLIMIT_COUNT RLIMIT_NLIMITS
 
+/* Every limit unset: what unit->limits points to until one is set. */
+extern const rlimit_setting unit_no_limits[RLIMIT_COUNT];
+
 /* Where a value came from: the last assignment that set it. */
 typedef struct unit_source {
         const char *path; /* points into unit->files */
@@ -171,7 +174,9 @@ struct unit {
         env_file *environment_files;
         size_t n_environment_files;
         mode_t umask;
-        rlimit_setting limits[RLIMIT_COUNT];
+        /* Limit*=: RLIMIT_COUNT entries, indexed by RLIMIT_*; unit_no_limits (none set)
+         * until a unit or its policy sets one, so most units carry a pointer, not 384 bytes. */
+        const rlimit_setting *limits;
         output_setting std_output, std_error;
         char *syslog_identifier;
         char *policy;
