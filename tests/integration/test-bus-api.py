@@ -332,7 +332,182 @@ WantedBy=multi-user.target
              "with no state lost", r.stdout)
 
 
-for test in (test_access, test_reload, test_reset_and_properties, test_system_bus):
+
+# The python3-dbus client of test_python_dbus, run in a child (as root, or as nobody through
+# setpriv) by an interpreter that has the module: Debian's python3-dbus is built for
+# /usr/bin/python3, which need not be the python3 running this test. It makes the calls named
+# in argv[2:] on the bus at argv[1] and prints one JSON object: what each call returned, or
+# {"error": D-Bus error name, "message": ...}.
+PY_CLIENT = r"""
+import json, sys
+import dbus
+bus = dbus.bus.BusConnection(sys.argv[1])
+manager = bus.get_object("org.vigil1", "/org/vigil1")
+mgr = dbus.Interface(manager, "org.vigil1.Manager")
+
+def plain(v):
+    if isinstance(v, dbus.Array):
+        return {"signature": str(v.signature), "items": [plain(x) for x in v]}
+    if isinstance(v, (dbus.Struct, tuple, list)):
+        return [plain(x) for x in v]
+    if isinstance(v, dbus.Dictionary):
+        return {str(k): plain(x) for k, x in v.items()}
+    if isinstance(v, dbus.ObjectPath):
+        return {"object_path": str(v)}
+    if isinstance(v, (dbus.Boolean, bool)):
+        return bool(v)
+    if isinstance(v, (int, dbus.UInt32, dbus.Int32, dbus.UInt64)):
+        return {"type": type(v).__name__, "value": int(v)}
+    return str(v)
+
+def run(what):
+    if what == "list":
+        return plain(mgr.ListServices())
+    if what.startswith("get-service="):
+        return plain(mgr.GetService(what.split("=", 1)[1]))
+    if what == "getall":
+        path = mgr.GetService("game.service")
+        props = dbus.Interface(bus.get_object("org.vigil1", path),
+                               "org.freedesktop.DBus.Properties")
+        return {"all": plain(props.GetAll("org.vigil1.Service")),
+                "state": str(props.Get("org.vigil1.Service", "State"))}
+    if what == "introspect":
+        return str(manager.Introspect(dbus_interface="org.freedesktop.DBus.Introspectable"))
+    if what == "stop":
+        return plain(mgr.StopService("game.service"))
+    raise SystemExit("unknown call " + what)
+
+out = {}
+for what in sys.argv[2:]:
+    try:
+        out[what] = {"ok": run(what)}
+    except dbus.exceptions.DBusException as e:
+        out[what] = {"error": e.get_dbus_name(), "message": e.get_dbus_message()}
+print(json.dumps(out))
+"""
+
+
+def dbus_python():
+    """An interpreter with python3-dbus: this one, else Debian's own; None without one."""
+    for py in dict.fromkeys([sys.executable, "/usr/bin/python3"]):
+        if os.access(py, os.X_OK) and subprocess.run(
+                [py, "-c", "import dbus"], capture_output=True).returncode == 0:
+            return py
+    return None
+
+
+def test_python_dbus():
+    """The API as a python3-dbus client sees it through the test-owned dbus-daemon."""
+    import xml.etree.ElementTree as ET
+    py = dbus_python()
+    if py is None:
+        t.n += 1
+        print(f"ok {t.n} - python3-dbus client # SKIP python3-dbus is not installed", flush=True)
+        return
+    policy = os.path.join(os.path.dirname(__file__),
+                          "../../image/appliances/gameserver/rootfs/etc/dbus-1/system.d/"
+                          "org.vigil1.conf")
+    units = {"dbus.service": """[Service]
+ExecStart=/bin/sh -c 'umask 0; exec dbus-daemon --nofork --nopidfile --config-file=@WORK@/bus.conf'
+Restart=always
+RestartSec=200ms
+[Install]
+WantedBy=multi-user.target
+""", "game.service": IDLE % "game", "other.service": IDLE % "other"}
+    with Sandbox(units) as sb:
+        address = f"unix:path={sb.work}/bus.sock"
+        with open(os.path.join(sb.config, "vigil.conf"), "w") as f:
+            f.write(f"[Manager]\nSystemBusAddress={address}\n" + CONF)
+        with open(os.path.join(sb.work, "bus.conf"), "w") as f:
+            f.write(DBUS_CONF.replace("@WORK@", sb.work).replace("@POLICY@",
+                                                                 os.path.abspath(policy)))
+        os.chmod(sb.work, 0o755)
+        os.chmod(sb.dir, 0o755)
+        sb.start()
+        sb.wait_state("game.service", "active")
+        sb.wait_state("other.service", "active")
+        named = sb.wait_for(lambda: "org.vigil1" in busctl(sb, "list", "--acquired").stdout, 15)
+        if not t.ok(named, "python3-dbus: vigil owns org.vigil1 on the test bus",
+                    sb.vigil_log()[-2000:]):
+            return
+
+        def client(*calls, unprivileged=False):
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] \
+                if unprivileged else []
+            r = subprocess.run(cmd + [py, "-c", PY_CLIENT, address, *calls],
+                               capture_output=True, text=True, timeout=30)
+            try:
+                return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
+            except (ValueError, IndexError):
+                return {}, r.stdout + r.stderr
+
+        res, err = client("list", "get-service=game.service", "get-service=nope.service",
+                          "getall", "introspect")
+        services = res.get("list", {}).get("ok", {})
+        rows = {s[0]: s for s in services.get("items", [])}
+        game = rows.get("game.service", [])
+        t.ok(services.get("signature") == "(sssssuu)" and game[1:3] == ["Idle game", "active"]
+             and "other.service" in rows,
+             "python3-dbus: ListServices returns a(sssssuu) with both services", f"{res} {err}")
+
+        t.ok(res.get("get-service=game.service", {}).get("ok") ==
+             {"object_path": "/org/vigil1/service/game_2eservice"},
+             "python3-dbus: GetService returns the service's object path", res)
+        t.ok(res.get("get-service=nope.service", {}).get("error") ==
+             "org.vigil1.Error.NoSuchService",
+             "python3-dbus: GetService of an unknown name is NoSuchService", res)
+
+        got = res.get("getall", {}).get("ok", {})
+        allp = got.get("all", {})
+        pid = sb.status("game.service")["main_pid"]
+        wanted = {"Name", "Description", "State", "SubState", "Result", "MainPID", "Restarts",
+                  "ActiveSince", "LastExitCode", "LastExitSignal", "UnitPath", "Image",
+                  "ImageVersion", "Warnings", "Settings"}
+        settings = allp.get("Settings", {})
+        t.ok(wanted <= set(allp) and allp["Name"] == "game.service" and
+             allp["State"] == "active" and
+             allp["MainPID"] == {"type": "UInt32", "value": pid} and
+             allp["ActiveSince"].get("value", 0) > 0 and
+             settings.get("signature") == "(sss)" and
+             any(s[0] == "Service.ExecStart" for s in settings.get("items", [])),
+             "python3-dbus: Properties.GetAll of a service object", got)
+        t.ok(got.get("state") == "active", "python3-dbus: Properties.Get of one property", got)
+
+        xml = res.get("introspect", {}).get("ok", "")
+        try:
+            root = ET.fromstring(xml)
+        except ET.ParseError as e:
+            t.ok(False, "python3-dbus: the introspection XML of /org/vigil1 parses", e)
+            root = None
+        if root is not None:
+            ifaces = {i.get("name"): i for i in root.findall("interface")}
+            m = ifaces.get("org.vigil1.Manager")
+            methods = {x.get("name"): x for x in m.findall("method")} if m is not None else {}
+            signals = {x.get("name") for x in m.findall("signal")} if m is not None else set()
+            want = {"ListServices", "GetService", "StartService", "StopService",
+                    "RestartService", "ReloadService", "KillService", "ResetFailed",
+                    "SetProperties", "ReloadUnits", "GetLogs", "FollowLogs", "GetCrashRecords",
+                    "Reboot", "PowerOff"}
+            ls = methods.get("ListServices")
+            out = [a.get("type") for a in ls.findall("arg") if a.get("direction") == "out"] \
+                if ls is not None else []
+            t.ok(root.tag == "node" and want <= set(methods) and out == ["a(sssssuu)"] and
+                 {"ServiceStateChanged", "ServiceCrashed"} <= signals and
+                 "org.freedesktop.DBus.Properties" in ifaces,
+                 "python3-dbus: the introspection XML of /org/vigil1 parses and lists "
+                 "org.vigil1.Manager with its methods and signals",
+                 f"interfaces {sorted(ifaces)} methods {sorted(methods)} signals {signals}")
+
+        res, err = client("stop", unprivileged=True)
+        stop = res.get("stop", {})
+        t.ok(stop.get("error") == "org.vigil1.Error.AccessDenied" and
+             "game.service" in stop.get("message", "") and
+             sb.state_of("game.service") == "active",
+             "python3-dbus: an unprivileged caller gets org.vigil1.Error.AccessDenied "
+             "for StopService", f"{res} {err}")
+
+for test in (test_access, test_reload, test_reset_and_properties, test_system_bus,
+             test_python_dbus):
     if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
         continue
     try:
