@@ -436,6 +436,33 @@ static bool restart_wanted(const service *s) {
         }
 }
 
+/* x^y for x > 0 and 0 <= y <= 1, within 1e-14: ln through frexp() and the atanh series,
+ * exp through ldexp() and the Taylor series. The one power vigil needs; pow() would map
+ * libm into PID 1 for good (≈70 kB of pages). */
+static double pow_fraction(double x, double y) {
+        static const double ln2 = 0.69314718055994530942;
+        double m, z, z2, term, ln = 0, t, r, sum = 1;
+        int e, k;
+
+        m = frexp(x, &e); /* x = m * 2^e, m in [0.5, 1) */
+        z = (m - 1) / (m + 1);
+        z2 = z * z;
+        term = z;
+        for (int i = 1; i < 60; i += 2) {
+                ln += term / i;
+                term *= z2;
+        }
+        t = y * (2 * ln + e * ln2);
+        k = (int) (t / ln2 + (t >= 0 ? 0.5 : -0.5));
+        r = t - k * ln2; /* |r| <= ln2 / 2 */
+        term = 1;
+        for (int i = 1; i < 30; i++) {
+                term *= r / i;
+                sum += term;
+        }
+        return ldexp(sum, k);
+}
+
 /* RestartSec= grows to RestartMaxDelaySec= in RestartSteps= steps, exponentially, as systemd
  * does; RestartRandomizedDelaySec= adds jitter so that many services do not restart in step. */
 usec_t service_restart_delay(const unit *u, unsigned step, uint64_t random) {
@@ -445,7 +472,14 @@ usec_t service_restart_delay(const unit *u, unsigned step, uint64_t random) {
                 double lo = base > 0 ? (double) base : 1.0, hi = (double) u->restart_max_delay;
                 unsigned k = step < u->restart_steps ? step : u->restart_steps;
 
-                delay = (usec_t) (lo * pow(hi / lo, (double) k / u->restart_steps));
+                if (k == u->restart_steps)
+                        delay = u->restart_max_delay;
+                else if (hi <= 0)
+                        delay = k == 0 ? (usec_t) lo : 0;
+                else
+                        delay = (usec_t) (lo * pow_fraction(hi / lo,
+                                                            (double) k / u->restart_steps) +
+                                          0.5);
                 if (delay > u->restart_max_delay)
                         delay = u->restart_max_delay;
         }
