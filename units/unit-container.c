@@ -107,15 +107,23 @@ static int mount_add(load_ctx *c, const mount_entry *m) {
         return 0;
 }
 
+/* Which directive made a mount: Volume=, Tmpfs=, BindPaths=, BindReadOnlyPaths=. */
+enum {
+        ORIGIN_VOLUME,
+        ORIGIN_TMPFS,
+        ORIGIN_BIND,
+        ORIGIN_BIND_RO
+};
+
 /* An empty assignment drops the earlier mounts of the same directive. */
-static void mounts_reset(load_ctx *c, mount_kind kind, bool volume) {
+static void mounts_reset(load_ctx *c, uint8_t origin) {
         unit_container *ct = &c->u->container;
         size_t j = 0;
 
         for (size_t i = 0; i < ct->n_mounts; i++) {
                 mount_entry *m = &ct->mounts[i];
 
-                if (m->kind == kind && m->volume == volume) {
+                if (m->origin == origin) {
                         free(m->source);
                         free(m->target);
                         free(m->options);
@@ -157,10 +165,10 @@ static bool target_is_reserved(const char *t) {
 static int parse_volume(load_ctx *c, const char *value, void *field) {
         _cleanup_free_ char *copy = NULL;
         char *src, *dst, *opts;
-        mount_entry m = { .kind = MOUNT_BIND, .volume = true };
+        mount_entry m = { .kind = MOUNT_BIND, .origin = ORIGIN_VOLUME };
 
         if (!*value) {
-                mounts_reset(c, MOUNT_BIND, true);
+                mounts_reset(c, ORIGIN_VOLUME);
                 return 0;
         }
         copy = strdup(value);
@@ -223,26 +231,14 @@ static int parse_bind_paths(load_ctx *c, const char *value, void *field) {
         int r;
 
         if (!*value) {
-                /* BindPaths= and BindReadOnlyPaths= share the list; reset only this kind. */
-                unit_container *ct = &c->u->container;
-                size_t j = 0;
-
-                for (size_t i = 0; i < ct->n_mounts; i++) {
-                        mount_entry *m = &ct->mounts[i];
-
-                        if (m->kind == MOUNT_BIND && !m->volume && m->read_only == read_only) {
-                                free(m->source);
-                                free(m->target);
-                                continue;
-                        }
-                        ct->mounts[j++] = *m;
-                }
-                ct->n_mounts = j;
+                mounts_reset(c, read_only ? ORIGIN_BIND_RO : ORIGIN_BIND);
                 return 0;
         }
         for (;;) {
                 _cleanup_free_ char *w = NULL;
-                mount_entry m = { .kind = MOUNT_BIND, .read_only = read_only };
+                mount_entry m = { .kind = MOUNT_BIND,
+                                  .read_only = read_only,
+                                  .origin = read_only ? ORIGIN_BIND_RO : ORIGIN_BIND };
                 char *src, *dst, *opts;
 
                 r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
@@ -287,12 +283,12 @@ static int parse_tmpfs(load_ctx *c, const char *value, void *field) {
         static const char *const allowed[] = { "size=", "mode=", "nr_inodes=", "uid=",
                                                "gid=",  "ro",    "rw",         "noexec",
                                                "exec",  "nodev", "nosuid" };
-        mount_entry m = { .kind = MOUNT_TMPFS };
+        mount_entry m = { .kind = MOUNT_TMPFS, .origin = ORIGIN_TMPFS };
         const char *colon, *opts;
         _cleanup_free_ char *dst = NULL;
 
         if (!*value) {
-                mounts_reset(c, MOUNT_TMPFS, false);
+                mounts_reset(c, ORIGIN_TMPFS);
                 return 0;
         }
         colon = strchr(value, ':');

@@ -115,7 +115,7 @@ typedef struct mount_entry {
         char *options; /* tmpfs: mount options ("size=64m,mode=1777"); bind: NULL */
         bool read_only;
         bool missing_ok; /* "-" prefix of BindPaths= */
-        bool volume;     /* from Volume= */
+        uint8_t origin;  /* the directive that made it (an empty assignment drops its own) */
         bool named;      /* source names a volume under VOLUMES/, created on first use */
         bool chown;      /* Volume= option U: owned by the container's User=/Group= */
 } mount_entry;

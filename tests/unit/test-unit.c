@@ -334,10 +334,28 @@ static void test_caps_reset(void) {
         diag_list_done(&diags);
 }
 
+static void test_mounts_reset(void) {
+        static const char text[] = "[Service]\nExecStart=/bin/true\nRootDirectory=/srv/root\n"
+                                   "BindReadOnlyPaths=/etc/game\nBindPaths=/srv/a\n"
+                                   "[Container]\nVolume=maps:/maps\nTmpfs=/cache\nVolume=\n"
+                                   "[Service]\nBindPaths=\n";
+        _cleanup_unit_free_ unit *u = NULL;
+        diag_list diags = {};
+
+        tap_ok(unit_load_buffer("m.service", "m.service", text, sizeof(text) - 1, &diags, &u) >= 0,
+               "mounts with resets load");
+        tap_ok(u && u->container.n_mounts == 2 &&
+                       streq(u->container.mounts[0].target, "/etc/game") &&
+                       streq(u->container.mounts[1].target, "/cache"),
+               "an empty Volume= or BindPaths= drops only that directive's mounts");
+        diag_list_done(&diags);
+}
+
 int main(void) {
         test_full();
         test_container();
         test_caps_reset();
+        test_mounts_reset();
         test_defaults();
         test_policy_merge();
         test_dropins();
