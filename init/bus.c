@@ -1452,6 +1452,24 @@ static int peer_groups(int fd, gid_t **ret, size_t *ret_n) {
         return 0;
 }
 
+/* The rest of a connection's setup, private or system bus alike: the objects, a local
+ * match for the disconnect (peer to peer there is no bus daemon), the handshake, the loop. */
+static int conn_start(bus_conn *c, bus_server *b) {
+        int r;
+
+        r = conn_add_objects(c);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
+        if (r < 0)
+                return r;
+        r = sd_bus_start(c->bus);
+        if (r < 0)
+                return r;
+        return sd_bus_attach_event(c->bus, b->manager->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
 static int conn_new(bus_server *b, int fd) {
         _cleanup_(conn_freep) bus_conn *c = NULL;
         _cleanup_close_ int cfd = fd;
@@ -1506,19 +1524,7 @@ static int conn_new(bus_server *b, int fd) {
         r = sd_bus_set_anonymous(c->bus, true);
         if (r < 0)
                 return r;
-        r = conn_add_objects(c);
-        if (r < 0)
-                return r;
-        /* Peer to peer there is no bus daemon: the match stays local. */
-        r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
-                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
-        if (r < 0)
-                return r;
-
-        r = sd_bus_start(c->bus);
-        if (r < 0)
-                return r;
-        r = sd_bus_attach_event(c->bus, b->manager->event, SD_EVENT_PRIORITY_NORMAL);
+        r = conn_start(c, b);
         if (r < 0)
                 return r;
 
@@ -1627,17 +1633,7 @@ static int system_bus_connect(bus_server *b) {
                 r = sd_bus_set_exit_on_disconnect(c->bus, false);
         if (r < 0)
                 return r;
-        r = conn_add_objects(c);
-        if (r < 0)
-                return r;
-        r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
-                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
-        if (r < 0)
-                return r;
-        r = sd_bus_start(c->bus);
-        if (r < 0)
-                return r;
-        r = sd_bus_attach_event(c->bus, b->manager->event, SD_EVENT_PRIORITY_NORMAL);
+        r = conn_start(c, b);
         if (r < 0)
                 return r;
         r = sd_bus_request_name_async(c->bus, NULL, BUS_NAME, 0, on_name_acquired, c);
