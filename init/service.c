@@ -975,6 +975,7 @@ int service_new(manager *m, unit *u, service **ret) {
                 return -ENOMEM;
         s->manager = m;
         s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events_fd = -1;
+        s->spare.pidfd = s->spare.exec_fd = s->spare.go_fd = -1;
         s->memory_events_fd = -1;
         s->name = strdup(u->name);
         s->start_times = calloc(u->start_limit_burst ?: 1, sizeof(usec_t));
@@ -1032,6 +1033,8 @@ service *service_free(service *s) {
         service_list_done(&s->bound_by);
         unit_free(s->unit);
         unit_free(s->pending_unit);
+        if (s->manager->ops->release)
+                s->manager->ops->release(s);
         free(s->name);
         free(s->image_version);
         free(s->status_text);
@@ -1066,6 +1069,8 @@ int service_replace_unit(service *s, unit *u) {
         s->n_start_times = 0;
         s->backoff_step = 0;
         s->control_list = NULL;
+        if (s->manager->ops->release)
+                s->manager->ops->release(s); /* prepared from the old unit */
         unit_free(s->unit);
         s->unit = u;
         /* Its cgroup takes the new limits (and moves to a new tier while it is down). */

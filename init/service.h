@@ -152,7 +152,15 @@ struct service {
         int cgroup_fd;       /* this service's cgroup directory, or -1 */
         bool cgroup_killed;  /* cgroup.kill was used on it: renewed before the next start */
         char *image_version; /* the version of Image= its main process was started on */
-        int events_fd;       /* its cgroup.events, watched for "populated 0" */
+        /* KeepReady=: the next main process, prepared up to its exec (init/sys.c). */
+        struct {
+                pid_t pid;
+                int pidfd, exec_fd, go_fd;
+                const unit *unit; /* what it was prepared from; another unit: discarded */
+                char *image_version;
+                sd_event_source *timer; /* prepares it, a moment after a start */
+        } spare;
+        int events_fd; /* its cgroup.events, watched for "populated 0" */
         sd_event_source *events_source;
         int memory_events_fd; /* its memory.events, watched for oom_kill; -1 without */
         sd_event_source *memory_events_source;

@@ -828,7 +828,7 @@ static int exec_search(const char *path, char *const *argv, char *const *env) {
 }
 
 static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *progs, int exec_fd,
-                                bool join_cgroup, uint64_t reset_signal_mask) {
+                                int go_fd, bool join_cgroup, uint64_t reset_signal_mask) {
         const unit *u = p->unit;
         const exec_command *cmd = p->command;
         child c = { .p = p, .name = u->name ? u->name : "?", .exec_fd = exec_fd };
@@ -847,6 +847,11 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
         r = fd_move_above_stdio(&log_fd);
         if (r < 0)
                 child_fail(&c, -r, EXIT_FDS, "moving the log pipe");
+        if (go_fd >= 0) {
+                r = fd_move_above_stdio(&go_fd);
+                if (r < 0)
+                        child_fail(&c, -r, EXIT_FDS, "moving the go pipe");
+        }
 
         if (join_cgroup) {
                 /* The fork() fallback: no CLONE_INTO_CGROUP, so move ourselves. */
@@ -949,6 +954,18 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
         if (r < 0)
                 child_fail(&c, -r, EXIT_FDS, "closing file descriptors");
 
+        /* Prepared ahead of its start: wait for the word (EOF: not needed after all). */
+        if (go_fd >= 0) {
+                char b;
+                ssize_t n;
+
+                while ((n = read(go_fd, &b, 1)) < 0 && errno == EINTR)
+                        ;
+                if (n != 1)
+                        _exit(0);
+                close(go_fd);
+        }
+
         if (!(cmd->flags & EXEC_PRIVILEGED) &&
             (u->no_new_privileges > 0 || (u->no_new_privileges < 0 && iso)) &&
             prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -990,7 +1007,14 @@ static pid_t clone3_pidfd(int cgroup_fd, uint64_t ns_flags, int *ret_pidfd) {
 }
 
 int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd) {
-        _cleanup_close_ int rfd = -1, wfd = -1, pidfd = -1;
+        if (p && p->prepare_only)
+                return -EINVAL;
+        return spawn_prepared(p, ret_pid, ret_pidfd, ret_exec_fd, NULL);
+}
+
+int spawn_prepared(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd,
+                   int *ret_go_fd) {
+        _cleanup_close_ int rfd = -1, wfd = -1, pidfd = -1, go_r = -1, go_w = -1;
         bool join_cgroup = false;
         uint64_t reset_mask = ignored_signals();
         seccomp_programs progs = {};
@@ -1013,6 +1037,12 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
                 return -errno;
         rfd = fds[0];
         wfd = fds[1];
+        if (p->prepare_only) {
+                if (!ret_go_fd || pipe2(fds, O_CLOEXEC) < 0)
+                        return ret_go_fd ? -errno : -EINVAL;
+                go_r = fds[0];
+                go_w = fds[1];
+        }
 
         ns_flags = p->isolation && !(p->command->flags & EXEC_PRIVILEGED)
                            ? p->isolation->clone_flags
@@ -1047,12 +1077,16 @@ int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *re
                 return pid;
         if (pid == 0) {
                 close(TAKE_FD(rfd));
-                child_run(p, &progs, TAKE_FD(wfd), join_cgroup, reset_mask);
+                if (go_w >= 0)
+                        close(TAKE_FD(go_w));
+                child_run(p, &progs, TAKE_FD(wfd), TAKE_FD(go_r), join_cgroup, reset_mask);
         }
 
         *ret_pid = pid;
         *ret_pidfd = TAKE_FD(pidfd);
         if (ret_exec_fd)
                 *ret_exec_fd = TAKE_FD(rfd);
+        if (ret_go_fd)
+                *ret_go_fd = TAKE_FD(go_w);
         return 0;
 }

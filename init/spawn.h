@@ -40,6 +40,9 @@ typedef struct spawn_params {
         usec_t watchdog_usec;       /* WATCHDOG_USEC= and WATCHDOG_PID= (main process); 0: no */
         const char *root;           /* where /etc/passwd and /etc/group are read; NULL: "/" */
         const isolation *isolation; /* the container to run in (isolate.h); NULL: none */
+        /* Prepared only: the child does everything up to its exec, then waits until a byte
+         * arrives on *ret_go_fd of spawn_command() (and exits at EOF). */
+        bool prepare_only;
 } spawn_params;
 
 /* Forks (clone3 with CLONE_PIDFD, and CLONE_INTO_CGROUP when cgroup_fd >= 0) and
@@ -50,6 +53,11 @@ typedef struct spawn_params {
  * above, after writing "vigil: NAME: what failed: error" to its stderr).
  * ret_exec_fd may be NULL. Never blocks on the child. */
 int spawn_command(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd);
+
+/* The same with p->prepare_only: also returns the write end of the child's go pipe
+ * (O_CLOEXEC). Writing one byte lets it exec; closing it makes it exit. */
+int spawn_prepared(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd,
+                   int *ret_go_fd);
 
 /* Builds the child's environment (exposed for tests): a default PATH, then
  * USER/LOGNAME/HOME/SHELL when User= is set, NOTIFY_SOCKET, MAINPID,

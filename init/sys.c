@@ -2,6 +2,7 @@
  * whole services through their cgroup or, without one, their process groups. */
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include <limits.h>
 #include <stdint.h>
@@ -9,31 +10,40 @@
 
 #include "cgroup.h"
 #include "isolate.h"
+#include "log.h"
 #include "logstream.h"
 #include "manager.h"
 #include "spawn.h"
 #include "sys.h"
 
-static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t *ret_pid,
-                        int *ret_pidfd, int *ret_exec_fd) {
-        const unit *u = s->unit;
-        bool notify = u->type == SERVICE_NOTIFY || s->watchdog_usec > 0;
-        const manager_settings *set = &s->manager->settings;
+/* What one start needs: its parameters, its container, and the paths they point into. */
+typedef struct start_ctx {
         char images[PATH_MAX], volumes[PATH_MAX];
+        isolation_dirs dirs;
+        isolation iso;
+        spawn_params p;
+} start_ctx;
+
+/* Fills ctx for cmd of s; a "+" command gets no container. */
+static int start_ctx_init(start_ctx *ctx, service *s, const exec_command *cmd, bool control) {
+        const unit *u = s->unit;
+        const manager_settings *set = &s->manager->settings;
         const char *slash = strrchr(set->state_dir, '/');
-        int lib = slash ? (int) (slash - set->state_dir) : 0;
+        int lib = slash ? (int) (slash - set->state_dir) : 0, r;
+        bool notify = u->type == SERVICE_NOTIFY || s->watchdog_usec > 0;
+
         /* Images and volumes live beside the state directory: /var/lib/vigil/{images,volumes}. */
-        isolation_dirs dirs = {
-                .images = images,
-                .volumes = volumes,
+        snprintf(ctx->images, sizeof(ctx->images), "%.*s/images", lib, set->state_dir);
+        snprintf(ctx->volumes, sizeof(ctx->volumes), "%.*s/volumes", lib, set->state_dir);
+        ctx->dirs = (isolation_dirs){
+                .images = ctx->images,
+                .volumes = ctx->volumes,
                 .state = set->state_dir,
                 .runtime = set->runtime_dir,
         };
-        isolation iso;
-        int r;
-        spawn_params p = {
+        ctx->iso = (isolation){ .userns_fd = -1, .netns_fd = -1 };
+        ctx->p = (spawn_params){
                 .unit = u,
-                .isolation = &iso,
                 .command = cmd,
                 .log_fd = s->log ? log_stream_writer(s->log) : -1,
                 .cgroup_fd = s->cgroup_fd,
@@ -41,27 +51,134 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
                 .main_pid = control ? s->main_pid : 0,
                 .watchdog_usec = control ? 0 : s->watchdog_usec,
         };
+        if (cmd->flags & EXEC_PRIVILEGED)
+                return 0; /* "+": full privileges, outside the container */
+        r = isolation_prepare(u, &ctx->dirs, &ctx->iso);
+        if (r < 0)
+                return r;
+        if (ctx->iso.driver)
+                ctx->p.isolation = &ctx->iso;
+        return 0;
+}
+
+/* ---- KeepReady=: the next main process prepared ahead ------------------------------------ */
+
+/* The next start is prepared at the next turn of the loop, once this start's reply is out
+ * (measured: a delay of a few ms only made the following starts slower). */
+#define SPARE_DELAY_USEC 0
+
+static void kernel_release(service *s) {
+        /* Gone before anything else goes (its cgroup, the manager): it only ever waited. */
+        if (s->spare.pidfd >= 0 &&
+            syscall(SYS_pidfd_send_signal, s->spare.pidfd, SIGKILL, NULL, 0) >= 0) {
+                siginfo_t si;
+
+                (void) waitid(P_PIDFD, (id_t) s->spare.pidfd, &si, WEXITED);
+        }
+        s->spare.go_fd = safe_close(s->spare.go_fd);
+        s->spare.pidfd = safe_close(s->spare.pidfd);
+        s->spare.exec_fd = safe_close(s->spare.exec_fd);
+        s->spare.pid = 0;
+        s->spare.unit = NULL;
+        s->spare.image_version = mfree(s->spare.image_version);
+        s->spare.timer = sd_event_source_disable_unref(s->spare.timer);
+}
+
+/* Whether cmd, the main command, is prepared ahead for s. */
+static bool keeps_ready(const service *s, const exec_command *cmd, bool control) {
+        const unit *u = s->unit;
+
+        return !control && u->container.keep_ready && unit_is_container(u) &&
+               u->exec_start.n == 1 && cmd == &u->exec_start.items[0];
+}
+
+/* Prepares the next start (in a cgroup of its own until it is adopted); a failure only
+ * means that the next start is an ordinary one. */
+static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        service *s = userdata;
+        start_ctx *ctx;
+        int r;
+
+        s->spare.timer = sd_event_source_disable_unref(s->spare.timer);
+        if (s->spare.pid > 0 || !keeps_ready(s, &s->unit->exec_start.items[0], false))
+                return 0;
+        ctx = malloc(sizeof(start_ctx)); /* two paths: too large for PID 1's stack frame */
+        if (!ctx)
+                return 0;
+        r = start_ctx_init(ctx, s, &s->unit->exec_start.items[0], false);
+        if (r >= 0 && ctx->p.isolation) {
+                ctx->p.prepare_only = true;
+                ctx->p.cgroup_fd = cgroup_spare_fd(s->manager);
+                r = spawn_prepared(&ctx->p, &s->spare.pid, &s->spare.pidfd, &s->spare.exec_fd,
+                                   &s->spare.go_fd);
+        }
+        if (r >= 0 && s->spare.pid > 0) {
+                s->spare.unit = s->unit;
+                if (free_and_strdup(&s->spare.image_version,
+                                    ctx->iso.image_version[0] ? ctx->iso.image_version : NULL) < 0)
+                        kernel_release(s);
+        } else if (r < 0)
+                log_warning_errno(r, "%s: cannot prepare the next start: %m", s->name);
+        free(ctx);
+        return 0;
+}
+
+static void spare_schedule(service *s) {
+        if (s->spare.timer)
+                return;
+        (void) sd_event_add_time_relative(s->manager->event, &s->spare.timer, CLOCK_MONOTONIC,
+                                          SPARE_DELAY_USEC, 0, on_spare_timer, s);
+}
+
+/* Starts the prepared process, if it was prepared from this unit and image version:
+ * moves it into the service's cgroup and lets it exec. */
+static bool spare_start(service *s, const isolation *iso, pid_t *ret_pid, int *ret_pidfd,
+                        int *ret_exec_fd) {
+        if (s->spare.pid <= 0 || s->spare.unit != s->unit ||
+            !streq(s->spare.image_version ?: "", iso->image_version))
+                return false;
+        if (cgroup_service_adopt(s, s->spare.pid) < 0 || write(s->spare.go_fd, "", 1) != 1) {
+                /* It died meanwhile, or cannot be moved: start afresh. */
+                kernel_release(s);
+                return false;
+        }
+        *ret_pid = s->spare.pid;
+        *ret_pidfd = TAKE_FD(s->spare.pidfd);
+        if (ret_exec_fd)
+                *ret_exec_fd = TAKE_FD(s->spare.exec_fd);
+        kernel_release(s);
+        return true;
+}
+
+static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t *ret_pid,
+                        int *ret_pidfd, int *ret_exec_fd) {
+        _cleanup_free_ start_ctx *ctx = NULL;
+        int r;
 
         r = cgroup_service_renew(s);
         if (r < 0)
                 return r;
-        p.cgroup_fd = s->cgroup_fd;
-        snprintf(images, sizeof(images), "%.*s/images", lib, set->state_dir);
-        snprintf(volumes, sizeof(volumes), "%.*s/volumes", lib, set->state_dir);
-        if (cmd->flags & EXEC_PRIVILEGED)
-                p.isolation = NULL; /* "+": full privileges, outside the container */
-        else {
-                r = isolation_prepare(u, &dirs, &iso);
+        ctx = malloc(sizeof(start_ctx));
+        if (!ctx)
+                return -ENOMEM;
+        r = start_ctx_init(ctx, s, cmd, control);
+        if (r < 0)
+                return r;
+        if (!control && !(cmd->flags & EXEC_PRIVILEGED) &&
+            free_and_strdup(&s->image_version,
+                            ctx->iso.image_version[0] ? ctx->iso.image_version : NULL) < 0)
+                return -ENOMEM;
+
+        if (!keeps_ready(s, cmd, control) || !ctx->p.isolation)
+                return spawn_command(&ctx->p, ret_pid, ret_pidfd, ret_exec_fd);
+        if (!spare_start(s, &ctx->iso, ret_pid, ret_pidfd, ret_exec_fd)) {
+                r = spawn_command(&ctx->p, ret_pid, ret_pidfd, ret_exec_fd);
                 if (r < 0)
                         return r;
-                if (!iso.driver)
-                        p.isolation = NULL;
-                if (!control &&
-                    free_and_strdup(&s->image_version,
-                                    iso.image_version[0] ? iso.image_version : NULL) < 0)
-                        return -ENOMEM;
         }
-        return spawn_command(&p, ret_pid, ret_pidfd, ret_exec_fd);
+        /* The one that runs now was started: the next is prepared a moment later. */
+        spare_schedule(s);
+        return 0;
 }
 
 static bool default_action_ends(int sig) {
@@ -151,4 +268,5 @@ const sys_ops sys_ops_kernel = {
         .kill_process = kernel_kill_process,
         .kill_all = kernel_kill_all,
         .has_processes = kernel_has_processes,
+        .release = kernel_release,
 };

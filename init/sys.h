@@ -16,6 +16,8 @@ typedef struct sys_ops {
         int (*kill_all)(service *s, int sig);
         /* Whether any process of the service is left. */
         bool (*has_processes)(service *s);
+        /* Drops what the kernel side keeps for s between starts (a prepared process). */
+        void (*release)(service *s);
 } sys_ops;
 
 extern const sys_ops sys_ops_kernel;

@@ -383,6 +383,7 @@ const directive container_directives[] = {
         { "Container", "Group", parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Network", parse_network, F(container.network), D_POLICY, 0 },
         { "Container", "ReadOnly", load_parse_bool, F(container.read_only), D_POLICY, 0 },
+        { "Container", "KeepReady", load_parse_bool, F(container.keep_ready), D_POLICY, 0 },
         { "Container", "UserNS", parse_userns, F(container.user_ns), D_POLICY, 0 },
         { "Container", "Volume", parse_volume, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Tmpfs", parse_tmpfs, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },

@@ -127,8 +127,9 @@ typedef struct unit_container {
         char *root_directory; /* [Service] RootDirectory=: a directory tree */
         char *hostname;       /* [Container] HostName=; NULL: the unit's prefix */
         network_mode network;
-        bool read_only; /* [Container] ReadOnly=, default yes */
-        int user_ns;    /* [Container] UserNS=/[Service] PrivateUsers=: -1 unset, 0 no, 1 yes */
+        bool read_only;  /* [Container] ReadOnly=, default yes */
+        bool keep_ready; /* [Container] KeepReady= (vigil): the next start prepared ahead */
+        int user_ns;     /* [Container] UserNS=/[Service] PrivateUsers=: -1 unset, 0 no, 1 yes */
         mount_entry *mounts;
         size_t n_mounts;
 } unit_container;

@@ -403,7 +403,50 @@ WantedBy=multi-user.target
              "... whose files on the host belong to its range")
 
 
-for test in [test_syscalls, test_directory_root, test_image_store, test_root_image_and_mounts, test_escapes,
+def sandbox_cgroup(sb):
+    """The host path of vigil's cgroup subtree, as its log says."""
+    import re
+    m = re.search(r"Services run in cgroups below (\S+?)\.? ", sb.vigil_log())
+    return m.group(1) if m else None
+
+
+def test_keep_ready():
+    with Sandbox({}) as sb:
+        out = out_dir(sb)
+        root = make_root(os.path.join(sb.dir, "root"))
+        sb.write_unit("ready.service", f"""[Service]
+RootDirectory={root}
+BindPaths={out}:/out
+ExecStart=/bin/sh -c 'cat /proc/self/cgroup >> /out/cgroups; echo $$ > /out/pid; exec sleep 1000'
+[Container]
+KeepReady=yes
+Network=none
+[Install]
+WantedBy=multi-user.target
+""")
+        sb.start()
+        ok = sb.wait_for(lambda: read(out + "/cgroups"), 10, "the first start")
+        cg = sandbox_cgroup(sb)
+        spare = os.path.join(cg or "/nonexistent", "spare.ready", "cgroup.procs")
+        t.ok(ok and sb.wait_for(lambda: read(spare).strip() != "", 5),
+             "KeepReady=: the next start waits prepared, outside the service's cgroup",
+             read(spare) + sb.vigil_log())
+        waiting = read(spare).split()
+        sb.ctl("restart", "ready.service", check=True)
+        ok = sb.wait_for(lambda: read(out + "/cgroups").count("0::") == 2, 10)
+        svc = read(os.path.join(cg or "/nonexistent", "ready.service", "cgroup.procs")).split()
+        t.ok(ok and waiting and waiting[0] in svc,
+             "a restart runs the prepared process, moved into the service's cgroup",
+             f"waiting {waiting}, service cgroup {svc}\n" + sb.service_log("ready.service"))
+        t.ok(sb.state_of("ready.service") == "active" and
+             read(spare).split() and read(spare).split() != waiting,
+             "... and the one after is prepared again", read(spare))
+        sb.stop()
+        t.ok("Cannot remove cgroup" not in sb.output,
+             "the waiting process is gone before vigil removes its cgroups", sb.output)
+
+
+for test in [test_syscalls, test_keep_ready, test_directory_root, test_image_store, test_root_image_and_mounts, test_escapes,
              test_privileges]:
     try:
         test()
