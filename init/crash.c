@@ -49,31 +49,6 @@ static int list_records(const char *dir, char ***ret) {
         return 0;
 }
 
-/* Writes path atomically: a temporary file, fsync, rename. */
-static int write_atomic(const char *path, const char *data, size_t size) {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
-
-        if (asprintf_safe(&tmp, "%s.tmp", path) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, data, size) != (ssize_t) size || fsync(fd) < 0) {
-                int r = errno > 0 ? -errno : -EIO;
-
-                unlink(tmp);
-                return r;
-        }
-        if (rename(tmp, path) < 0) {
-                int r = -errno;
-
-                unlink(tmp);
-                return r;
-        }
-        return 0;
-}
-
 static void history_append(const char *state_dir, const char *name, const char *line) {
         _cleanup_free_ char *dir = NULL, *path = NULL, *old = NULL;
         _cleanup_close_ int fd = -1;
@@ -127,7 +102,7 @@ static void record_write(const char *state_dir, const pending_record *p) {
         /* Zero-padded so that names sort by time. */
         if (asprintf_safe(&path, "%s/%020llu.record", dir, (unsigned long long) p->when) < 0)
                 return;
-        r = write_atomic(path, p->text, strlen(p->text));
+        r = write_file_atomic(path, p->text, strlen(p->text), 0640);
         if (r < 0) {
                 log_warning_errno(r, "%s: cannot write a crash record: %m", p->name);
                 return;

@@ -811,14 +811,12 @@ static char *overrides_path(manager *m, const char *name) {
 
 /* Writes every persistent override of name, atomically. */
 static int overrides_save(manager *m, const char *name, char *const *extra) {
-        _cleanup_free_ char *path = overrides_path(m, name), *dir = NULL, *tmp = NULL, *text = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *path = overrides_path(m, name), *dir = NULL, *text = NULL;
         size_t len = 0;
         FILE *f;
         int r;
 
-        if (!path || asprintf_safe(&dir, "%s/overrides", m->settings.state_dir) < 0 ||
-            asprintf_safe(&tmp, "%s.tmp", path) < 0)
+        if (!path || asprintf_safe(&dir, "%s/overrides", m->settings.state_dir) < 0)
                 return -ENOMEM;
         r = mkdir_p(dir, 0750);
         if (r < 0)
@@ -843,20 +841,7 @@ static int overrides_save(manager *m, const char *name, char *const *extra) {
                 fprintf(f, "%s\n", *a);
         if (fclose(f) != 0 || !text)
                 return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, text, len) != (ssize_t) len || fsync(fd) < 0) {
-                r = errno > 0 ? -errno : -EIO;
-                unlink(tmp);
-                return r;
-        }
-        if (rename(tmp, path) < 0) {
-                r = -errno;
-                unlink(tmp);
-                return r;
-        }
-        return 0;
+        return write_file_atomic(path, text, len, 0640);
 }
 
 /* A changed StartLimitBurst= needs a ring of its size. */

@@ -30,13 +30,6 @@ static int parse_abs_path(load_ctx *c, const char *value, void *field) {
         return load_parse_string(c, value, field);
 }
 
-/* Quadlet's User= and Group= set the same as [Service] User= and Group=. */
-static int parse_user_group(load_ctx *c, const char *value, void *field) {
-        if (*value && !user_group_name_is_valid(value))
-                return load_invalid(c, value, "not a valid user or group name or numeric id");
-        return load_parse_string(c, value, field);
-}
-
 static int parse_hostname(load_ctx *c, const char *value, void *field) {
         size_t n = strlen(value);
 
@@ -48,21 +41,6 @@ static int parse_hostname(load_ctx *c, const char *value, void *field) {
                 return load_invalid(c, value,
                                     "a host name has up to 64 letters, digits, \"-\" and dots");
         return load_parse_string(c, value, field);
-}
-
-/* A tri-state: -1 unset (the default depends on the kind of service), 0 or 1. */
-static int parse_tristate(load_ctx *c, const char *value, void *field) {
-        int b;
-
-        if (!*value) {
-                load_reset_field(c, field, sizeof(int));
-                return 0;
-        }
-        b = parse_boolean(value);
-        if (b < 0)
-                return load_invalid(c, value, "expected a boolean (yes or no)");
-        *(int *) field = b;
-        return 0;
 }
 
 static int parse_network(load_ctx *c, const char *value, void *field) {
@@ -226,7 +204,7 @@ static int parse_volume(load_ctx *c, const char *value, void *field) {
 
 /* BindPaths=/BindReadOnlyPaths=: [-]SOURCE[:TARGET[:OPTIONS]], space separated. */
 static int parse_bind_paths(load_ctx *c, const char *value, void *field) {
-        const char *p = value, *reason = NULL;
+        const char *p = value;
         bool read_only = c->d->arg;
         int r;
 
@@ -241,11 +219,9 @@ static int parse_bind_paths(load_ctx *c, const char *value, void *field) {
                                   .origin = read_only ? ORIGIN_BIND_RO : ORIGIN_BIND };
                 char *src, *dst, *opts;
 
-                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
-                if (r == -ENOMEM)
-                        return r;
+                r = load_next_word(c, &p, value, &w);
                 if (r < 0)
-                        return load_invalid(c, value, reason);
+                        return r;
                 if (r == 0)
                         return 0;
                 src = w;
@@ -333,7 +309,7 @@ static int parse_tmpfs(load_ctx *c, const char *value, void *field) {
  * inverted list removes); an empty one means none. */
 static int parse_caps(load_ctx *c, const char *value, void *field) {
         uint64_t *set = field, mask = 0;
-        const char *p = value, *reason = NULL;
+        const char *p = value;
         bool invert = false;
         int r;
 
@@ -350,11 +326,9 @@ static int parse_caps(load_ctx *c, const char *value, void *field) {
                 _cleanup_free_ char *w = NULL, *full = NULL;
                 cap_value_t cap;
 
-                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
-                if (r == -ENOMEM)
-                        return r;
+                r = load_next_word(c, &p, value, &w);
                 if (r < 0)
-                        return load_invalid(c, value, reason);
+                        return r;
                 if (r == 0)
                         break;
                 if (strncasecmp(w, "cap_", 4) != 0 && asprintf_safe(&full, "cap_%s", w) < 0)
@@ -379,8 +353,8 @@ const directive container_directives[] = {
         { "Container", "Image", parse_image, F(container.image), D_SPECIFIERS, 0 },
         { "Container", "HostName", parse_hostname, F(container.hostname), D_SPECIFIERS | D_POLICY,
           0 },
-        { "Container", "User", parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
-        { "Container", "Group", parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
+        { "Container", "User", load_parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
+        { "Container", "Group", load_parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Network", parse_network, F(container.network), D_POLICY, 0 },
         { "Container", "ReadOnly", load_parse_bool, F(container.read_only), D_POLICY, 0 },
         { "Container", "KeepReady", load_parse_bool, F(container.keep_ready), D_POLICY, 0 },
@@ -390,12 +364,12 @@ const directive container_directives[] = {
         { "Service", "RootDirectory", parse_abs_path, F(container.root_directory), D_SPECIFIERS,
           0 },
         { "Service", "RootImage", parse_abs_path, F(container.root_image), D_SPECIFIERS, 0 },
-        { "Service", "PrivateUsers", parse_tristate, F(container.user_ns), D_POLICY, 0 },
+        { "Service", "PrivateUsers", load_parse_tristate, F(container.user_ns), D_POLICY, 0 },
         { "Service", "BindPaths", parse_bind_paths, F(container.mounts), D_SPECIFIERS | D_POLICY,
           false },
         { "Service", "BindReadOnlyPaths", parse_bind_paths, F(container.mounts),
           D_SPECIFIERS | D_POLICY, true },
-        { "Service", "NoNewPrivileges", parse_tristate, F(no_new_privileges), D_POLICY, 0 },
+        { "Service", "NoNewPrivileges", load_parse_tristate, F(no_new_privileges), D_POLICY, 0 },
         { "Service", "CapabilityBoundingSet", parse_caps, F(capability_bounding_set), D_POLICY,
           true },
         { "Service", "AmbientCapabilities", parse_caps, F(ambient_capabilities), D_POLICY, false },

@@ -59,12 +59,18 @@ void load_at(load_ctx *c, const char *section, const char *key);
 /* Restores the field of the current row to its default (size bytes). */
 void load_reset_field(load_ctx *c, void *field, size_t size);
 int load_list_add(load_ctx *c, char ***l, const char *s);
+/* The next word of value from *p, quotes removed: 1 with *ret, 0 at the end, -EINVAL after
+ * reporting, -ENOMEM. */
+int load_next_word(load_ctx *c, const char **p, const char *value, char **ret);
 /* Records that the current assignment set the field at offset (for aliases). */
 int mark_source(load_ctx *c, size_t offset);
 
 /* Common parsers. */
 int load_parse_string(load_ctx *c, const char *value, void *field);
 int load_parse_bool(load_ctx *c, const char *value, void *field);
+/* -1 unset (the default depends on the kind of service), 0 or 1; into an int. */
+int load_parse_tristate(load_ctx *c, const char *value, void *field);
+int load_parse_user_group(load_ctx *c, const char *value, void *field);
 int load_parse_sec(load_ctx *c, const char *value, void *field);
 int load_parse_unsigned(load_ctx *c, const char *value, void *field); /* arg > 0: maximum */
 int load_parse_enum(load_ctx *c, const char *value, void *field, const char *const *names, size_t n,

@@ -36,7 +36,7 @@ static int filter_word(load_ctx *c, unit_seccomp *s, char *w, bool invert) {
 
 static int parse_filter(load_ctx *c, const char *value, void *field) {
         unit_seccomp *s = field;
-        const char *p = value, *reason = NULL;
+        const char *p = value;
         bool invert = false;
         int r;
 
@@ -54,11 +54,9 @@ static int parse_filter(load_ctx *c, const char *value, void *field) {
         for (;;) {
                 _cleanup_free_ char *w = NULL;
 
-                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
-                if (r == -ENOMEM)
-                        return r;
+                r = load_next_word(c, &p, value, &w);
                 if (r < 0)
-                        return load_invalid(c, value, reason);
+                        return r;
                 if (r == 0)
                         return 0;
                 r = filter_word(c, s, w, invert);
@@ -83,7 +81,7 @@ static int parse_error_number(load_ctx *c, const char *value, void *field) {
 
 static int parse_architectures(load_ctx *c, const char *value, void *field) {
         uint32_t *archs = field, add = 0;
-        const char *p = value, *reason = NULL;
+        const char *p = value;
         int r;
 
         if (!*value) {
@@ -94,11 +92,9 @@ static int parse_architectures(load_ctx *c, const char *value, void *field) {
                 _cleanup_free_ char *w = NULL;
                 uint32_t bit;
 
-                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
-                if (r == -ENOMEM)
-                        return r;
+                r = load_next_word(c, &p, value, &w);
                 if (r < 0)
-                        return load_invalid(c, value, reason);
+                        return r;
                 if (r == 0)
                         break;
                 if (seccomp_arch_from_string(w, &bit) < 0) {

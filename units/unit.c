@@ -82,6 +82,15 @@ void load_reset_field(load_ctx *c, void *field, size_t size) {
         memcpy(field, (const char *) &unit_defaults + c->d->offset, size);
 }
 
+int load_next_word(load_ctx *c, const char **p, const char *value, char **ret) {
+        const char *reason = NULL;
+        int r = extract_first_word(p, ret, EXTRACT_UNQUOTE, &reason);
+
+        if (r < 0 && r != -ENOMEM)
+                return load_invalid(c, value, reason);
+        return r;
+}
+
 int load_list_add(load_ctx *c, char ***l, const char *s) {
         if (strv_length(*l) >= UNIT_LIST_MAX)
                 return load_report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
@@ -90,18 +99,32 @@ int load_list_add(load_ctx *c, char ***l, const char *s) {
 
 /* ---- parsers ------------------------------------------------------------------------------ */
 
-int load_parse_bool(load_ctx *c, const char *value, void *field) {
-        int b;
-
+/* A boolean into *ret; an empty value restores the field's default (returns 1). */
+static int parse_bool_value(load_ctx *c, const char *value, void *field, size_t size, int *ret) {
         if (!*value) {
-                load_reset_field(c, field, sizeof(bool));
-                return 0;
+                load_reset_field(c, field, size);
+                return 1;
         }
-        b = parse_boolean(value);
-        if (b < 0)
+        *ret = parse_boolean(value);
+        if (*ret < 0)
                 return load_invalid(c, value, "expected a boolean (yes or no)");
-        *(bool *) field = b;
         return 0;
+}
+
+int load_parse_bool(load_ctx *c, const char *value, void *field) {
+        int b, r = parse_bool_value(c, value, field, sizeof(bool), &b);
+
+        if (r == 0)
+                *(bool *) field = b;
+        return r < 0 ? r : 0;
+}
+
+int load_parse_tristate(load_ctx *c, const char *value, void *field) {
+        int b, r = parse_bool_value(c, value, field, sizeof(int), &b);
+
+        if (r == 0)
+                *(int *) field = b;
+        return r < 0 ? r : 0;
 }
 
 int load_parse_string(load_ctx *c, const char *value, void *field) {
@@ -127,7 +150,7 @@ static int parse_identifier(load_ctx *c, const char *value, void *field) {
 static int parse_documentation(load_ctx *c, const char *value, void *field) {
         static const char *const schemes[] = { "http://", "https://", "file:", "info:", "man:" };
         char ***l = field;
-        const char *p = value, *reason = NULL;
+        const char *p = value;
         int r;
 
         if (!*value) {
@@ -138,11 +161,9 @@ static int parse_documentation(load_ctx *c, const char *value, void *field) {
                 _cleanup_free_ char *w = NULL;
                 bool ok = false;
 
-                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
-                if (r == -ENOMEM)
-                        return r;
+                r = load_next_word(c, &p, value, &w);
                 if (r < 0)
-                        return load_invalid(c, value, reason);
+                        return r;
                 if (r == 0)
                         return 0;
                 for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
@@ -166,7 +187,7 @@ enum {
 
 static int parse_deps(load_ctx *c, const char *value, void *field) {
         char ***l = field, esc[INI_ESCAPE_MAX];
-        const char *p = value, *reason = NULL;
+        const char *p = value;
         int r;
 
         if (!*value) {
@@ -177,11 +198,9 @@ static int parse_deps(load_ctx *c, const char *value, void *field) {
                 _cleanup_free_ char *w = NULL;
                 const char *suffix;
 
-                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
-                if (r == -ENOMEM)
-                        return r;
+                r = load_next_word(c, &p, value, &w);
                 if (r < 0)
-                        return load_invalid(c, value, reason);
+                        return r;
                 if (r == 0)
                         return 0;
                 if (!unit_name_is_valid(w, UNIT_NAME_PLAIN | UNIT_NAME_INSTANCE))
@@ -436,7 +455,7 @@ static int parse_exec(load_ctx *c, const char *value, void *field) {
         return 0;
 }
 
-static int parse_user_group(load_ctx *c, const char *value, void *field) {
+int load_parse_user_group(load_ctx *c, const char *value, void *field) {
         if (*value && !user_group_name_is_valid(value))
                 return load_invalid(c, value, "not a valid user or group name or numeric id");
         return load_parse_string(c, value, field);
@@ -444,7 +463,7 @@ static int parse_user_group(load_ctx *c, const char *value, void *field) {
 
 static int parse_groups(load_ctx *c, const char *value, void *field) {
         char ***l = field;
-        const char *p = value, *reason = NULL;
+        const char *p = value;
         int r;
 
         if (!*value) {
@@ -454,11 +473,9 @@ static int parse_groups(load_ctx *c, const char *value, void *field) {
         for (;;) {
                 _cleanup_free_ char *w = NULL;
 
-                r = extract_first_word(&p, &w, EXTRACT_UNQUOTE, &reason);
-                if (r == -ENOMEM)
-                        return r;
+                r = load_next_word(c, &p, value, &w);
                 if (r < 0)
-                        return load_invalid(c, value, reason);
+                        return r;
                 if (r == 0)
                         return 0;
                 if (!user_group_name_is_valid(w))
@@ -716,8 +733,8 @@ static const directive core_directives[] = {
         { "Service", "WatchdogSec", load_parse_sec, F(watchdog), D_POLICY, 0 },
         { "Service", "StartLimitInterval", load_parse_sec, F(start_limit_interval), D_POLICY, 0 },
         { "Service", "StartLimitBurst", load_parse_unsigned, F(start_limit_burst), D_POLICY, 0 },
-        { "Service", "User", parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
-        { "Service", "Group", parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "User", load_parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "Group", load_parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
         { "Service", "SupplementaryGroups", parse_groups, F(supplementary_groups),
           D_SPECIFIERS | D_POLICY, 0 },
         { "Service", "WorkingDirectory", parse_working_directory, F(working_directory),

@@ -165,7 +165,7 @@ static void test_modules_limits(const char *tmp) {
         big = malloc(2 * 1024 * 1024 + 64);
         if (!big)
                 abort();
-        n = (size_t) sprintf(big, "first\n");
+        n = (size_t) snprintf(big, 16, "first\n");
         memset(big + n, 'x', 10000);
         n += 10000;
         memcpy(big + n, "\nsec\0nd\nthird\n", 14);
@@ -458,7 +458,7 @@ static int child_loopback(void *arg) {
         if (boot_loopback_up() < 0 || boot_loopback_up() < 0) /* twice: idempotent */
                 return 1;
         fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        strcpy(ifr.ifr_name, "lo");
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
         if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 || !(ifr.ifr_flags & IFF_UP))
                 return 2;
         if (ioctl(fd, SIOCGIFADDR, &ifr) < 0 ||

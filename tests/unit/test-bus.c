@@ -141,7 +141,7 @@ static int raw_connect(void) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-        strcpy(sa.sun_path, socket_path);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", socket_path);
         if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 if (fd >= 0)
                         close(fd);
@@ -246,7 +246,7 @@ static void test_get_service(sd_bus *bus) {
 
         huge = malloc(65536 + 9);
         memset(huge, 'a', 65536);
-        strcpy(huge + 65536, ".service");
+        memcpy(huge + 65536, ".service", sizeof(".service"));
         r = call(bus, "StartService", &e, &reply, "s", huge);
         tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.InvalidArgument"),
                "StartService of a 64 KiB name: InvalidArgument");
@@ -381,7 +381,7 @@ static void test_service_objects(sd_bus *bus) {
         sd_bus_error_free(&e);
 
         huge = malloc(strlen(BUS_NAME_PREFIX) + 1 + 65536 + 1);
-        strcpy(huge, BUS_NAME_PREFIX "/");
+        memcpy(huge, BUS_NAME_PREFIX "/", sizeof(BUS_NAME_PREFIX "/"));
         memset(huge + strlen(huge), 'a', 65536);
         huge[strlen(BUS_NAME_PREFIX) + 1 + 65536] = '\0';
         r = sd_bus_get_property(bus, NULL, huge, "org.vigil1.Service", "State", &e, &reply, "s");
@@ -903,7 +903,7 @@ static void test_server_new(void) {
 }
 
 int main(void) {
-        char *dir = strcpy(socket_dir, "/tmp/test-bus-XXXXXX");
+        char *dir = memcpy(socket_dir, "/tmp/test-bus-XXXXXX", sizeof("/tmp/test-bus-XXXXXX"));
         struct stat st;
         int ready[2], status = -1;
         char c;
@@ -916,7 +916,7 @@ int main(void) {
                 return 77;
         }
         snprintf(socket_path, sizeof(socket_path), "%s/private", dir);
-        strcpy(bus_doubles_work, "/tmp/test-bus-work-XXXXXX");
+        snprintf(bus_doubles_work, sizeof(bus_doubles_work), "/tmp/test-bus-work-XXXXXX");
         if (!mkdtemp(bus_doubles_work)) {
                 printf("1..0 # SKIP no temporary directory\n");
                 return 77;
@@ -928,7 +928,7 @@ int main(void) {
                 struct sockaddr_un sa = { .sun_family = AF_UNIX };
                 int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-                strcpy(sa.sun_path, socket_path);
+                snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", socket_path);
                 if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
                         chmod(socket_dir, 0711);
                 chmod(socket_path, 0666);
