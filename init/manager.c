@@ -634,46 +634,12 @@ static int name_cmp(const void *a, const void *b) {
 #define OVERRIDES_MAX 4096
 #define RELOAD_ERROR_MAX 8192
 
-/* The restart settings that may change while a service runs: each is read only when the
- * next restart is decided. */
-typedef enum override_kind {
-        OVERRIDE_RESTART,
-        OVERRIDE_SEC,
-        OVERRIDE_UNSIGNED,
-} override_kind;
-
-static const struct override_key {
-        const char *key;
-        override_kind kind;
-        size_t offset;
-        unsigned max;
-} override_keys[] = {
-        { "Restart", OVERRIDE_RESTART, offsetof(unit, restart), 0 },
-        { "RestartSec", OVERRIDE_SEC, offsetof(unit, restart_sec), 0 },
-        { "RestartSteps", OVERRIDE_UNSIGNED, offsetof(unit, restart_steps), 10000 },
-        { "RestartMaxDelaySec", OVERRIDE_SEC, offsetof(unit, restart_max_delay), 0 },
-        { "RestartBackoffResetSec", OVERRIDE_SEC, offsetof(unit, restart_backoff_reset), 0 },
-        { "RestartRandomizedDelaySec", OVERRIDE_SEC, offsetof(unit, restart_randomized_delay), 0 },
-        { "StartLimitIntervalSec", OVERRIDE_SEC, offsetof(unit, start_limit_interval), 0 },
-        { "StartLimitBurst", OVERRIDE_UNSIGNED, offsetof(unit, start_limit_burst), 10000 },
-};
-
-/* Sets one Key=Value on u; -EINVAL with *why on a bad key or value. */
+/* Sets one Key=Value on u with the loader's own parsers; -EINVAL with *why on a key that
+ * cannot change while running or a bad value. */
 static int override_apply(unit *u, const char *key, const char *value, char **why) {
-        const struct override_key *k = NULL;
-        char *end;
-        unsigned long v;
-        usec_t t;
+        int r = unit_set_property(u, key, value, why);
 
-        for (size_t i = 0; i < ELEMENTSOF(override_keys); i++)
-                if (streq(override_keys[i].key, key))
-                        k = &override_keys[i];
-        if (!k) {
-                /* Resource control settings: parsed and checked by the loader's own rules. */
-                int r = unit_set_resource_property(u, key, value, why);
-
-                if (r != -ENOENT)
-                        return r;
+        if (r == -ENOENT) {
                 (void) asprintf_safe(why,
                                      "%s= cannot be changed while running (settable: Restart=, "
                                      "RestartSec=, RestartSteps=, RestartMaxDelaySec=, "
@@ -683,48 +649,7 @@ static int override_apply(unit *u, const char *key, const char *value, char **wh
                                      key);
                 return -EINVAL;
         }
-        switch (k->kind) {
-        case OVERRIDE_RESTART:
-                for (int m = 0; m < _RESTART_MODE_MAX; m++)
-                        if (streq(value, restart_mode_to_string((restart_mode) m))) {
-                                u->restart = (restart_mode) m;
-                                return 0;
-                        }
-                break;
-        case OVERRIDE_SEC:
-                if (parse_sec(value, &t) >= 0) {
-                        *(usec_t *) ((char *) u + k->offset) = t;
-                        return 0;
-                }
-                break;
-        case OVERRIDE_UNSIGNED:
-                errno = 0;
-                v = strtoul(value, &end, 10);
-                if (*value >= '0' && *value <= '9' && !*end && errno == 0 && v <= k->max) {
-                        *(unsigned *) ((char *) u + k->offset) = (unsigned) v;
-                        return 0;
-                }
-                break;
-        }
-        (void) asprintf_safe(why, "invalid %s= value \"%.64s\"", key, value);
-        return -EINVAL;
-}
-
-/* The whole-unit rules the loader enforces for these settings. */
-static int override_verify(const unit *u, char **why) {
-        const char *w = NULL;
-
-        if (u->type == SERVICE_ONESHOT &&
-            (u->restart == RESTART_ALWAYS || u->restart == RESTART_ON_SUCCESS))
-                w = "Restart=always and Restart=on-success are not allowed with Type=oneshot";
-        else if (u->restart_steps > 0 && u->restart_max_delay == USEC_INFINITY)
-                w = "RestartSteps= needs RestartMaxDelaySec=";
-        else if (u->restart_steps == 0 && u->restart_max_delay != USEC_INFINITY)
-                w = "RestartMaxDelaySec= needs RestartSteps=";
-        if (!w)
-                return 0;
-        *why = strdup(w);
-        return -EINVAL;
+        return r;
 }
 
 static void override_free(property_override *o) {
@@ -793,7 +718,7 @@ static void overrides_apply_to(manager *m, const char *name, unit *u) {
         {
                 _cleanup_free_ char *why = NULL;
 
-                if (override_verify(&scratch, &why) < 0) {
+                if (unit_check(&scratch, &why) < 0) {
                         log_warning("%s: overrides not applied to the new unit: %s", name,
                                     why ?: "invalid");
                         return;
@@ -882,7 +807,7 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
                 if (r < 0)
                         return r;
         }
-        r = override_verify(&scratch, ret_error);
+        r = unit_check(&scratch, ret_error);
         if (r < 0)
                 return r;
         /* A tier lives in a cgroup of its own: moving a running service's leaf is not done. */
@@ -973,7 +898,7 @@ static void manager_load_overrides(manager *m) {
                 {
                         _cleanup_free_ char *why = NULL;
 
-                        if (override_verify(&scratch, &why) < 0) {
+                        if (unit_check(&scratch, &why) < 0) {
                                 log_error("%s: %s; overrides not applied", path, why);
                                 continue;
                         }

@@ -1177,13 +1177,42 @@ static void load_ctx_init(load_ctx *c, unit *u, diag_list *diags) {
         };
 }
 
-int unit_set_resource_property(unit *u, const char *key, const char *value, char **ret_error) {
+/* The settings that may change while a service runs: the restart rules (read when the next
+ * restart is decided) and every resource setting (written to its cgroup at once). They are
+ * plain values, so that parsing one into a copy of a unit never touches shared memory. */
+static const char *const live_keys[] = {
+        "Restart",
+        "RestartSec",
+        "RestartSteps",
+        "RestartMaxDelaySec",
+        "RestartBackoffResetSec",
+        "RestartRandomizedDelaySec",
+        "StartLimitIntervalSec",
+        "StartLimitBurst",
+};
+
+static void unit_verify(load_ctx *c);
+
+static int first_error(diag_list *diags, int r, char **ret_error) {
+        if (r >= 0 && diags->n > 0)
+                r = -EINVAL;
+        if (r == -EINVAL && diags->n > 0)
+                *ret_error = strdup(diags->items[0].message);
+        diag_list_done(diags);
+        return r;
+}
+
+int unit_set_property(unit *u, const char *key, const char *value, char **ret_error) {
         const directive *d = NULL;
         diag_list diags = {};
         load_ctx c;
-        int r;
 
-        for (size_t i = 0; i < N_RESOURCE_DIRECTIVES; i++)
+        for (size_t i = 0; i < ELEMENTSOF(live_keys); i++)
+                if (streq(live_keys[i], key))
+                        for (size_t j = 0; j < N_CORE_DIRECTIVES && !d; j++)
+                                if (streq(core_directives[j].key, key))
+                                        d = &core_directives[j];
+        for (size_t i = 0; i < N_RESOURCE_DIRECTIVES && !d; i++)
                 if (streq(resource_directives[i].key, key))
                         d = &resource_directives[i];
         if (!d)
@@ -1191,16 +1220,16 @@ int unit_set_resource_property(unit *u, const char *key, const char *value, char
         load_ctx_init(&c, u, &diags);
         c.path = "SetProperties";
         c.d = d;
-        /* Resource settings are plain values: parsing one never touches shared memory. */
-        r = d->parse(&c, value, (char *) u + d->offset);
-        if (r >= 0 && diags.n == 0)
-                unit_resource_verify(&c);
-        if (r >= 0 && diags.n > 0)
-                r = -EINVAL;
-        if (r == -EINVAL && diags.n > 0)
-                *ret_error = strdup(diags.items[0].message);
-        diag_list_done(&diags);
-        return r;
+        return first_error(&diags, d->parse(&c, value, (char *) u + d->offset), ret_error);
+}
+
+int unit_check(unit *u, char **ret_error) {
+        diag_list diags = {};
+        load_ctx c;
+
+        load_ctx_init(&c, u, &diags);
+        unit_verify(&c);
+        return first_error(&diags, 0, ret_error);
 }
 
 void load_at(load_ctx *c, const char *section, const char *key) {

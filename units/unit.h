@@ -230,10 +230,13 @@ int unit_load_buffer(const char *name, const char *path, const char *data, size_
 int policy_check_file(const char *path, diag_list *diags);
 int policy_check_buffer(const char *path, const char *data, size_t size, diag_list *diags);
 
-/* A live change of one resource-control setting (CPUWeight=, MemoryMax=, ...) in u,
- * checked as in a unit file: 0, -ENOENT when KEY is not one, -EINVAL with *ret_error
- * saying why, -ENOMEM. */
-int unit_set_resource_property(unit *u, const char *key, const char *value, char **ret_error);
+/* A live change of one setting in u (a copy of a loaded unit): the restart rules
+ * (Restart=, RestartSec=, ..., StartLimitBurst=) and the resource settings (CPUWeight=,
+ * MemoryMax=, ...), parsed as in a unit file. 0, -ENOENT when KEY cannot change live,
+ * -EINVAL with *ret_error saying why, -ENOMEM. */
+int unit_set_property(unit *u, const char *key, const char *value, char **ret_error);
+/* The loader's whole-unit checks, after live changes: 0, or -EINVAL with *ret_error. */
+int unit_check(unit *u, char **ret_error);
 
 /* The file:line that set Section.Key: true, or false when it has its default. */
 bool unit_directive_source(const unit *u, const char *section, const char *key, unit_source *ret);
