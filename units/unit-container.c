@@ -418,8 +418,10 @@ void unit_container_verify(load_ctx *c) {
         for (size_t i = 0; i < ct->n_mounts; i++)
                 for (size_t j = i + 1; j < ct->n_mounts; j++)
                         if (streq(ct->mounts[i].target, ct->mounts[j].target)) {
+                                char esc[INI_ESCAPE_MAX];
+
                                 load_at(c, "Container", "Volume");
                                 load_report(c, "two mounts have the target %s",
-                                            ct->mounts[j].target);
+                                            ini_escape(ct->mounts[j].target, esc, sizeof(esc)));
                         }
 }
