@@ -366,7 +366,17 @@ class VM:
         deadline = time.monotonic() + timeout
         self._connect(deadline)
         word, text = self._marker("SYNC")
+        reconnect = time.monotonic() + 30 * SLOW
         while True:
+            if time.monotonic() > reconnect:
+                # a silent channel: start over with a new connection to qemu's socket (its
+                # serial port's input may have stalled on bytes sent before the guest opened it)
+                log(f"{self.name}: the test channel is silent; connecting to it again")
+                self.sock.close()
+                self.sock = None
+                self.buf = b""
+                self._connect(deadline)
+                reconnect = time.monotonic() + 30 * SLOW
             # a fresh line first: whatever half line the tty collected is discarded
             self._send(f"\n echo {text}\n".encode())
             until = time.monotonic() + 2
