@@ -22,6 +22,7 @@ static const char *const verb_names[_VERB_MAX] = {
         [VERB_RELOAD_UNITS] = "reload-units",
         [VERB_REBOOT] = "reboot",
         [VERB_POWEROFF] = "poweroff",
+        [VERB_UPDATE] = "update",
 };
 
 const char *access_verb_to_string(access_verb v) {
@@ -42,7 +43,8 @@ typedef struct conf_ctx {
         enum {
                 SECTION_NONE,
                 SECTION_MANAGER,
-                SECTION_ACCESS
+                SECTION_ACCESS,
+                SECTION_UPDATE,
         } section;
         unsigned line;
         int problems;
@@ -262,6 +264,41 @@ static int conf_manager(conf_ctx *c, const ini_event *ev) {
         return 0;
 }
 
+static int conf_update(conf_ctx *c, const ini_event *ev) {
+        vigil_conf *conf = c->conf;
+        char esc[INI_ESCAPE_MAX];
+        uint64_t size;
+        unsigned n;
+        usec_t t;
+
+        if (streq(ev->key, "MaxBundleSize")) {
+                if (parse_size(ev->value, &size) >= 0 && size > 0 && size <= INT64_MAX) {
+                        conf->update_max_size = size;
+                        return 0;
+                }
+        } else if (streq(ev->key, "TrialHealthySec") || streq(ev->key, "TrialTimeoutSec")) {
+                if (parse_sec(ev->value, &t) >= 0 && t > 0 && t != USEC_INFINITY) {
+                        *(streq(ev->key, "TrialHealthySec") ? &conf->trial_healthy
+                                                            : &conf->trial_timeout) = t;
+                        return 0;
+                }
+        } else if (streq(ev->key, "TrialBootsMax")) {
+                if (parse_unsigned(ev->value, &n) >= 0 && n > 0 && n <= 100) {
+                        conf->trial_boots_max = n;
+                        return 0;
+                }
+        } else {
+                conf_error(c,
+                           "unknown setting %s= in [Update] (MaxBundleSize=, TrialHealthySec=, "
+                           "TrialTimeoutSec=, TrialBootsMax=)",
+                           ini_escape(ev->key, esc, sizeof(esc)));
+                return 0;
+        }
+        conf_error(c, "invalid %s= value \"%s\"; keeping the default", ev->key,
+                   ini_escape(ev->value, esc, sizeof(esc)));
+        return 0;
+}
+
 static int conf_event(const ini_event *ev, void *userdata) {
         conf_ctx *c = userdata;
         char esc[INI_ESCAPE_MAX];
@@ -270,15 +307,20 @@ static int conf_event(const ini_event *ev, void *userdata) {
         if (ev->kind == INI_SECTION) {
                 c->section = streq(ev->section, "Manager")  ? SECTION_MANAGER
                              : streq(ev->section, "Access") ? SECTION_ACCESS
+                             : streq(ev->section, "Update") ? SECTION_UPDATE
                                                             : SECTION_NONE;
                 if (c->section == SECTION_NONE && !startswith(ev->section, "X-"))
-                        conf_error(c, "unknown section [%s]; vigil.conf has [Manager] and [Access]",
+                        conf_error(c,
+                                   "unknown section [%s]; vigil.conf has [Manager], [Access] "
+                                   "and [Update]",
                                    ini_escape(ev->section, esc, sizeof(esc)));
                 return 0;
         }
         if (c->section == SECTION_NONE || startswith(ev->key, "X-"))
                 return 0;
-        return c->section == SECTION_MANAGER ? conf_manager(c, ev) : conf_access(c, ev);
+        return c->section == SECTION_MANAGER  ? conf_manager(c, ev)
+               : c->section == SECTION_ACCESS ? conf_access(c, ev)
+                                              : conf_update(c, ev);
 }
 
 static void conf_defaults(vigil_conf *c) {
@@ -286,6 +328,10 @@ static void conf_defaults(vigil_conf *c) {
                 .crash_action = CRASH_FREEZE,
                 .crash_reboot_delay = 10 * USEC_PER_SEC,
                 .shutdown_timeout = 10 * USEC_PER_SEC,
+                .update_max_size = UINT64_C(4) << 30,
+                .trial_healthy = 30 * USEC_PER_SEC,
+                .trial_timeout = 5 * 60 * USEC_PER_SEC,
+                .trial_boots_max = 3,
         };
 }
 

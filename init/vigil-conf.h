@@ -24,6 +24,7 @@ typedef enum access_verb {
         VERB_RELOAD_UNITS = _VERB_SERVICE_MAX,
         VERB_REBOOT,
         VERB_POWEROFF,
+        VERB_UPDATE, /* stage, apply and roll back image updates */
         _VERB_MAX,
 } access_verb;
 
@@ -43,6 +44,11 @@ typedef struct vigil_conf {
         usec_t crash_reboot_delay; /* [Manager] CrashRebootSec= */
         usec_t shutdown_timeout;   /* [Manager] ShutdownTimeoutSec=: TERM → KILL at the end */
         char *system_bus_address;  /* [Manager] SystemBusAddress=; NULL: no system bus */
+
+        uint64_t update_max_size; /* [Update] MaxBundleSize=: bytes of one bundle's payload */
+        usec_t trial_healthy;     /* [Update] TrialHealthySec=: up this long is healthy */
+        usec_t trial_timeout;     /* [Update] TrialTimeoutSec=: healthy by then, or rollback */
+        unsigned trial_boots_max; /* [Update] TrialBootsMax=: boots on trial, then rollback */
 
         bool admin_group_set; /* [Access] AdminGroup=: members may do what root may */
         gid_t admin_gid;
