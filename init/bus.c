@@ -14,12 +14,14 @@
 #include <time.h>
 
 #include "audit.h"
+#include "bundle.h"
 #include "bus.h"
 #include "config.h"
 #include "crash.h"
 #include "log.h"
 #include "resource.h"
 #include "strv.h"
+#include "update.h"
 #include "value.h"
 
 #define MANAGER_PATH "/org/vigil1"
@@ -35,6 +37,8 @@
 #define ERROR_NOT_SUPPORTED "org.vigil1.Error.NotSupported"
 #define ERROR_BAD_UNIT "org.vigil1.Error.BadUnitFile"
 #define ERROR_FAILED "org.vigil1.Error.Failed"
+#define ERROR_NO_SUCH_IMAGE "org.vigil1.Error.NoSuchImage"
+#define ERROR_NO_PREVIOUS_VERSION "org.vigil1.Error.NoPreviousVersion"
 
 /* Each connection costs a little memory and an fd; the socket is root-only, so this only
  * guards against runaway scripts. */
@@ -582,13 +586,9 @@ static int method_get_service(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, "o", path);
 }
 
-static int reply_strv(sd_bus_message *msg, char **l) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+static int append_strv(sd_bus_message *reply, char **l) {
         int r;
 
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
         r = sd_bus_message_open_container(reply, 'a', "s");
         if (r < 0)
                 return r;
@@ -597,7 +597,17 @@ static int reply_strv(sd_bus_message *msg, char **l) {
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(reply);
+        return sd_bus_message_close_container(reply);
+}
+
+static int reply_strv(sd_bus_message *msg, char **l) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = append_strv(reply, l);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
@@ -967,6 +977,260 @@ static int method_poweroff(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return shutdown_method(msg, userdata, VERB_POWEROFF, MANAGER_POWEROFF, error);
 }
 
+/* ---- org.vigil1.Manager: image updates ------------------------------------------------- */
+
+/* A message naming what the caller sent, when that is short and printable. */
+static int invalid_name(sd_bus_error *error, const char *what, const char *name) {
+        if (name_is_printable(name))
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "invalid %s \"%s\"", what,
+                                         name);
+        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "invalid %s", what);
+}
+
+static const char *file_kind(mode_t mode) {
+        return S_ISDIR(mode)    ? "a directory"
+               : S_ISFIFO(mode) ? "a pipe"
+               : S_ISSOCK(mode) ? "a socket"
+               : S_ISCHR(mode)  ? "a character device"
+               : S_ISBLK(mode)  ? "a block device"
+                                : "not a regular file";
+}
+
+/* One file of a bundle from the caller: a regular file open for reading. update_stage()
+ * reads it to its end inside PID 1's loop, so a pipe or socket whose writer never closes
+ * would stall PID 1, and a device might never end: those are refused. */
+static int check_bundle_fd(int fd, const char *what, sd_bus_error *error) {
+        struct stat st;
+        int flags;
+
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fstat(fd, &st) < 0)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "the %s fd is unusable: %s",
+                                         what, strerror(errno));
+        if ((flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                         "the %s fd is not open for reading", what);
+        if (!S_ISREG(st.st_mode))
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                         "the %s fd is %s; bundle files are passed as regular "
+                                         "files",
+                                         what, file_kind(st.st_mode));
+        return 0;
+}
+
+/* Sets error from an update_*() failure: a message update.c gave (made valid UTF-8), else
+ * fallback with strerror(). */
+static int update_error(sd_bus_error *error, const char *name, int r, const char *why,
+                        const char *what, const char *target) {
+        _cleanup_free_ char *buf = NULL;
+        const char *w = why ? bus_string(why, &buf) : NULL;
+
+        if (why && !w)
+                return -ENOMEM;
+        if (w)
+                return sd_bus_error_setf(error, name, "%s %s: %s", what, target, w);
+        return sd_bus_error_setf(error, name, "%s %s: %s", what, target, strerror(-r));
+}
+
+/* StageUpdate(s stem, h payload, h manifest, h signature) → (): copies the three files of
+ * bundle STEM (STEM.squashfs, STEM.manifest, STEM.manifest.minisig), each a regular file
+ * read from its current offset, into incoming/. Nothing is verified until ApplyUpdates. */
+static int method_stage_update(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        _cleanup_free_ char *why = NULL;
+        bus_conn *c = userdata;
+        const char *stem;
+        int payload, manifest, signature;
+        int r;
+
+        r = sd_bus_message_read(msg, "shhh", &stem, &payload, &manifest, &signature);
+        if (r < 0)
+                return r;
+        r = bus_call_begin(&k, msg, c, VERB_UPDATE, stem, error);
+        if (r < 0)
+                return r;
+        if (!bundle_stem_is_valid(stem))
+                r = invalid_name(error, "bundle name (NAME-VERSION)", stem);
+        if (r >= 0)
+                r = check_bundle_fd(payload, "payload", error);
+        if (r >= 0)
+                r = check_bundle_fd(manifest, "manifest", error);
+        if (r >= 0)
+                r = check_bundle_fd(signature, "signature", error);
+        if (r >= 0) {
+                r = update_stage(c->server->manager, stem, payload, manifest, signature, &why);
+                if (r < 0)
+                        r = update_error(error,
+                                         r == -EINVAL || r == -EFBIG ? ERROR_INVALID_ARGUMENT
+                                         : r == -EOPNOTSUPP          ? ERROR_NOT_SUPPORTED
+                                                                     : ERROR_FAILED,
+                                         r, why, "cannot stage", stem);
+        }
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, NULL);
+        return bus_call_end(&k, r, error);
+}
+
+/* ApplyUpdates(b force) → a(sssss): installs every staged bundle (force: also the same or an
+ * older version); one row per bundle: stem, image, version, outcome (installed, rejected,
+ * deferred), reason ("" when installed). */
+static int method_apply_updates(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ update_result *results = NULL;
+        bus_conn *c = userdata;
+        int force, n;
+        int r;
+
+        r = sd_bus_message_read(msg, "b", &force);
+        if (r < 0)
+                return r;
+        r = bus_call_begin(&k, msg, c, VERB_UPDATE, NULL, error);
+        if (r < 0)
+                return r;
+        n = update_apply(c->server->manager, force, &results);
+        if (n < 0)
+                return bus_call_end(&k,
+                                    sd_bus_error_setf(error, ERROR_FAILED,
+                                                      "cannot apply the staged updates: %s",
+                                                      strerror(-n)),
+                                    error);
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssss)");
+        for (int i = 0; r >= 0 && i < n; i++) {
+                const update_result *u = &results[i];
+
+                r = sd_bus_message_open_container(reply, 'r', "sssss");
+                if (r >= 0)
+                        r = append_string(reply, u->stem);
+                if (r >= 0)
+                        r = append_string(reply, u->image);
+                if (r >= 0)
+                        r = append_string(reply, u->version);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", update_outcome_to_string(u->outcome));
+                if (r >= 0)
+                        r = append_string(reply, u->reason);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return bus_call_end(&k, r, error);
+}
+
+/* RollbackImage(s image) → (): back to the image's previous version, trial or not; the
+ * current one's digest is rejected from then on. NoSuchImage, NoPreviousVersion. */
+static int method_rollback_image(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_call_done) bus_call k = {};
+        _cleanup_free_ char *why = NULL;
+        bus_conn *c = userdata;
+        const char *image;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &image);
+        if (r < 0)
+                return r;
+        r = bus_call_begin(&k, msg, c, VERB_UPDATE, image, error);
+        if (r < 0)
+                return r;
+        if (strnlen(image, UPDATE_NAME_MAX + 1) > UPDATE_NAME_MAX || !image_name_is_valid(image))
+                r = invalid_name(error, "image name", image);
+        if (r >= 0) {
+                r = update_rollback(c->server->manager, image, &why);
+                if (r == -ENOENT && !why)
+                        r = sd_bus_error_setf(error, ERROR_NO_SUCH_IMAGE, "no image named %s",
+                                              image);
+                else if (r < 0)
+                        r = update_error(error,
+                                         r == -ENOENT   ? ERROR_NO_SUCH_IMAGE
+                                         : r == -ESRCH  ? ERROR_NO_PREVIOUS_VERSION
+                                         : r == -EINVAL ? ERROR_INVALID_ARGUMENT
+                                                        : ERROR_FAILED,
+                                         r, why, "cannot roll back", image);
+        }
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, NULL);
+        return bus_call_end(&k, r, error);
+}
+
+static int append_image_record(sd_bus_message *reply, const image_record *rec) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'r', "ssssbusa(sss)");
+        if (r >= 0)
+                r = append_string(reply, rec->name);
+        if (r >= 0)
+                r = append_string(reply, rec->current);
+        if (r >= 0)
+                r = append_string(reply, rec->sha256);
+        if (r >= 0)
+                r = append_string(reply, rec->previous);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "bu", (int) rec->trial,
+                                          (uint32_t) rec->trial_boots);
+        if (r >= 0)
+                r = append_string(reply, rec->trial_status);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        for (size_t i = 0; r >= 0 && i < rec->n_rejected; i++) {
+                const update_rejection *j = &rec->rejected[i];
+
+                r = sd_bus_message_open_container(reply, 'r', "sss");
+                if (r >= 0)
+                        r = append_string(reply, j->version);
+                if (r >= 0)
+                        r = append_string(reply, j->digest);
+                if (r >= 0)
+                        r = append_string(reply, j->reason);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+/* GetUpdateStatus() → (a(ssssbusa(sss)) images, as staged): per image its name, current
+ * version and its SHA-256, previous version, whether current is on trial, the boots begun on
+ * trial, what the trial waits for, and the rejected bundles (version, digest, reason); then
+ * the staged bundle stems. */
+static int method_get_update_status(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_strv_free_ char **staged = NULL;
+        bus_conn *c = userdata;
+        manager *m = c->server->manager;
+        image_record *const *records;
+        size_t n = 0;
+        int r;
+
+        /* The records are valid until the next update_*() call: list incoming/ first. */
+        staged = update_staged(m);
+        if (!staged)
+                return sd_bus_error_set(error, ERROR_FAILED,
+                                        "cannot list the staged bundles in incoming/");
+        records = update_records(m, &n);
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssssbusa(sss))");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (records[i])
+                        r = append_image_record(reply, records[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = append_strv(reply, staged);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 /* ---- org.vigil1.Manager: properties ---------------------------------------------------- */
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface,
@@ -1078,12 +1342,25 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("PowerOff", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_poweroff,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StageUpdate",
+                                SD_BUS_ARGS("s", stem, "h", payload, "h", manifest, "h", signature),
+                                SD_BUS_NO_RESULT, method_stage_update, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ApplyUpdates", SD_BUS_ARGS("b", force),
+                                SD_BUS_RESULT("a(sssss)", results), method_apply_updates,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RollbackImage", SD_BUS_ARGS("s", image), SD_BUS_NO_RESULT,
+                                method_rollback_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetUpdateStatus", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(ssssbusa(sss))", images, "as", staged),
+                                method_get_update_status, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("ServiceStateChanged",
                                 SD_BUS_ARGS("s", name, "s", state, "s", sub_state, "s", result), 0),
         SD_BUS_SIGNAL_WITH_ARGS("ServiceCrashed",
                                 SD_BUS_ARGS("s", name, "s", result, "i", exit_code, "i",
                                             exit_signal, "u", restarts),
                                 0),
+        SD_BUS_SIGNAL_WITH_ARGS("ImageUpdate",
+                                SD_BUS_ARGS("s", kind, "s", image, "s", version, "s", detail), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -1842,6 +2119,32 @@ void bus_service_crashed(bus_server *b, service *s) {
                         (uint32_t) s->restarts);
                 if (r < 0)
                         log_debug("ServiceCrashed for %s not sent: %s", s->name, strerror(-r));
+        }
+}
+
+void bus_image_update(bus_server *b, const char *kind, const char *image, const char *version,
+                      const char *detail) {
+        _cleanup_free_ char *kb = NULL, *ib = NULL, *vb = NULL, *db = NULL;
+        const char *k, *i, *v, *d;
+        int r;
+
+        if (!b)
+                return;
+        k = bus_string(kind, &kb);
+        i = bus_string(image, &ib);
+        v = bus_string(version, &vb);
+        d = bus_string(detail, &db);
+        if (!k || !i || !v || !d) {
+                log_debug("ImageUpdate for %s not sent: out of memory", image ?: "?");
+                return;
+        }
+        FOREACH_SIGNAL_CONN(b, c) {
+                if (c->system && !b->system_named)
+                        continue;
+                r = sd_bus_emit_signal(c->bus, MANAGER_PATH, MANAGER_INTERFACE, "ImageUpdate",
+                                       "ssss", k, i, v, d);
+                if (r < 0)
+                        log_debug("ImageUpdate for %s not sent: %s", i, strerror(-r));
         }
 }
 

@@ -14,6 +14,10 @@ bus_server *bus_server_free(bus_server *b);
 void bus_service_changed(bus_server *b, service *s);
 /* Emits ServiceCrashed: the run that just ended failed. */
 void bus_service_crashed(bus_server *b, service *s);
+/* Emits ImageUpdate(kind, image, version, detail) on every connection: kind is what happened
+ * ("installed", "promoted", "rolled-back", "rejected"); a NULL string is sent as "". */
+void bus_image_update(bus_server *b, const char *kind, const char *image, const char *version,
+                      const char *detail);
 /* Ends every FollowLogs() stream of the service; call before its log stream is freed. */
 void bus_service_removed(bus_server *b, service *s);
 /* Whether vigil owns org.vigil1 on the system bus now. */

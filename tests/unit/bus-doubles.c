@@ -1,6 +1,7 @@
-/* Test doubles of the manager, its services and their log streams, for init/bus.c in
- * tests/unit/test-bus.c and tests/fuzz/fuzz-bus.c: four fake services (a.service,
- * b@x.service, c.service, fail.service), the first two with logs. */
+/* Test doubles of the manager, its services, their log streams and the update engine, for
+ * init/bus.c in tests/unit/test-bus.c and tests/fuzz/fuzz-bus.c: four fake services
+ * (a.service, b@x.service, c.service, fail.service), the first two with logs, and two images
+ * (game on trial with a rejected digest, fresh without a previous version). */
 #include <signal.h>
 #include <stdarg.h>
 #include <systemd/sd-bus.h>
@@ -11,6 +12,7 @@
 #include "log.h"
 #include "resource.h"
 #include "strv.h"
+#include "update.h"
 #include "vigil-conf.h"
 
 #define MAX_SUBSCRIBERS 64
@@ -222,6 +224,111 @@ usec_t now_usec(clockid_t clock) {
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
 }
 
+/* ---- the update engine ---- */
+
+#define STAGED_MAX 16
+
+static char **staged;
+
+const char *update_outcome_to_string(update_outcome o) {
+        switch (o) {
+        case UPDATE_INSTALLED:
+                return "installed";
+        case UPDATE_REJECTED:
+                return "rejected";
+        case UPDATE_DEFERRED:
+                return "deferred";
+        }
+        return "invalid";
+}
+
+/* Reads the manifest from its fd: "[Bundle]..." stages the bundle (GetUpdateStatus then lists
+ * it), anything else is -EINVAL; stem big-1.0 is too large. */
+int update_stage(manager *m, const char *stem, int payload_fd, int manifest_fd, int signature_fd,
+                 char **ret_error) {
+        char buf[64] = "";
+        ssize_t n;
+
+        *ret_error = NULL;
+        if (streq(stem, "big-1.0")) {
+                *ret_error = strdup("big-1.0.squashfs: larger than MaxBundleSize= (4G)");
+                return -EFBIG;
+        }
+        n = read(manifest_fd, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return -errno;
+        if (!startswith(buf, "[Bundle]")) {
+                if (asprintf(ret_error, "%s.manifest: not a manifest", stem) < 0)
+                        return -ENOMEM;
+                return -EINVAL;
+        }
+        if (strv_length(staged) >= STAGED_MAX || strv_contains(staged, stem))
+                return 0;
+        return strv_extend(&staged, stem);
+}
+
+static update_result results[] = {
+        { "game-1.2", "game", "1.2", UPDATE_INSTALLED, "" },
+        { "bad-0.1", "bad", "0.1", UPDATE_REJECTED,
+          "bad-0.1.manifest.minisig: no trusted key \xff" },
+        { "full-1.0", "full", "1.0", UPDATE_DEFERRED, "No space left on device" },
+};
+
+/* force: one bundle installed; else one of each outcome. */
+int update_apply(manager *m, bool force, update_result **ret) {
+        size_t n = force ? 1 : ELEMENTSOF(results);
+
+        *ret = malloc(n * sizeof(update_result));
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, results, n * sizeof(update_result));
+        staged = strv_free(staged);
+        return (int) n;
+}
+
+/* game rolls back (and signals it), fresh has no previous version, the rest do not exist. */
+int update_rollback(manager *m, const char *image, char **ret_error) {
+        *ret_error = NULL;
+        if (streq(image, "game")) {
+                bus_image_update(m->bus, "rolled-back", "game", "1.0", "rolled back by an admin");
+                return 0;
+        }
+        if (streq(image, "fresh")) {
+                *ret_error = strdup("fresh has no previous version");
+                return -ESRCH;
+        }
+        return -ENOENT;
+}
+
+static update_rejection rejected[] = {
+        { "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", "1.2",
+          "crashed \xff on trial" },
+};
+
+static image_record records[] = {
+        { .name = (char *) "game",
+          .current = "1.1",
+          .sha256 = "abababababababababababababababababababababababababababababababab",
+          .previous = "1.0",
+          .trial = true,
+          .trial_boots = 1,
+          .rejected = rejected,
+          .n_rejected = ELEMENTSOF(rejected),
+          .trial_status = "waiting for a.service to be up for 30s" },
+        { .name = (char *) "fresh", .current = "2.0" },
+};
+
+image_record *const *update_records(manager *m, size_t *ret_n) {
+        static image_record *const list[] = { &records[0], &records[1] };
+
+        *ret_n = ELEMENTSOF(list);
+        return list;
+}
+
+char **update_staged(manager *m) {
+        return staged ? strv_copy(staged) : calloc(1, sizeof(char *));
+}
+
 static log_stream logs[2];
 
 void bus_doubles_setup(manager *m) {
@@ -254,4 +361,5 @@ void bus_doubles_setup(manager *m) {
 
 void bus_doubles_done(void) {
         logs[0].lines = strv_free(logs[0].lines);
+        staged = strv_free(staged);
 }
