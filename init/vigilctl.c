@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 
@@ -48,6 +49,16 @@ static void help(FILE *f) {
                 "                                     changed services restart\n"
                 "  reset-failed [NAME...]             forget failures (all services without NAME)\n"
                 "  reboot | poweroff                  stop every service, then reboot/power off\n"
+                "  update stage BUNDLE                stage a signed image update: BUNDLE is\n"
+                "                                     STEM.squashfs, STEM.manifest,\n"
+                "                                     STEM.manifest.minisig or the STEM path\n"
+                "  update apply [--force]             install the staged bundles (--force: also\n"
+                "                                     the same or an older version); exit 1 when\n"
+                "                                     any was rejected or deferred\n"
+                "  update status                      images: current, previous and trial\n"
+                "                                     versions, rejected digests; staged bundles\n"
+                "  update rollback NAME               go back to the previous version of image\n"
+                "                                     NAME\n"
                 "  verify [--policy-dir DIR] FILE...  check unit (.service) and policy (.policy)\n"
                 "                                     files without running anything\n"
                 "\n"
@@ -57,7 +68,8 @@ static void help(FILE *f) {
                 "      --address ADDRESS  vigil's D-Bus address (default " DEFAULT_ADDRESS ")\n"
                 "      --system           through the system bus (" BUS_NAME "), not the private\n"
                 "                         socket; --address then names the bus\n"
-                "      --json             machine-readable output of list and status\n"
+                "      --json             machine-readable output of list, status and\n"
+                "                         update status|apply\n"
                 "      --runtime          set-property: until the next boot only\n"
                 "  -h, --help             show this help\n"
                 "      --version          show the version\n");
@@ -116,8 +128,8 @@ static int verb_verify(int argc, char **argv) {
 
 /* ---- talking to vigil ------------------------------------------------------------------- */
 
-/* Options every D-Bus verb accepts before or after its arguments. */
-static void common_option(int c) {
+/* Options every D-Bus verb accepts before or after its arguments: true when c was one. */
+static bool common_option(int c) {
         if (c == 'A')
                 arg_address = optarg;
         else if (c == 'S')
@@ -126,6 +138,9 @@ static void common_option(int c) {
                 arg_json = true;
         else if (c == 'R')
                 arg_runtime = true;
+        else
+                return false;
+        return true;
 }
 
 #define COMMON_OPTIONS                                                                             \
@@ -389,20 +404,17 @@ static int parse_common(int argc, char **argv) {
         int c;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (common_option(c))
+                        continue;
                 switch (c) {
-                case 'A':
-                case 'S':
-                case 'J':
-                case 'R':
-                        common_option(c);
-                        break;
                 case 'h':
                         help(stdout);
                         return 0;
                 default:
                         return -1;
                 }
+        }
         return optind;
 }
 
@@ -952,14 +964,10 @@ static int verb_logs(int argc, char **argv) {
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0) {
+                if (common_option(c))
+                        continue;
                 switch (c) {
-                case 'A':
-                case 'S':
-                case 'J':
-                case 'R':
-                        common_option(c);
-                        break;
                 case 'f':
                         follow = true;
                         break;
@@ -976,6 +984,7 @@ static int verb_logs(int argc, char **argv) {
                 default:
                         return EXIT_USAGE;
                 }
+        }
         if (argc - optind != 1) {
                 fprintf(stderr, "vigilctl logs: expects one service name\n");
                 return EXIT_USAGE;
@@ -1150,6 +1159,379 @@ static int verb_set_property(int argc, char **argv) {
         return r < 0 ? 1 : 0;
 }
 
+/* ---- update ----------------------------------------------------------------------------- */
+
+/* Copying or verifying a large image takes a while: wait for vigil's answer this long. */
+#define UPDATE_CALL_TIMEOUT (30 * USEC_PER_MINUTE)
+
+static const char *const bundle_suffixes[] = { ".squashfs", ".manifest.minisig", ".manifest" };
+
+/* BUNDLE is any of its three files or the STEM path itself; returns that path (malloc'ed). */
+static char *bundle_prefix(const char *arg) {
+        size_t n = strlen(arg);
+
+        for (size_t i = 0; i < ELEMENTSOF(bundle_suffixes); i++)
+                if (endswith(arg, bundle_suffixes[i])) {
+                        n -= strlen(bundle_suffixes[i]);
+                        break;
+                }
+        return strndup(arg, n);
+}
+
+static int open_bundle_file(const char *prefix, const char *suffix) {
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+        int fd;
+
+        if (asprintf(&path, "%s%s", prefix, suffix) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                fprintf(stderr, "vigilctl update stage: cannot open %s: %s\n", path,
+                        strerror(errno));
+                return -errno;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                fprintf(stderr, "vigilctl update stage: %s is not a regular file\n", path);
+                close(fd);
+                return -EINVAL;
+        }
+        return fd;
+}
+
+/* update stage BUNDLE: the three files go to vigil as fds; vigil copies them. */
+static int update_verb_stage(sd_bus *bus, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *prefix = bundle_prefix(arg);
+        _cleanup_close_ int payload = -1, manifest = -1, signature = -1;
+        const char *stem;
+
+        if (!prefix)
+                return 1;
+        stem = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
+        if (!*stem) {
+                fprintf(stderr, "vigilctl update stage: \"%s\" names no bundle\n", arg);
+                return EXIT_USAGE;
+        }
+        payload = open_bundle_file(prefix, ".squashfs");
+        if (payload < 0)
+                return 1;
+        manifest = open_bundle_file(prefix, ".manifest");
+        if (manifest < 0)
+                return 1;
+        signature = open_bundle_file(prefix, ".manifest.minisig");
+        if (signature < 0)
+                return 1;
+        if (call_manager(bus, "StageUpdate", &reply, "shhh", stem, payload, manifest, signature) <
+            0)
+                return 1;
+        if (on_tty())
+                printf("Staged %s; vigilctl update apply installs it.\n", stem);
+        return 0;
+}
+
+typedef struct update_row {
+        const char *stem, *image, *version, *outcome, *reason;
+} update_row;
+
+/* update apply [--force]: one line per bundle; exit 1 when any was not installed. */
+static int update_verb_apply(sd_bus *bus, bool force) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        bool failed = false;
+        size_t n = 0;
+        update_row u;
+        int r;
+
+        if (call_manager(bus, "ApplyUpdates", &reply, "b", (int) force) < 0)
+                return 1;
+        r = sd_bus_message_enter_container(reply, 'a', "(sssss)");
+        if (r >= 0 && arg_json)
+                putchar('[');
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssss)", &u.stem, &u.image, &u.version,
+                                                  &u.outcome, &u.reason)) > 0) {
+                bool installed = streq(u.outcome, "installed");
+
+                failed = failed || !installed;
+                if (arg_json) {
+                        printf("%s{", n > 0 ? "," : "");
+                        json_field("stem", u.stem, false);
+                        json_field("image", u.image, false);
+                        json_field("version", u.version, false);
+                        json_field("outcome", u.outcome, false);
+                        json_field("reason", u.reason, true);
+                        putchar('}');
+                } else {
+                        print_str(u.stem);
+                        putchar(' ');
+                        print_padded(u.outcome, 0,
+                                     !on_tty()   ? ""
+                                     : installed ? ANSI_GREEN
+                                                 : ANSI_RED);
+                        if (!isempty(u.reason)) {
+                                fputs(": ", stdout);
+                                print_str(u.reason);
+                        }
+                        putchar('\n');
+                }
+                n++;
+        }
+        if (r < 0)
+                return bad_reply(r);
+        if (arg_json)
+                puts("]");
+        else if (n == 0 && on_tty())
+                puts("No bundle staged.");
+        return failed ? 1 : 0;
+}
+
+/* update rollback NAME */
+static int update_verb_rollback(sd_bus *bus, const char *image) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        if (call_manager(bus, "RollbackImage", &reply, "s", image) < 0)
+                return 1;
+        if (on_tty())
+                printf("Rolled %s back to its previous version.\n", image);
+        return 0;
+}
+
+typedef struct image_row {
+        const char *name, *current, *sha256, *previous, *trial_status;
+        int trial;
+        uint32_t trial_boots;
+        char **rejected; /* version, digest, reason, version, digest, reason... */
+} image_row;
+
+static void image_rows_free(image_row *rows, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                strv_free(rows[i].rejected);
+        free(rows);
+}
+
+static int read_image_rows(sd_bus_message *m, image_row **ret, size_t *ret_n) {
+        image_row *rows = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(ssssbusa(sss))");
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'r', "ssssbusa(sss)")) > 0) {
+                image_row *p = realloc(rows, (n + 1) * sizeof(*rows));
+
+                if (!p) {
+                        r = -ENOMEM;
+                        break;
+                }
+                rows = p;
+                rows[n] = (image_row){};
+                r = sd_bus_message_read(m, "ssssbus", &rows[n].name, &rows[n].current,
+                                        &rows[n].sha256, &rows[n].previous, &rows[n].trial,
+                                        &rows[n].trial_boots, &rows[n].trial_status);
+                n++;
+                if (r >= 0)
+                        r = read_settings(m, &rows[n - 1].rejected);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r < 0) {
+                image_rows_free(rows, n);
+                return r;
+        }
+        *ret = rows;
+        *ret_n = n;
+        return 0;
+}
+
+static void print_update_status_json(const image_row *rows, size_t n, char **staged) {
+        fputs("{\"images\":[", stdout);
+        for (size_t i = 0; i < n; i++) {
+                const image_row *x = &rows[i];
+
+                printf("%s{", i > 0 ? "," : "");
+                json_field("name", x->name, false);
+                json_field("current", x->current, false);
+                json_field("sha256", x->sha256, false);
+                json_field("previous", x->previous, false);
+                printf("\"trial\":%s,\"trial_boots\":%" PRIu32 ",", x->trial ? "true" : "false",
+                       x->trial_boots);
+                json_field("trial_status", x->trial_status, false);
+                fputs("\"rejected\":[", stdout);
+                for (char **k = x->rejected; k && k[0] && k[1] && k[2]; k += 3) {
+                        printf("%s{", k == x->rejected ? "" : ",");
+                        json_field("version", k[0], false);
+                        json_field("digest", k[1], false);
+                        json_field("reason", k[2], true);
+                        putchar('}');
+                }
+                fputs("]}", stdout);
+        }
+        fputs("],\"staged\":[", stdout);
+        STRV_FOREACH(s, staged) {
+                if (s != staged)
+                        putchar(',');
+                json_string(*s);
+        }
+        puts("]}");
+}
+
+static void print_update_status(const image_row *rows, size_t n, char **staged) {
+        static const char *const headers[] = { "IMAGE", "CURRENT", "PREVIOUS" };
+        size_t w[ELEMENTSOF(headers)];
+        bool any_rejected = false;
+
+        for (size_t c = 0; c < ELEMENTSOF(headers); c++)
+                w[c] = strlen(headers[c]);
+        for (size_t i = 0; i < n; i++) {
+                const char *cells[] = { rows[i].name, rows[i].current, rows[i].previous };
+
+                for (size_t c = 0; c < ELEMENTSOF(cells); c++)
+                        if (text_width(cells[c]) > w[c])
+                                w[c] = text_width(cells[c]);
+                any_rejected = any_rejected || rows[i].rejected;
+        }
+        if (n == 0)
+                puts("No image is updated by vigil.");
+        else {
+                fputs(on_tty() ? ANSI_BOLD : "", stdout);
+                for (size_t c = 0; c < ELEMENTSOF(headers); c++)
+                        printf("%-*s ", (int) w[c], headers[c]);
+                printf("TRIAL%s\n", on_tty() ? ANSI_RESET : "");
+        }
+        for (size_t i = 0; i < n; i++) {
+                const image_row *x = &rows[i];
+
+                print_padded(x->name, w[0] + 1, "");
+                print_padded(isempty(x->current) ? "-" : x->current, w[1] + 1,
+                             x->trial && on_tty() ? ANSI_BOLD : "");
+                print_padded(isempty(x->previous) ? "-" : x->previous, w[2] + 1, "");
+                if (x->trial) {
+                        printf("on trial, boot %" PRIu32, x->trial_boots);
+                        if (!isempty(x->trial_status)) {
+                                fputs(": ", stdout);
+                                print_str(x->trial_status);
+                        }
+                } else
+                        fputs("-", stdout);
+                putchar('\n');
+        }
+        if (any_rejected) {
+                printf("\n%sRejected:%s\n", on_tty() ? ANSI_BOLD : "", on_tty() ? ANSI_RESET : "");
+                for (size_t i = 0; i < n; i++)
+                        for (char **k = rows[i].rejected; k && k[0] && k[1] && k[2]; k += 3) {
+                                fputs("  ", stdout);
+                                print_str(rows[i].name);
+                                putchar(' ');
+                                print_str(k[0]);
+                                fputs(" sha256:", stdout);
+                                print_str(k[1]);
+                                fputs(on_tty() ? "  " ANSI_RED : "  ", stdout);
+                                print_str(k[2]);
+                                fputs(on_tty() ? ANSI_RESET "\n" : "\n", stdout);
+                        }
+        }
+        if (!staged || !*staged) {
+                puts(n > 0 ? "\nNo bundle staged." : "No bundle staged.");
+                return;
+        }
+        printf("\n%sStaged:%s\n", on_tty() ? ANSI_BOLD : "", on_tty() ? ANSI_RESET : "");
+        STRV_FOREACH(s, staged) {
+                fputs("  ", stdout);
+                print_str(*s);
+                putchar('\n');
+        }
+}
+
+/* update status: readable by everyone. */
+static int update_verb_status(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_strv_free_ char **staged = NULL;
+        image_row *rows = NULL;
+        size_t n = 0;
+        int r;
+
+        if (call_manager(bus, "GetUpdateStatus", &reply, "") < 0)
+                return 1;
+        r = read_image_rows(reply, &rows, &n);
+        if (r >= 0)
+                r = sd_bus_message_read_strv(reply, &staged);
+        if (r < 0) {
+                image_rows_free(rows, n);
+                return bad_reply(r);
+        }
+        if (arg_json)
+                print_update_status_json(rows, n, staged);
+        else
+                print_update_status(rows, n, staged);
+        image_rows_free(rows, n);
+        return 0;
+}
+
+/* update stage BUNDLE | apply [--force] | status | rollback NAME */
+static int verb_update(int argc, char **argv) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "force", no_argument, NULL, 'f' },
+                {},
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const char *what;
+        bool force = false;
+        int c, n;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (common_option(c))
+                        continue;
+                switch (c) {
+                case 'f':
+                        force = true;
+                        break;
+                case 'h':
+                        help(stdout);
+                        return 0;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc) {
+                fprintf(stderr, "vigilctl update: expects stage, apply, status or rollback\n");
+                return EXIT_USAGE;
+        }
+        what = argv[optind];
+        n = argc - optind - 1; /* arguments after the subcommand */
+        if (!streq(what, "stage") && !streq(what, "apply") && !streq(what, "status") &&
+            !streq(what, "rollback")) {
+                fprintf(stderr,
+                        "vigilctl update: unknown \"%s\" (stage, apply, status or rollback)\n",
+                        what);
+                return EXIT_USAGE;
+        }
+        if (force && !streq(what, "apply")) {
+                fprintf(stderr, "vigilctl update %s: --force is for update apply\n", what);
+                return EXIT_USAGE;
+        }
+        if ((streq(what, "stage") || streq(what, "rollback")) && n != 1) {
+                fprintf(stderr, "vigilctl update %s: expects one %s\n", what,
+                        streq(what, "stage") ? "bundle" : "image name");
+                return EXIT_USAGE;
+        }
+        if ((streq(what, "apply") || streq(what, "status")) && n != 0) {
+                fprintf(stderr, "vigilctl update %s: takes no arguments\n", what);
+                return EXIT_USAGE;
+        }
+        if (bus_connect(&bus) < 0)
+                return 1;
+        (void) sd_bus_set_method_call_timeout(bus, UPDATE_CALL_TIMEOUT);
+        if (streq(what, "stage"))
+                return update_verb_stage(bus, argv[optind + 1]);
+        if (streq(what, "apply"))
+                return update_verb_apply(bus, force);
+        if (streq(what, "rollback"))
+                return update_verb_rollback(bus, argv[optind + 1]);
+        return update_verb_status(bus);
+}
+
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
@@ -1167,6 +1549,7 @@ static const struct {
         { "reboot", verb_shutdown },
         { "poweroff", verb_shutdown },
         { "set-property", verb_set_property },
+        { "update", verb_update },
 };
 
 int main(int argc, char **argv) {
@@ -1182,14 +1565,10 @@ int main(int argc, char **argv) {
         int c;
 
         /* "+": options after the verb belong to the verb. */
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+                if (common_option(c))
+                        continue;
                 switch (c) {
-                case 'A':
-                case 'S':
-                case 'J':
-                case 'R':
-                        common_option(c);
-                        break;
                 case 'h':
                         help(stdout);
                         return 0;
@@ -1199,6 +1578,7 @@ int main(int argc, char **argv) {
                 default:
                         return EXIT_USAGE;
                 }
+        }
         if (optind >= argc) {
                 help(stderr);
                 return EXIT_USAGE;
