@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manager.h"
 #include "sys.h"
+#include "update.h"
 #include "vigil-conf.h"
 
 #define NOTIFY_MESSAGE_MAX 4096
@@ -72,6 +73,7 @@ void manager_service_state_changed(manager *m, service *s) {
                                 service_stop(s->bound_by.items[i]);
         if (m->bus)
                 bus_service_changed(m->bus, s);
+        update_service_state_changed(m, s);
         manager_queue_dispatch(m);
 }
 
@@ -203,6 +205,8 @@ static void manager_reap(manager *m) {
                 }
                 if (si.si_pid <= 0)
                         break;
+                if (update_sigchld(m, si.si_pid, si.si_code, si.si_status))
+                        continue;
                 s = manager_find_pid(m, si.si_pid);
                 if (s) {
                         log_stream_read_pending(s->log);
@@ -453,6 +457,7 @@ manager *manager_free(manager *m) {
         if (!m)
                 return NULL;
         bus_server_free(m->bus);
+        update_free(m);
         crash_records_flush(m);
         for (size_t i = 0; i < m->n_services; i++)
                 service_free(m->services[i]);
@@ -1204,6 +1209,7 @@ int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
         r = manager_rebuild(m);
         if (r < 0)
                 return r;
+        (void) update_load(m); /* records of images the new units use */
         for (size_t i = 0; i < n_added; i++)
                 if (service_wanted_at_boot(added[i]) && !m->shutting_down)
                         (void) service_start(added[i]);
@@ -1285,6 +1291,7 @@ int manager_load(manager *m) {
                         log_warning_errno(r, "%s: cannot create its cgroup: %m",
                                           m->services[i]->name);
         }
+        (void) update_load(m);
         m->ts_units_loaded = now_usec(CLOCK_MONOTONIC);
         log_info("Loaded %zu services from %s.", m->n_services, m->units_dir);
         return 0;
@@ -1302,6 +1309,8 @@ manager_exit manager_run(manager *m) {
                         log_error_errno(r, "Cannot serve D-Bus on %s: %m", private);
         }
 
+        /* Staged updates are installed before anything runs on the images they replace. */
+        update_boot(m);
         for (size_t i = 0; i < m->n_services; i++) {
                 service *s = m->services[i];
 

@@ -35,6 +35,7 @@ typedef struct property_override {
         bool runtime;
 } property_override;
 typedef struct sys_ops sys_ops;
+typedef struct update_state update_state;
 
 typedef struct manager {
         sd_event *event;
@@ -55,6 +56,7 @@ typedef struct manager {
         int notify_fd;
         sd_event_source *notify_source, *dispatch_source;
         bus_server *bus;
+        update_state *updates; /* image records and trials: init/update.c */
         property_override *overrides;
         size_t n_overrides;
 

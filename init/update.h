@@ -87,7 +87,9 @@ typedef struct image_record {
         uint64_t trial_deadline;              /* CLOCK_MONOTONIC µs */
         pid_t health_pid;                     /* a running HealthCmd=, or 0 */
         int health_pidfd;
-        service *health_service; /* the service it checks */
+        uint64_t health_started; /* when it was started */
+        uint64_t health_retry;   /* no new HealthCmd= before this */
+        size_t health_passed;    /* the users whose HealthCmd= passed, in order */
 } image_record;
 
 /* What ApplyUpdates did with one staged bundle. */

@@ -361,6 +361,7 @@ const directive container_directives[] = {
         { "Container", "UserNS", parse_userns, F(container.user_ns), D_POLICY, 0 },
         { "Container", "Volume", parse_volume, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Tmpfs", parse_tmpfs, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },
+        { "Container", "HealthCmd", load_parse_exec, F(container.health_cmd), D_SPECIFIERS, 0 },
         { "Service", "RootDirectory", parse_abs_path, F(container.root_directory), D_SPECIFIERS,
           0 },
         { "Service", "RootImage", parse_abs_path, F(container.root_image), D_SPECIFIERS, 0 },
@@ -409,6 +410,14 @@ void unit_container_verify(load_ctx *c) {
                 load_at(c, "Container", "Network");
                 load_report(c, "Network= needs a container root: set Image=, RootImage= or "
                                "RootDirectory=");
+        }
+        if (ct->health_cmd.n > 0 && !ct->image) {
+                load_at(c, "Container", "HealthCmd");
+                load_report(c, "HealthCmd= checks an updated image on trial: it needs Image=");
+        }
+        if (ct->health_cmd.n > 1) {
+                load_at(c, "Container", "HealthCmd");
+                load_report(c, "HealthCmd= takes one command, not %zu", ct->health_cmd.n);
         }
         if ((u->ambient_capabilities & ~u->capability_bounding_set) != 0) {
                 load_at(c, "Service", "AmbientCapabilities");

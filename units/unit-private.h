@@ -68,6 +68,7 @@ int mark_source(load_ctx *c, size_t offset);
 /* Common parsers. */
 int load_parse_string(load_ctx *c, const char *value, void *field);
 int load_parse_bool(load_ctx *c, const char *value, void *field);
+int load_parse_exec(load_ctx *c, const char *value, void *field); /* an exec_list */
 /* -1 unset (the default depends on the kind of service), 0 or 1; into an int. */
 int load_parse_tristate(load_ctx *c, const char *value, void *field);
 int load_parse_user_group(load_ctx *c, const char *value, void *field);

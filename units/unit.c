@@ -430,7 +430,7 @@ static int parse_exit_status_set(load_ctx *c, const char *value, void *field) {
         return 0;
 }
 
-static int parse_exec(load_ctx *c, const char *value, void *field) {
+int load_parse_exec(load_ctx *c, const char *value, void *field) {
         exec_list *l = field;
         const char *reason = NULL;
         int r;
@@ -708,11 +708,11 @@ static const directive core_directives[] = {
         { "Unit", "StartLimitRetrySec", load_parse_sec, F(start_limit_retry), D_POLICY, 0 },
 
         { "Service", "Type", parse_type, F(type), 0, 0 },
-        { "Service", "ExecStartPre", parse_exec, F(exec_start_pre), D_SPECIFIERS, 0 },
-        { "Service", "ExecStart", parse_exec, F(exec_start), D_SPECIFIERS, 0 },
-        { "Service", "ExecStartPost", parse_exec, F(exec_start_post), D_SPECIFIERS, 0 },
-        { "Service", "ExecStop", parse_exec, F(exec_stop), D_SPECIFIERS, 0 },
-        { "Service", "ExecReload", parse_exec, F(exec_reload), D_SPECIFIERS, 0 },
+        { "Service", "ExecStartPre", load_parse_exec, F(exec_start_pre), D_SPECIFIERS, 0 },
+        { "Service", "ExecStart", load_parse_exec, F(exec_start), D_SPECIFIERS, 0 },
+        { "Service", "ExecStartPost", load_parse_exec, F(exec_start_post), D_SPECIFIERS, 0 },
+        { "Service", "ExecStop", load_parse_exec, F(exec_stop), D_SPECIFIERS, 0 },
+        { "Service", "ExecReload", load_parse_exec, F(exec_reload), D_SPECIFIERS, 0 },
         { "Service", "Restart", parse_restart, F(restart), D_POLICY, 0 },
         { "Service", "RestartSec", load_parse_sec, F(restart_sec), D_POLICY, 0 },
         { "Service", "RestartSteps", load_parse_unsigned, F(restart_steps), D_POLICY, 10000 },
@@ -1114,6 +1114,7 @@ unit *unit_free(unit *u) {
         exec_list_done(&u->exec_start_post);
         exec_list_done(&u->exec_stop);
         exec_list_done(&u->exec_reload);
+        exec_list_done(&u->container.health_cmd);
         free(u->user);
         free(u->group);
         strv_free(u->supplementary_groups);

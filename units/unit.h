@@ -132,6 +132,7 @@ typedef struct unit_container {
         int user_ns;     /* [Container] UserNS=/[Service] PrivateUsers=: -1 unset, 0 no, 1 yes */
         mount_entry *mounts;
         size_t n_mounts;
+        exec_list health_cmd; /* [Container] HealthCmd=: an updated image's health check */
 } unit_container;
 
 typedef struct unit unit;
