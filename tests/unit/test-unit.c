@@ -317,6 +317,8 @@ static void test_container(void) {
                                streq(m[4].target, "/var/cache/game"),
                        "Tmpfs=PATH:OPTIONS");
         }
+        tap_ok(c->health_cmd.n == 1 && streq(c->health_cmd.items[0].path, "/usr/games/check"),
+               "HealthCmd= one command");
         SOURCE_EQ(u, "Container", "Image", "units/good/container.service:17");
 }
 
