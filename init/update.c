@@ -26,8 +26,9 @@
 #define TRIAL_TICK_USEC USEC_PER_SEC
 #define HEALTH_TIMEOUT_USEC (30 * USEC_PER_SEC)
 #define HEALTH_RETRY_USEC (5 * USEC_PER_SEC)
-#define STAGE_SMALL_MAX 4096 /* a manifest or a signature: BUNDLE_MANIFEST_MAX, ..._SIGNATURE_MAX  \
-                              */
+#define STAGE_SMALL_MAX                                                                            \
+        4096 /* a manifest or a signature: BUNDLE_MANIFEST_MAX, ..._SIGNATURE_MAX                  \
+              */
 
 struct update_state {
         image_record **records; /* sorted by name */
@@ -585,6 +586,7 @@ static void trial_check(manager *m, image_record *r) {
                 notify = s->unit->type == SERVICE_NOTIFY;
                 if (s->state != SERVICE_RUNNING || !streq(s->image_version ?: "", r->current) ||
                     (!notify && now - s->active_since < m->conf.trial_healthy)) {
+                        r->health_passed = 0; /* a restart: its checks run again */
                         snprintf(r->trial_status, sizeof(r->trial_status),
                                  "waiting for %s: %s, up %llu s of %llu s", s->name,
                                  service_state_to_string(s->state),
@@ -733,9 +735,10 @@ static int stage_copy(int dfd, const char *final, int src, uint64_t max) {
         struct stat st;
         int k = 0;
 
+        /* Regular files only: a pipe whose writer never finishes would stall PID 1. */
         if (fstat(src, &st) < 0)
                 return -errno;
-        if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
+        if (!S_ISREG(st.st_mode))
                 return -EBADFD;
         snprintf(tmp, sizeof(tmp), ".#%s", final);
         fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -776,6 +779,8 @@ int update_stage(manager *m, const char *stem, int payload_fd, int manifest_fd, 
         int k;
 
         *ret_error = NULL;
+        if (!m->updates)
+                return -ENOMEM;
         if (!bundle_stem_is_valid(stem)) {
                 (void) asprintf_safe(ret_error, "\"%s\" is not a bundle name (NAME-VERSION)", stem);
                 return -EINVAL;
@@ -801,7 +806,7 @@ int update_stage(manager *m, const char *stem, int payload_fd, int manifest_fd, 
                 if (k < 0) {
                         (void) asprintf_safe(ret_error, "%s: %s", final,
                                              k == -EFBIG    ? "larger than allowed"
-                                             : k == -EBADFD ? "not a file or a pipe"
+                                             : k == -EBADFD ? "not a regular file"
                                                             : strerror(-k));
                         return k;
                 }
@@ -1013,6 +1018,8 @@ int update_apply(manager *m, bool force, update_result **ret) {
         int k;
 
         *ret = NULL;
+        if (!u)
+                return -ENOMEM;
         stems = update_staged(m);
         if (!stems)
                 return log_oom();

@@ -118,7 +118,7 @@ void update_free(manager *m);
  * (update_apply(m, false, ...)). In the sandbox too. */
 void update_boot(manager *m);
 
-/* Copies a bundle from three fds (read from their current offset to the end; pipes work)
+/* Copies a bundle from three fds (regular files, read from their current offset to the end)
  * into incoming/ as STEM.*: the payload and the signature first, the manifest last, each
  * through a temporary file renamed into place, so apply never sees half a bundle. At most
  * [Update] MaxBundleSize= bytes of payload. -EINVAL (bad stem), -EFBIG, or another -errno;
