@@ -648,9 +648,9 @@ static int on_trial_tick(sd_event_source *es, uint64_t usec, void *userdata) {
 }
 
 /* A tick every second while a trial runs; none otherwise (no idle wakeups). */
-static void trial_arm(manager *m) {
+static void trial_arm_in(manager *m, usec_t delay) {
         update_state *u = m->updates;
-        usec_t when = now_usec(CLOCK_MONOTONIC) + TRIAL_TICK_USEC;
+        usec_t when = now_usec(CLOCK_MONOTONIC) + delay;
 
         if (!any_trial(u) || m->shutting_down) {
                 if (u->timer)
@@ -667,6 +667,10 @@ static void trial_arm(manager *m) {
         (void) sd_event_source_set_enabled(u->timer, SD_EVENT_ONESHOT);
 }
 
+static void trial_arm(manager *m) {
+        trial_arm_in(m, TRIAL_TICK_USEC);
+}
+
 void update_service_state_changed(manager *m, service *s) {
         update_state *u = m->updates;
         image_record *r;
@@ -674,10 +678,10 @@ void update_service_state_changed(manager *m, service *s) {
         if (!u || !s->unit->container.image)
                 return;
         r = record_find(u, s->unit->container.image);
-        /* A start limit hit ends the trial at once; the rest waits for the next tick. */
+        /* A failure (its start limit hit) ends the trial at once, from the loop: not while
+         * the state machine is still in the middle of this change. */
         if (r && r->trial && failed(s))
-                trial_fail(m, r, "%s failed on version %s (%s)", s->name, r->current,
-                           service_result_to_string(s->result));
+                trial_arm_in(m, 0);
 }
 
 bool update_sigchld(manager *m, pid_t pid, int code, int status) {
