@@ -2,13 +2,17 @@
  * input is one or more method calls, built from the bytes, sent by a root client over the
  * private socket and answered in the same process. The first byte of a call picks the
  * method (or a property call, or an object path); what follows gives its arguments:
- * strings of any content and length, signal numbers, booleans, string arrays. Calls whose
- * arguments are not valid D-Bus (bad UTF-8 or object paths) are refused by sd-bus on the
- * client side and never sent; the rest must get an answer and must not crash, leak or hang
- * the server. */
+ * strings of any content and length, signal numbers, booleans, string arrays, and fds of
+ * every kind for StageUpdate (a file, a pipe, a socket, a directory, a device, O_PATH).
+ * Calls whose arguments are not valid D-Bus (bad UTF-8 or object paths) are refused by
+ * sd-bus on the client side and never sent; the rest must get an answer and must not crash,
+ * leak or hang the server. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -68,15 +72,74 @@ static char *take_name(input *in) {
         return take_string(in);
 }
 
+/* New methods go at the end, so that the corpus keeps calling what it called. */
 static const char *const methods[] = {
-        "ListServices",  "GetService",  "StartService",    "StopService", "RestartService",
-        "ReloadService", "KillService", "ResetFailed",     "GetLogs",     "FollowLogs",
-        "SetProperties", "ReloadUnits", "GetCrashRecords", "Reboot",      "PowerOff",
-        "NoSuchMethod",  "Get",         "GetAll",          "Set",         "Introspect",
+        "ListServices",
+        "GetService",
+        "StartService",
+        "StopService",
+        "RestartService",
+        "ReloadService",
+        "KillService",
+        "ResetFailed",
+        "GetLogs",
+        "FollowLogs",
+        "SetProperties",
+        "ReloadUnits",
+        "GetCrashRecords",
+        "Reboot",
+        "PowerOff",
+        "NoSuchMethod",
+        "Get",
+        "GetAll",
+        "Set",
+        "Introspect",
+        "StageUpdate",
+        "ApplyUpdates",
+        "RollbackImage",
+        "GetUpdateStatus",
 };
+
+/* Bundle stems and image names the doubles know, or fuzzed ones. */
+static char *take_update_name(input *in, bool stem) {
+        static const char *const stems[] = { "game-1.2", "big-1.0", "x", "" };
+        static const char *const images[] = { "game", "fresh", "nope", "" };
+        uint8_t b = take_byte(in);
+
+        if (b < 0xc0)
+                return strdup((stem ? stems : images)[b % 4]);
+        return take_string(in);
+}
+
+/* What StageUpdate may be handed: a bundle file, a pipe, a socket, a directory, a device, an
+ * O_PATH fd, a write-only file (opened once in setup). */
+static int stage_fds[7];
 
 static sd_bus *client;
 static bool ready;
+
+static int open_stage_fds(const char *dir) {
+        char file[64];
+        int p[2], sp[2], fd;
+
+        snprintf(file, sizeof(file), "%s/game-1.2.manifest", dir);
+        fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, "[Bundle]\n", 9) != 9)
+                return -EIO;
+        stage_fds[6] = fd;
+        if (pipe2(p, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+                return -errno;
+        stage_fds[0] = open(file, O_RDONLY | O_CLOEXEC);
+        stage_fds[1] = p[0];
+        stage_fds[2] = sp[0];
+        stage_fds[3] = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        stage_fds[4] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        stage_fds[5] = open(dir, O_PATH | O_CLOEXEC);
+        for (size_t i = 0; i < ELEMENTSOF(stage_fds); i++)
+                if (stage_fds[i] < 0)
+                        return -EIO;
+        return 0;
+}
 
 static int setup(void) {
         char path[] = "/tmp/fuzz-bus-XXXXXX";
@@ -107,6 +170,12 @@ static int setup(void) {
                 r = sd_bus_start(client);
         if (r >= 0)
                 r = sd_bus_attach_event(client, fake_manager.event, 0);
+        /* Whether fds may be sent is known once the handshake is done: a first call with fds
+         * before that would fail on the client side. */
+        for (int i = 0; r >= 0 && i < 1000 && sd_bus_is_ready(client) <= 0; i++)
+                r = sd_event_run(fake_manager.event, 10 * USEC_PER_MSEC);
+        if (r >= 0)
+                r = sd_bus_is_ready(client) > 0 ? open_stage_fds(path) : -ETIMEDOUT;
         return r;
 }
 
@@ -121,8 +190,27 @@ static int append_args(sd_bus_message *m, const char *method, input *in) {
         _cleanup_free_ char *name = NULL;
 
         if (streq(method, "ListServices") || streq(method, "ReloadUnits") ||
-            streq(method, "Reboot") || streq(method, "PowerOff"))
+            streq(method, "Reboot") || streq(method, "PowerOff") ||
+            streq(method, "GetUpdateStatus"))
                 return 0;
+        if (streq(method, "ApplyUpdates"))
+                return sd_bus_message_append(m, "b", take_byte(in) & 1);
+        if (streq(method, "StageUpdate")) {
+                int fds[3];
+
+                name = take_update_name(in, true);
+                for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                        fds[i] = stage_fds[take_byte(in) % ELEMENTSOF(stage_fds)];
+                        /* The bundle file is read from where it is: now and then from the start. */
+                        if (fds[i] == stage_fds[0] && (take_byte(in) & 1))
+                                (void) lseek(fds[i], 0, SEEK_SET);
+                }
+                return sd_bus_message_append(m, "shhh", name, fds[0], fds[1], fds[2]);
+        }
+        if (streq(method, "RollbackImage")) {
+                name = take_update_name(in, false);
+                return sd_bus_message_append(m, "s", name);
+        }
         name = take_name(in);
         if (streq(method, "KillService"))
                 return sd_bus_message_append(m, "si", name, (int32_t) (int8_t) take_byte(in));

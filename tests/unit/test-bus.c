@@ -1,5 +1,6 @@
 /* Tests for init/bus.c: a forked server over fake services, driven by sd-bus clients and hostile
  * sockets. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -73,6 +74,8 @@ static _Noreturn void child_exit(int code) {
 static char socket_dir[64];
 static char socket_path[96];
 static char address[128];
+static pid_t server;
+static char bundle_stem_path[96]; /* WORK/game-1.2: a bundle whose manifest the doubles accept */
 
 static sd_bus *client_new(void) {
         sd_bus *bus = NULL;
@@ -642,6 +645,306 @@ static void test_conf(void) {
         tap_inteq(access_verb_from_string("Start"), -EINVAL, "verb names are exact");
 }
 
+/* ---- image updates ---------------------------------------------------------------------- */
+
+/* WORK/game-1.2 with suffix, opened for reading. */
+static int open_bundle(const char *suffix) {
+        char path[128];
+
+        snprintf(path, sizeof(path), "%s%s", bundle_stem_path, suffix);
+        return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static void make_bundle(void) {
+        static const char *const files[][2] = {
+                { ".squashfs", "hsqs" },
+                { ".manifest", "[Bundle]\nName=game\nVersion=1.2\n" },
+                { ".manifest.minisig", "untrusted comment: x\n" },
+        };
+
+        snprintf(bundle_stem_path, sizeof(bundle_stem_path), "%s/game-1.2", bus_doubles_work);
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                char path[128];
+                int fd;
+
+                snprintf(path, sizeof(path), "%s%s", bundle_stem_path, files[i][0]);
+                fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        (void) !write(fd, files[i][1], strlen(files[i][1]));
+                        close(fd);
+                }
+        }
+}
+
+/* The server's open fds, or -1. */
+static int server_fds(void) {
+        char path[64];
+        struct dirent *de;
+        DIR *d;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int) server);
+        d = opendir(path);
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+/* StageUpdate(stem, fd, manifest fd, fd): 0 or -errno with the error in *e. */
+static int stage(sd_bus *bus, sd_bus_error *e, const char *stem, int fd, int manifest) {
+        sd_bus_message *reply = NULL;
+        int r;
+
+        sd_bus_error_free(e);
+        r = call(bus, "StageUpdate", e, &reply, "shhh", stem, fd, manifest, fd);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static bool error_is(const sd_bus_error *e, const char *name, const char *part) {
+        return sd_bus_error_has_name(e, name) && e->message && strstr(e->message, part);
+}
+
+/* GetUpdateStatus: the staged stems as one "a,b," string in staged (may be NULL). */
+static void check_update_status(sd_bus *bus, char *staged, size_t size) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *name, *cur, *sha, *prev, *status, *ver, *digest, *reason;
+        uint32_t boots;
+        int trial, n = 0, r;
+
+        r = call(bus, "GetUpdateStatus", &e, &reply, "");
+        tap_ok(r >= 0, "GetUpdateStatus succeeds %s", e.message ?: "");
+        if (r < 0) {
+                sd_bus_error_free(&e);
+                return;
+        }
+        sd_bus_message_enter_container(reply, 'a', "(ssssbusa(sss))");
+        while (sd_bus_message_enter_container(reply, 'r', "ssssbusa(sss)") > 0) {
+                r = sd_bus_message_read(reply, "ssssbus", &name, &cur, &sha, &prev, &trial, &boots,
+                                        &status);
+                if (r > 0 && n == 0 && !staged) {
+                        tap_ok(streq(name, "game") && streq(cur, "1.1") && strlen(sha) == 64 &&
+                                       streq(prev, "1.0") && trial && boots == 1 &&
+                                       strstr(status, "a.service"),
+                               "GetUpdateStatus: name, current, sha256, previous, trial, boots, "
+                               "status");
+                        sd_bus_message_enter_container(reply, 'a', "(sss)");
+                        r = sd_bus_message_read(reply, "(sss)", &ver, &digest, &reason);
+                        tap_ok(r > 0 && streq(ver, "1.2") && strlen(digest) == 64 &&
+                                       streq(reason, "crashed ? on trial"),
+                               "GetUpdateStatus: a rejected digest with version and reason (made "
+                               "valid UTF-8)");
+                        sd_bus_message_exit_container(reply);
+                } else
+                        sd_bus_message_skip(reply, "a(sss)");
+                sd_bus_message_exit_container(reply);
+                n++;
+        }
+        sd_bus_message_exit_container(reply);
+        if (!staged)
+                tap_inteq(n, 2, "GetUpdateStatus lists every image");
+        else {
+                staged[0] = '\0';
+                sd_bus_message_enter_container(reply, 'a', "s");
+                while (sd_bus_message_read(reply, "s", &name) > 0) {
+                        strncat(staged, name, size - strlen(staged) - 1);
+                        strncat(staged, ",", size - strlen(staged) - 1);
+                }
+        }
+        sd_bus_message_unref(reply);
+}
+
+static int on_image_update(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+        const char *kind, *image, *version, *detail;
+
+        if (sd_bus_message_read(m, "ssss", &kind, &image, &version, &detail) > 0 &&
+            streq(kind, "rolled-back") && streq(image, "game") && streq(version, "1.0") &&
+            streq(detail, "rolled back by an admin"))
+                (*(int *) userdata)++;
+        return 0;
+}
+
+static void test_update(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_slot *slot = NULL;
+        _cleanup_free_ char *huge = NULL, *xml = NULL;
+        char staged[256];
+        int file, manifest, fds[2], fd, before, after, seen = 0, n = 0, r;
+        const char *stem, *image, *version, *outcome, *reason;
+
+        make_bundle();
+        check_update_status(bus, NULL, 0);
+
+        file = open_bundle(".squashfs");
+        manifest = open_bundle(".manifest");
+        r = stage(bus, &e, "game-1.2", file, manifest);
+        tap_ok(r >= 0, "StageUpdate with three regular files succeeds %s", e.message ?: "");
+        check_update_status(bus, staged, sizeof(staged));
+        tap_streq(staged, "game-1.2,", "the staged bundle is listed (the manifest fd was read)");
+
+        lseek(manifest, 0, SEEK_SET);
+        tap_ok(stage(bus, &e, "../etc-1", file, manifest) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument", "\"../etc-1\""),
+               "StageUpdate of a stem with a slash: InvalidArgument naming it");
+        tap_ok(stage(bus, &e, "", file, manifest) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument", "bundle name"),
+               "StageUpdate of an empty stem: InvalidArgument");
+        huge = malloc(65537);
+        memset(huge, 'a', 65536);
+        huge[65536] = '\0';
+        tap_ok(stage(bus, &e, huge, file, manifest) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument", "bundle name") &&
+                       strlen(e.message) < 100,
+               "StageUpdate of a 64 KiB stem: InvalidArgument, not echoed back");
+        tap_ok(stage(bus, &e, "big-1.0", file, manifest) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument",
+                                "cannot stage big-1.0: big-1.0.squashfs: larger than"),
+               "a bundle that is too large: InvalidArgument with the engine's reason");
+        tap_ok(stage(bus, &e, "game-1.3", file, file) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument",
+                                "game-1.3.manifest: not a manifest"),
+               "the engine's -EINVAL is InvalidArgument with its message");
+
+        /* Connections of earlier tests may still be closing: a leak would add 3 fds a call. */
+        (void) serves(bus);
+        before = server_fds();
+        if (pipe2(fds, O_CLOEXEC) == 0) {
+                tap_ok(stage(bus, &e, "game-1.2", fds[0], manifest) < 0 &&
+                               error_is(&e, "org.vigil1.Error.InvalidArgument",
+                                        "the payload fd is a pipe"),
+                       "a pipe is refused: it could stall PID 1");
+                close(fds[0]);
+                close(fds[1]);
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0) {
+                tap_ok(stage(bus, &e, "game-1.2", file, fds[0]) < 0 &&
+                               error_is(&e, "org.vigil1.Error.InvalidArgument",
+                                        "the manifest fd is a socket"),
+                       "a socket is refused");
+                close(fds[0]);
+                close(fds[1]);
+        }
+        fd = open(bus_doubles_work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        tap_ok(stage(bus, &e, "game-1.2", fd, manifest) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument", "is a directory"),
+               "a directory is refused");
+        close(fd);
+        fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        tap_ok(stage(bus, &e, "game-1.2", fd, manifest) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument", "a character device"),
+               "a device that never ends is refused");
+        close(fd);
+        fd = open(bus_doubles_work, O_PATH | O_CLOEXEC);
+        tap_ok(stage(bus, &e, "game-1.2", fd, manifest) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument", "not open for reading"),
+               "an O_PATH fd is refused");
+        close(fd);
+        {
+                char path[128];
+
+                snprintf(path, sizeof(path), "%s.squashfs", bundle_stem_path);
+                fd = open(path, O_WRONLY | O_CLOEXEC);
+        }
+        tap_ok(stage(bus, &e, "game-1.2", fd, manifest) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument", "not open for reading"),
+               "a write-only fd is refused");
+        close(fd);
+        for (int i = 0; i < 50; i++) {
+                lseek(manifest, 0, SEEK_SET);
+                (void) stage(bus, &e, i % 2 ? "game-1.2" : "x", file, manifest);
+        }
+        tap_ok(serves(bus), "the server serves after the bad fds");
+        after = server_fds();
+        tap_ok(before > 0 && after > 0 && after <= before,
+               "no fd leaks in the server after 56 calls with fds (%d, then %d)", before, after);
+        close(file);
+        close(manifest);
+        sd_bus_error_free(&e);
+
+        r = call(bus, "ApplyUpdates", &e, &reply, "b", 0);
+        tap_ok(r >= 0, "ApplyUpdates succeeds");
+        if (r >= 0) {
+                sd_bus_message_enter_container(reply, 'a', "(sssss)");
+                while (sd_bus_message_read(reply, "(sssss)", &stem, &image, &version, &outcome,
+                                           &reason) > 0) {
+                        if (n == 0)
+                                tap_ok(streq(stem, "game-1.2") && streq(image, "game") &&
+                                               streq(version, "1.2") &&
+                                               streq(outcome, "installed") && streq(reason, ""),
+                                       "ApplyUpdates: an installed bundle");
+                        if (n == 1)
+                                tap_ok(streq(outcome, "rejected") && strstr(reason, "no trusted") &&
+                                               strchr(reason, '?'),
+                                       "ApplyUpdates: a rejected bundle and why (valid UTF-8)");
+                        if (n == 2)
+                                tap_ok(streq(outcome, "deferred") &&
+                                               streq(reason, "No space left on device"),
+                                       "ApplyUpdates: a deferred bundle and why");
+                        n++;
+                }
+                tap_inteq(n, 3, "ApplyUpdates: one row per staged bundle");
+        }
+        r = call(bus, "ApplyUpdates", &e, &reply, "b", 1);
+        n = 0;
+        if (r >= 0) {
+                sd_bus_message_enter_container(reply, 'a', "(sssss)");
+                while (sd_bus_message_read(reply, "(sssss)", &stem, &image, &version, &outcome,
+                                           &reason) > 0)
+                        n++;
+        }
+        tap_inteq(n, 1, "ApplyUpdates(force) reaches the engine");
+        check_update_status(bus, staged, sizeof(staged));
+        tap_streq(staged, "", "nothing is staged after ApplyUpdates");
+
+        r = sd_bus_match_signal(bus, &slot, NULL, "/org/vigil1", "org.vigil1.Manager",
+                                "ImageUpdate", on_image_update, &seen);
+        r = call(bus, "RollbackImage", &e, &reply, "s", "game");
+        tap_ok(r >= 0, "RollbackImage of an image with a previous version succeeds");
+        tap_ok(wait_for_signal(bus, &seen) > 0, "ImageUpdate(rolled-back, game, 1.0, why) is "
+                                                "emitted");
+        sd_bus_slot_unref(slot);
+        r = call(bus, "RollbackImage", &e, &reply, "s", "nope");
+        tap_ok(r < 0 && error_is(&e, "org.vigil1.Error.NoSuchImage", "no image named nope"),
+               "RollbackImage of an unknown image: NoSuchImage");
+        sd_bus_error_free(&e);
+        r = call(bus, "RollbackImage", &e, &reply, "s", "fresh");
+        tap_ok(r < 0 && error_is(&e, "org.vigil1.Error.NoPreviousVersion",
+                                 "cannot roll back fresh: fresh has no previous version"),
+               "RollbackImage without a previous version: NoPreviousVersion with the reason");
+        sd_bus_error_free(&e);
+        r = call(bus, "RollbackImage", &e, &reply, "s", "../x");
+        tap_ok(r < 0 && error_is(&e, "org.vigil1.Error.InvalidArgument", "invalid image name"),
+               "RollbackImage of an invalid name: InvalidArgument");
+        sd_bus_error_free(&e);
+        r = call(bus, "RollbackImage", &e, &reply, "s", huge);
+        tap_ok(r < 0 && error_is(&e, "org.vigil1.Error.InvalidArgument", "invalid image name") &&
+                       strlen(e.message) < 100,
+               "RollbackImage of a 64 KiB name: InvalidArgument");
+        sd_bus_error_free(&e);
+        r = call(bus, "StageUpdate", &e, &reply, "s", "game-1.2");
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, SD_BUS_ERROR_INVALID_ARGS),
+               "StageUpdate without fds: a signature error");
+        sd_bus_error_free(&e);
+
+        r = sd_bus_call_method(bus, NULL, "/org/vigil1", "org.freedesktop.DBus.Introspectable",
+                               "Introspect", &e, &reply, "");
+        if (r >= 0 && sd_bus_message_read(reply, "s", &stem) > 0)
+                xml = strdup(stem);
+        tap_ok(xml && strstr(xml, "name=\"StageUpdate\"") && strstr(xml, "name=\"ApplyUpdates\"") &&
+                       strstr(xml, "name=\"RollbackImage\"") &&
+                       strstr(xml, "name=\"GetUpdateStatus\"") &&
+                       strstr(xml, "type=\"a(ssssbusa(sss))\"") &&
+                       strstr(xml, "<signal name=\"ImageUpdate\">"),
+               "introspection lists the update methods and the ImageUpdate signal");
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(reply);
+}
+
 /* A child with uid 65534 and the given supplementary group (0: none) calls method(s name)
  * and returns 0 (allowed), 1 (AccessDenied) or 2 (another error). */
 static int call_as(gid_t group, const char *method, const char *name) {
@@ -656,16 +959,25 @@ static int call_as(gid_t group, const char *method, const char *name) {
                 sd_bus *bus;
                 int r;
 
+                int fd = -1;
+
+                /* A bundle file only root can open: vigil never opens it for the caller. */
+                if (streq(method, "StageUpdate") && (fd = open_bundle(".manifest")) < 0)
+                        child_exit(12);
                 if (setgroups(group ? 1 : 0, &group) < 0 || setresgid(65534, 65534, 65534) < 0 ||
                     setresuid(65534, 65534, 65534) < 0)
                         child_exit(10);
                 bus = client_new();
                 if (!bus)
                         child_exit(11);
-                if (!name)
+                if (streq(method, "ApplyUpdates"))
+                        r = call(bus, method, &e, &reply, "b", 0);
+                else if (!name)
                         r = call(bus, method, &e, &reply, "");
                 else if (streq(method, "KillService"))
                         r = call(bus, method, &e, &reply, "si", name, SIGTERM);
+                else if (streq(method, "StageUpdate"))
+                        r = call(bus, method, &e, &reply, "shhh", name, fd, fd, fd);
                 else
                         r = call(bus, method, &e, &reply, "s", name);
                 child_exit(r >= 0                                                       ? 0
@@ -707,6 +1019,14 @@ static void test_access(void) {
         tap_inteq(call_as(4243, "StopService", "c.service"), 0, "the admin group may stop");
         tap_inteq(call_as(4243, "KillService", "a.service"), 0, "and kill");
         tap_inteq(call_as(4243, "ReloadUnits", NULL), 0, "and reload units");
+        tap_inteq(call_as(0, "GetUpdateStatus", NULL), 0, "nobody may read the update status");
+        tap_inteq(call_as(0, "StageUpdate", "game-1.2"), 1, "nobody may not stage an update");
+        tap_inteq(call_as(4242, "ApplyUpdates", NULL), 1, "gameops may not apply updates");
+        tap_inteq(call_as(4244, "RollbackImage", "game"), 1, "the reboot group may not roll back");
+        tap_inteq(call_as(0, "RollbackImage", "nope"), 1,
+                  "nobody gets AccessDenied before NoSuchImage");
+        tap_inteq(call_as(4243, "StageUpdate", "game-1.2"), 0, "the admin group may stage");
+        tap_inteq(call_as(4243, "RollbackImage", "game"), 0, "and roll back");
         chmod(socket_path, 0600);
         chmod(socket_dir, 0700);
 
@@ -726,7 +1046,11 @@ static void test_access(void) {
                        strstr(log, "via=private verb=start target=a.service result=denied") &&
                        strstr(log, "verb=restart target=a.service result=ok") &&
                        strstr(log, "verb=reboot target=- result=ok") &&
-                       strstr(log, "verb=reload-units target=- result=denied"),
+                       strstr(log, "verb=reload-units target=- result=denied") &&
+                       strstr(log, "verb=update target=game-1.2 result=denied") &&
+                       strstr(log, "verb=update target=- result=denied") &&
+                       strstr(log, "verb=update target=game-1.2 result=ok") &&
+                       strstr(log, "verb=update target=game result=ok"),
                "the audit log has caller, verb, target and result of each call");
         printf("# audit.log:\n");
         for (char *l = log, *e; l && *l; l = e) {
@@ -812,6 +1136,85 @@ static void test_vigilctl_follow(void) {
         sd_bus_flush_close_unref(bus);
 }
 
+/* vigilctl --address ADDRESS argv...: its exit code, and its stdout and stderr in out. */
+static int vigilctl_output(const char *const *argv, char *out, size_t size) {
+        const char *bin = getenv("VIGILCTL");
+        const char *args[16] = { bin, "--address", address };
+        size_t n = 3, got = 0;
+        int p[2], status = -1;
+        ssize_t k;
+        pid_t pid;
+
+        for (; *argv && n < ELEMENTSOF(args) - 1; argv++)
+                args[n++] = *argv;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -1;
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+                dup2(p[1], STDOUT_FILENO);
+                dup2(p[1], STDERR_FILENO);
+                execv(bin, (char **) args);
+                child_exit(127);
+        }
+        close(p[1]);
+        while (got < size - 1 && (k = read(p[0], out + got, size - 1 - got)) > 0)
+                got += (size_t) k;
+        out[got] = '\0';
+        close(p[0]);
+        if (pid < 0 || waitpid(pid, &status, 0) < 0)
+                return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* vigilctl update: what it prints, and each way of naming a bundle. */
+static void test_vigilctl_update(void) {
+        static const char *const forms[] = { ".squashfs", ".manifest", ".manifest.minisig", "" };
+        char out[4096], arg[160], moved[128];
+        bool ok;
+        int r;
+
+        r = vigilctl_output((const char *[]){ "update", "status", NULL }, out, sizeof(out));
+        ok = tap_ok(r == 0 && strstr(out, "IMAGE") && strstr(out, "PREVIOUS") &&
+                            strstr(out, "game ") &&
+                            strstr(out, "on trial, boot 1: waiting for a.service") &&
+                            strstr(out, "game 1.2 sha256:cdcdcdcd") &&
+                            strstr(out, "crashed ? on trial") && strstr(out, "fresh ") &&
+                            strstr(out, "No bundle staged."),
+                    "vigilctl update status: the images, the rejected digests, the staged bundles");
+        for (char *l = strtok(out, "\n"); !ok && l; l = strtok(NULL, "\n"))
+                printf("#   %s\n", l);
+        r = vigilctl_output((const char *[]){ "--json", "update", "status", NULL }, out,
+                            sizeof(out));
+        tap_ok(r == 0 && startswith(out, "{\"images\":[{\"name\":\"game\",\"current\":\"1.1\"") &&
+                       strstr(out, "\"trial\":true,\"trial_boots\":1,") &&
+                       strstr(out, "\"rejected\":[{\"version\":\"1.2\",\"digest\":\"cdcd") &&
+                       strstr(out, "\"trial\":false") && strstr(out, "],\"staged\":[]}\n"),
+               "vigilctl --json update status");
+        r = vigilctl_output((const char *[]){ "update", "apply", NULL }, out, sizeof(out));
+        tap_ok(r == 1 && strstr(out, "game-1.2 installed\n") &&
+                       strstr(out, "bad-0.1 rejected: bad-0.1.manifest.minisig: no trusted key") &&
+                       strstr(out, "full-1.0 deferred: No space left on device\n"),
+               "vigilctl update apply: one line per bundle, exit 1 when any was not installed");
+        for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
+                snprintf(arg, sizeof(arg), "%s%s", bundle_stem_path, forms[i]);
+                r = vigilctl_output((const char *[]){ "update", "stage", arg, NULL }, out,
+                                    sizeof(out));
+                tap_inteq(r, 0, "vigilctl update stage STEM%s", forms[i]);
+        }
+        r = vigilctl_output((const char *[]){ "update", "status", NULL }, out, sizeof(out));
+        tap_ok(r == 0 && strstr(out, "Staged:\n  game-1.2\n"), "the staged bundle is listed");
+        snprintf(arg, sizeof(arg), "%s.manifest.minisig", bundle_stem_path);
+        snprintf(moved, sizeof(moved), "%s/moved", bus_doubles_work);
+        rename(arg, moved);
+        r = vigilctl_output((const char *[]){ "update", "stage", bundle_stem_path, NULL }, out,
+                            sizeof(out));
+        tap_ok(r == 1 && strstr(out, "cannot open ") &&
+                       strstr(out, "game-1.2.manifest.minisig: No such file"),
+               "vigilctl update stage without the signature file: exit 1, naming it");
+        rename(moved, arg);
+}
+
 static void test_vigilctl(void) {
         char missing[160];
         static const struct {
@@ -853,6 +1256,24 @@ static void test_vigilctl(void) {
                 { { "set-property", "a", "ExecStart=/x" }, 1 },
                 { { "set-property", "a" }, 2 },
                 { { "set-property", "a", "=1" }, 2 },
+                { { "update", "status" }, 0 },
+                { { "--json", "update", "status" }, 0 },
+                { { "update", "apply" }, 1 }, /* one rejected, one deferred */
+                { { "update", "apply", "--force" }, 0 },
+                { { "--json", "update", "apply" }, 1 },
+                { { "update", "rollback", "game" }, 0 },
+                { { "update", "rollback", "fresh" }, 1 },
+                { { "update", "rollback", "nope" }, 1 },
+                { { "update", "stage", "/nonexistent/x-1.squashfs" }, 1 },
+                { { "update", "rollback" }, 2 },
+                { { "update", "rollback", "game", "x" }, 2 },
+                { { "update", "rollback", "--force", "game" }, 2 },
+                { { "update" }, 2 },
+                { { "update", "bogus" }, 2 },
+                { { "update", "status", "x" }, 2 },
+                { { "update", "apply", "x" }, 2 },
+                { { "update", "stage" }, 2 },
+                { { "update", "stage", "dir/" }, 2 },
                 { { "poweroff", "now" }, 2 },
                 { { "bogus" }, 2 },
                 { { "--bogus", "list" }, 2 },
@@ -875,6 +1296,7 @@ static void test_vigilctl(void) {
                 tap_inteq(run_vigilctl(argv, true), cases[i].code, "vigilctl%s", desc);
         }
         test_vigilctl_follow();
+        test_vigilctl_update();
         snprintf(missing, sizeof(missing), "unix:path=%s.missing", socket_path);
         tap_inteq(run_vigilctl((const char *[]){ "--address", missing, "list", NULL }, true), 1,
                   "vigilctl against a missing socket exits 1");
@@ -907,7 +1329,6 @@ int main(void) {
         struct stat st;
         int ready[2], status = -1;
         char c;
-        pid_t server;
         sd_bus *bus;
 
         setvbuf(stdout, NULL, _IOLBF, 0); /* sanitizers end processes without flushing */
@@ -967,6 +1388,7 @@ int main(void) {
                 test_logs(bus);
                 test_follow(bus);
                 test_hostile_clients(bus);
+                test_update(bus);
                 test_access();
                 test_vigilctl();
                 tap_ok(serves(bus), "the first connection still works at the end");
