@@ -454,6 +454,9 @@ static void restart_users(manager *m, image_record *r) {
 
                 if (!uses_image(s, r) || (s->target != TARGET_STARTED && !failed(s)))
                         continue;
+                /* Another image is another program: its start limit counts afresh. */
+                s->n_start_times = 0;
+                s->backoff_step = 0;
                 if (failed(s)) {
                         service_reset_failed(s);
                         (void) service_start(s);
@@ -567,6 +570,7 @@ static int health_start(manager *m, image_record *r, service *s) {
 static void trial_check(manager *m, image_record *r) {
         usec_t now = now_usec(CLOCK_MONOTONIC);
         size_t users = 0, k = 0;
+        bool waiting = false;
 
         if (!r->trial)
                 return;
@@ -586,6 +590,7 @@ static void trial_check(manager *m, image_record *r) {
                 notify = s->unit->type == SERVICE_NOTIFY;
                 if (s->state != SERVICE_RUNNING || !streq(s->image_version ?: "", r->current) ||
                     (!notify && now - s->active_since < m->conf.trial_healthy)) {
+                        waiting = true;
                         r->health_passed = 0; /* a restart: its checks run again */
                         snprintf(r->trial_status, sizeof(r->trial_status),
                                  "waiting for %s: %s, up %llu s of %llu s", s->name,
@@ -599,23 +604,22 @@ static void trial_check(manager *m, image_record *r) {
                 }
                 /* Healthy so far; its HealthCmd=, in order, one at a time. */
                 if (s->unit->container.health_cmd.n > 0 && k++ == r->health_passed) {
+                        const char *what = "its HealthCmd= is running";
+
+                        waiting = true;
                         if (r->health_pid > 0) {
                                 if (now - r->health_started > HEALTH_TIMEOUT_USEC)
                                         health_kill(r);
-                                break;
-                        }
-                        if (now < r->health_retry)
-                                break;
-                        if (health_start(m, r, s) < 0)
-                                snprintf(r->trial_status, sizeof(r->trial_status),
-                                         "cannot start the HealthCmd= of %s", s->name);
-                        else
-                                snprintf(r->trial_status, sizeof(r->trial_status),
-                                         "running the HealthCmd= of %s", s->name);
+                        } else if (now < r->health_retry)
+                                what = "its HealthCmd= failed; trying again";
+                        else if (health_start(m, r, s) < 0)
+                                what = "its HealthCmd= cannot start";
+                        format_cut(r->trial_status, sizeof(r->trial_status), "%s: %s", s->name,
+                                   what);
                         break;
                 }
         }
-        if (users > 0 && r->trial_status[0] == 0) {
+        if (users > 0 && !waiting) {
                 promote(m, r);
                 return;
         }
@@ -1137,10 +1141,13 @@ static void recover(manager *m, image_record *r) {
         (void) record_write(u, r);
 }
 
-/* Staged files without a manifest (a staging cut short) and half-written staging files. */
-static void remove_orphans(update_state *u) {
+/* At boot: staging temporaries (".#*", a staging cut short) are removed; parts of a bundle
+ * without its manifest and other hidden files are moved to rejected/ (never applied, and
+ * not lost). */
+static void clean_incoming(update_state *u) {
         _cleanup_close_ int dfd = open(u->incoming, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        _cleanup_strv_free_ char **gone = NULL;
+        _cleanup_close_ int rfd = -1;
+        _cleanup_strv_free_ char **gone = NULL, **aside = NULL;
         struct dirent *de;
         DIR *d;
 
@@ -1161,18 +1168,30 @@ static void remove_orphans(update_state *u) {
                         (void) strv_extend(&gone, n);
                         continue;
                 }
+                if (n[0] == '.') {
+                        (void) strv_extend(&aside, n);
+                        continue;
+                }
                 for (size_t i = 0; i < 2; i++)
                         if (endswith(n, kinds[i])) {
                                 snprintf(manifest, sizeof(manifest), "%.*s.manifest",
                                          (int) (l - strlen(kinds[i])), n);
                                 if (fstatat(dfd, manifest, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                                        (void) strv_extend(&gone, n);
+                                        (void) strv_extend(&aside, n);
                         }
         }
         closedir(d);
         STRV_FOREACH(f, gone) {
-                log_info("Removing %s/%s: part of a bundle without its manifest.", u->incoming, *f);
+                log_info("Removing %s/%s: a staging cut short.", u->incoming, *f);
                 (void) unlinkat(dfd, *f, 0);
+        }
+        if (aside && mkdir_p(u->rejected, 0750) >= 0)
+                rfd = open(u->rejected, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        STRV_FOREACH(f, aside) {
+                log_warning("Moving %s/%s to %s: not part of a complete bundle.", u->incoming, *f,
+                            u->rejected);
+                if (rfd < 0 || renameat(dfd, *f, rfd, *f) < 0)
+                        log_warning_errno(errno, "Cannot move %s/%s aside: %m", u->incoming, *f);
         }
 }
 
@@ -1200,7 +1219,7 @@ void update_boot(manager *m) {
                          r->current, r->trial_boots, m->conf.trial_boots_max);
                 trial_begin(m, r);
         }
-        remove_orphans(u);
+        clean_incoming(u);
         u->booting = true;
         n = update_apply(m, false, &res);
         u->booting = false;

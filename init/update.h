@@ -33,7 +33,10 @@
  * Recovery at boot (before installing): a record whose Current is not what `current` says
  * was cut between 3 and 4: the link is completed when VERSION.squashfs is there (it was
  * fsynced before 3), else the record goes back to what the link says. A staged bundle whose
- * digest is the record's Sha256 was cut between 4 and 5: it is simply removed.
+ * digest is the record's Sha256 was cut between 4 and 5: it is simply removed. Staging
+ * temporaries (".#*") are removed; parts of a bundle without its manifest and other hidden
+ * files go to incoming/rejected/. Installing or rolling back restarts the services of the
+ * image with their start limit counted afresh (another image is another program).
  *
  * The trial: the services whose unit says Image=NAME run the new version. The image is
  * promoted (Trial= cleared, versions older than Previous deleted) when every one of them
