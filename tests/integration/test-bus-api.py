@@ -1,16 +1,19 @@
 #!/usr/bin/python3
 """The org.vigil1 API against a real vigil in the sandbox: authorization by uid and groups
 (driven through setpriv), the audit log, ReloadUnits (changed, added, removed and broken
-files), ResetFailed, SetProperties, the settings' sources in status, and the system bus
+files), ResetFailed, SetProperties, the settings' sources in status, the update methods'
+authorization and refusals (the update flow itself is test-update.py's), and the system bus
 served by a test-owned dbus-daemon that runs as one of vigil's units (never the host's)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from buswire import Peer  # noqa: E402
 from sandbox import VIGILCTL, Sandbox, Tap, require_root  # noqa: E402
 
 require_root()
@@ -197,6 +200,166 @@ ExecStart=/bin/sh -c 'exit 3'
              settings)
 
 
+def vigil_fds(sb):
+    return len(os.listdir(f"/proc/{sb.pid()}/fd"))
+
+
+UPDATE_METHODS = {"StageUpdate": (["s", "h", "h", "h"], []),
+                  "ApplyUpdates": (["b"], ["a(sssss)"]),
+                  "RollbackImage": (["s"], []),
+                  "GetUpdateStatus": ([], ["a(ssssbusa(sss))", "as"])}
+
+
+def update_introspection(xml):
+    """Whether the XML lists the update methods with their argument types and ImageUpdate;
+    (ok, what was found)."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as e:
+        return False, f"XML does not parse: {e}"
+    m = [i for i in root.findall("interface") if i.get("name") == "org.vigil1.Manager"]
+    if not m:
+        return False, "no org.vigil1.Manager"
+    found = {}
+    for x in m[0].findall("method"):
+        args = x.findall("arg")
+        found[x.get("name")] = ([a.get("type") for a in args if a.get("direction") == "in"],
+                                [a.get("type") for a in args if a.get("direction") == "out"])
+    signals = {x.get("name"): [a.get("type") for a in x.findall("arg")]
+               for x in m[0].findall("signal")}
+    ok = all(found.get(k) == v for k, v in UPDATE_METHODS.items()) and \
+        signals.get("ImageUpdate") == ["s", "s", "s", "s"]
+    return ok, f"methods {found} signals {signals}"
+
+
+def test_update():
+    """Who may stage, apply and roll back; what the methods refuse; vigilctl's usage errors.
+    No unit uses an image here, so there is nothing to update."""
+    units = {"game.service": IDLE % "game"}
+    with Sandbox(units, conf=CONF) as sb:
+        sb.start()
+        sb.wait_state("game.service", "active")
+        open_socket(sb)
+        bundle = os.path.join(sb.work, "game-1.0")
+        for suffix in (".squashfs", ".manifest", ".manifest.minisig"):
+            with open(bundle + suffix, "w") as f:
+                f.write("not a real bundle\n")
+        incoming = os.path.join(sb.dir, "incoming")
+
+        def staged_files():
+            return sorted(n for _, _, ns in os.walk(incoming) for n in ns) \
+                if os.path.isdir(incoming) else []
+
+        r = ctl_as(sb, [], "update", "stage", bundle + ".squashfs")
+        t.ok(r.returncode == 1 and "access denied: uid 65534 may not update" in r.stderr and
+             not staged_files(), "a caller without grants may not stage an update", r.stderr)
+        r = ctl_as(sb, [4242], "update", "apply")
+        t.ok(r.returncode == 1 and "access denied" in r.stderr,
+             "a group granted service verbs may not apply updates", r.stderr)
+        r = ctl_as(sb, [4244], "update", "rollback", "game")
+        t.ok(r.returncode == 1 and "access denied" in r.stderr,
+             "a group granted reboot may not roll back", r.stderr)
+        r = ctl_as(sb, [], "update", "rollback", "nosuch")
+        t.ok(r.returncode == 1 and "access denied" in r.stderr,
+             "AccessDenied comes before NoSuchImage", r.stderr)
+        r = ctl_as(sb, [], "--json", "update", "status")
+        try:
+            st = json.loads(r.stdout)
+        except ValueError:
+            st = None
+        t.ok(r.returncode == 0 and st == {"images": [], "staged": []},
+             "anyone may read the update status: no images, nothing staged", r.stdout + r.stderr)
+        with open(os.path.join(sb.state, "log", "audit.log")) as f:
+            audit = f.read()
+        t.ok(all(f"via=private verb=update target={x} result=denied"
+                 in audit for x in ("game-1.0", "-", "game", "nosuch")),
+             "each denied update call is in the audit log with its target", audit)
+
+        r = sb.ctl("--json", "update", "status")
+        try:
+            st = json.loads(r.stdout)
+        except ValueError:
+            st = None
+        t.ok(r.returncode == 0 and st == {"images": [], "staged": []},
+             "vigilctl --json update status parses", r.stdout + r.stderr)
+        r = sb.ctl("update", "status")
+        t.ok(r.returncode == 0 and "No bundle staged." in r.stdout,
+             "vigilctl update status says when nothing is staged", r.stdout + r.stderr)
+        r = sb.ctl("update", "rollback", "nosuch")
+        t.ok(r.returncode == 1 and "nosuch" in r.stderr, "vigilctl update rollback of an unknown "
+             "image exits 1 and says so", r.stderr)
+        usage = [["update"], ["update", "bogus"], ["update", "stage"],
+                 ["update", "stage", "a", "b"], ["update", "apply", "x"],
+                 ["update", "status", "x"], ["update", "rollback"],
+                 ["update", "rollback", "a", "b"], ["update", "status", "--force"],
+                 ["update", "apply", "--bogus"]]
+        bad = [(a, r.returncode) for a in usage for r in [sb.ctl(*a)] if r.returncode != 2]
+        t.ok(not bad, "vigilctl update usage errors exit 2", bad)
+        r = sb.ctl("update", "stage", os.path.join(sb.work, "missing-1.0"))
+        t.ok(r.returncode == 1 and "missing-1.0.squashfs" in r.stderr,
+             "vigilctl update stage names the missing file", r.stderr)
+
+        peer = Peer(sb.socket)
+        try:
+            files = [os.open(bundle + s, os.O_RDONLY | os.O_CLOEXEC)
+                     for s in (".squashfs", ".manifest", ".manifest.minisig")]
+            pipe_r, pipe_w = os.pipe()
+            sock_a, sock_b = socket.socketpair()
+            directory = os.open(sb.work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            before = vigil_fds(sb)
+            results = {}
+            for what, stem, fds in [
+                    ("the stem ../x-1", "../x-1", files),
+                    ("an empty stem", "", files),
+                    ("a 64 KiB stem", "x" * 65536, files),
+                    ("a pipe", "game-1.0", [pipe_r] + files[1:]),
+                    ("a socket", "game-1.0", [files[0], sock_a.fileno(), files[2]]),
+                    ("a directory", "game-1.0", files[:2] + [directory])]:
+                results[what] = peer.call("StageUpdate", "shhh", stem, *fds)
+            for what, (err, args) in results.items():
+                t.ok(err == "org.vigil1.Error.InvalidArgument" and args and len(args[0]) < 200,
+                     f"StageUpdate with {what}: InvalidArgument, a short message",
+                     f"{err} {str(args)[:300]}")
+            t.ok("is a pipe" in str(results["a pipe"][1]) and
+                 "is a socket" in str(results["a socket"][1]) and
+                 "is a directory" in str(results["a directory"][1]),
+                 "the messages say what was wrong with the fd", results)
+            err, args = peer.call("RollbackImage", "s", "nosuch")
+            t.ok(err == "org.vigil1.Error.NoSuchImage" and "nosuch" in str(args),
+                 "RollbackImage of an unknown image: NoSuchImage", f"{err} {args}")
+            err, args = peer.call("RollbackImage", "s", "../x")
+            t.ok(err == "org.vigil1.Error.InvalidArgument", "RollbackImage of a bad name: "
+                 "InvalidArgument", f"{err} {args}")
+            err, args = peer.call("RollbackImage", "s", "y" * 65536)
+            t.ok(err == "org.vigil1.Error.InvalidArgument" and len(str(args)) < 300,
+                 "RollbackImage of a 64 KiB name: InvalidArgument", f"{err} {str(args)[:300]}")
+            err, _ = peer.call("ApplyUpdates", "b", False)
+            t.ok(err is None, "ApplyUpdates with nothing staged succeeds", err)
+            err, _ = peer.call("GetUpdateStatus", "")
+            t.ok(err is None, "GetUpdateStatus over the raw peer", err)
+            err, args = peer.call("Introspect", "", interface="org.freedesktop.DBus.Introspectable")
+            ok, found = update_introspection(args[0] if args else "")
+            t.ok(err is None and ok, "introspection lists the update methods, their argument "
+                 "types and the ImageUpdate signal", f"{err} {found}")
+            t.ok(serves(sb) and not staged_files(), "vigil still serves and staged nothing",
+                 staged_files())
+            # vigilctl's connection of serves() may still be closing: a leak would not go.
+            sb.wait_for(lambda: vigil_fds(sb) <= before, 5)
+            after = vigil_fds(sb)
+            t.ok(after <= before, f"no fd leaked in vigil ({before} before, {after} after)")
+            for fd in files + [pipe_r, pipe_w, directory]:
+                os.close(fd)
+            sock_a.close()
+            sock_b.close()
+        finally:
+            peer.close()
+
+
+def serves(sb):
+    return sb.ctl("list").returncode == 0 and sb.proc.poll() is None
+
+
 DBUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -375,6 +538,18 @@ def run(what):
         return str(manager.Introspect(dbus_interface="org.freedesktop.DBus.Introspectable"))
     if what == "stop":
         return plain(mgr.StopService("game.service"))
+    if what == "update-status":
+        images, staged = mgr.GetUpdateStatus()
+        return {"images": plain(images), "staged": plain(staged)}
+    if what == "apply":
+        return plain(mgr.ApplyUpdates(False))
+    if what.startswith("rollback="):
+        return plain(mgr.RollbackImage(what.split("=", 1)[1]))
+    if what in ("stage-file", "stage-pipe"):
+        import os
+        fd = os.pipe()[0] if what == "stage-pipe" else os.open(sys.executable, os.O_RDONLY)
+        u = dbus.types.UnixFd(fd)
+        return plain(mgr.StageUpdate("game-1.0", u, u, u))
     raise SystemExit("unknown call " + what)
 
 out = {}
@@ -506,7 +681,32 @@ WantedBy=multi-user.target
              "python3-dbus: an unprivileged caller gets org.vigil1.Error.AccessDenied "
              "for StopService", f"{res} {err}")
 
-for test in (test_access, test_reload, test_reset_and_properties, test_system_bus,
+        if xml:
+            ok, found = update_introspection(xml)
+            t.ok(ok, "python3-dbus: the introspection XML lists the update methods and "
+                 "ImageUpdate", found)
+        res, err = client("update-status", "apply", "rollback=game", "stage-file",
+                          unprivileged=True)
+        status = res.get("update-status", {}).get("ok", {})
+        t.ok(status.get("images", {}).get("signature") == "(ssssbusa(sss))" and
+             status.get("images", {}).get("items") == [] and
+             status.get("staged", {}).get("items") == [],
+             "python3-dbus: anyone may GetUpdateStatus: no images, nothing staged",
+             f"{res} {err}")
+        denied = {k: res.get(k, {}).get("error") for k in ("apply", "rollback=game", "stage-file")}
+        t.ok(all(v == "org.vigil1.Error.AccessDenied" for v in denied.values()),
+             "python3-dbus: an unprivileged caller on the system bus may not apply, roll back "
+             "or stage (an fd passed through the bus daemon)", f"{res} {err}")
+        res, err = client("rollback=nosuch", "stage-pipe")
+        t.ok(res.get("rollback=nosuch", {}).get("error") == "org.vigil1.Error.NoSuchImage",
+             "python3-dbus: RollbackImage of an unknown image is NoSuchImage", f"{res} {err}")
+        stage = res.get("stage-pipe", {})
+        t.ok(stage.get("error") == "org.vigil1.Error.InvalidArgument" and
+             "pipe" in stage.get("message", ""),
+             "python3-dbus: StageUpdate of a pipe through the bus daemon is InvalidArgument",
+             f"{res} {err}")
+
+for test in (test_access, test_reload, test_reset_and_properties, test_update, test_system_bus,
              test_python_dbus):
     if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
         continue
