@@ -314,14 +314,13 @@ void cgroup_teardown(manager *m) {
         enabled = 0;
 }
 
-static int on_cgroup_events(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        service *s = userdata;
+static void on_cgroup_events(fd_watch *w, uint32_t revents) {
+        service *s = container_of(w, service, events);
 
         /* The event stays pending until the watched fd is read again: read it even when
          * no stop waits for the answer, or the loop would spin. */
         if (cgroup_service_populated(s) == 0)
                 service_cgroup_event(s);
-        return 0;
 }
 
 char *cgroup_sandbox_path(pid_t sandbox_id) {
@@ -690,10 +689,10 @@ static int read_oom_kills(service *s, uint64_t *ret) {
         const char *p;
         ssize_t n;
 
-        if (s->memory_events_fd < 0)
+        if (s->memory_events.fd < 0)
                 return -EBADF;
         /* Reading through the watched fd also clears its pending EPOLLPRI. */
-        n = pread(s->memory_events_fd, buf, sizeof(buf) - 1, 0);
+        n = pread(s->memory_events.fd, buf, sizeof(buf) - 1, 0);
         if (n < 0)
                 return -errno;
         buf[n] = 0;
@@ -726,13 +725,12 @@ static void oom_update(service *s) {
         log_warning("%s: %s", s->name, buf);
 }
 
-static int on_memory_events(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        oom_update(userdata);
-        return 0;
+static void on_memory_events(fd_watch *w, uint32_t revents) {
+        oom_update(container_of(w, service, memory_events));
 }
 
 int cgroup_service_oom_check(service *s) {
-        if (s->memory_events_fd < 0)
+        if (s->memory_events.fd < 0)
                 return 0;
         oom_update(s);
         return s->oom_killed;
@@ -748,15 +746,15 @@ static int watch_memory_events(service *s) {
         fd = openat(s->cgroup_fd, "memory.events", O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        s->memory_events_fd = TAKE_FD(fd);
+        s->memory_events.fd = TAKE_FD(fd);
         /* Kills from before this vigil (a leaf left by an earlier run) do not count. */
         if (read_oom_kills(s, &kills) >= 0)
                 s->oom_kills = kills;
-        r = sd_event_add_io(s->manager->event, &s->memory_events_source, s->memory_events_fd,
-                            EPOLLPRI, on_memory_events, s);
+        r = fd_watch_add(s->manager->event, &s->memory_events, s->memory_events.fd, EPOLLPRI,
+                         on_memory_events);
         if (r < 0) {
-                close(s->memory_events_fd);
-                s->memory_events_fd = -1;
+                close(s->memory_events.fd);
+                s->memory_events.fd = -1;
         }
         return r;
 }
@@ -799,11 +797,11 @@ int cgroup_service_create(service *s) {
         if (events < 0)
                 return -errno;
         /* cgroup.events signals a change with EPOLLPRI. */
-        r = sd_event_add_io(m->event, &s->events_source, events, EPOLLPRI, on_cgroup_events, s);
+        r = fd_watch_add(m->event, &s->events, events, EPOLLPRI, on_cgroup_events);
         if (r < 0)
                 return r;
         s->cgroup_fd = TAKE_FD(fd);
-        s->events_fd = TAKE_FD(events);
+        s->events.fd = TAKE_FD(events);
         r = watch_memory_events(s);
         if (r < 0)
                 log_warning_errno(r,
@@ -818,15 +816,15 @@ int cgroup_service_create(service *s) {
 void cgroup_service_remove(service *s) {
         manager *m = s->manager;
 
-        s->events_source = sd_event_source_disable_unref(s->events_source);
-        s->memory_events_source = sd_event_source_disable_unref(s->memory_events_source);
-        if (s->events_fd >= 0)
-                close(s->events_fd);
-        if (s->memory_events_fd >= 0)
-                close(s->memory_events_fd);
+        fd_watch_remove(&s->events);
+        fd_watch_remove(&s->memory_events);
+        if (s->events.fd >= 0)
+                close(s->events.fd);
+        if (s->memory_events.fd >= 0)
+                close(s->memory_events.fd);
         if (s->cgroup_fd >= 0)
                 close(s->cgroup_fd);
-        s->events_fd = s->cgroup_fd = s->memory_events_fd = -1;
+        s->events.fd = s->cgroup_fd = s->memory_events.fd = -1;
         failures_set(s->name, NULL);
         if (m->cgroup_root_fd < 0)
                 return;
@@ -886,10 +884,10 @@ int cgroup_service_populated(service *s) {
         const char *p;
         ssize_t n;
 
-        if (s->events_fd < 0)
+        if (s->events.fd < 0)
                 return -EBADF;
         /* Reading through the watched fd also clears its pending EPOLLPRI. */
-        n = pread(s->events_fd, buf, sizeof(buf) - 1, 0);
+        n = pread(s->events.fd, buf, sizeof(buf) - 1, 0);
         if (n < 0)
                 return -errno;
         buf[n] = 0;

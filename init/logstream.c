@@ -9,6 +9,7 @@
 
 #include "fileio.h"
 #include "logstream.h"
+#include "poller.h"
 #include "strv.h"
 
 #define LOG_LINE_MAX 4096                   /* longer lines are cut into pieces */
@@ -39,11 +40,9 @@ typedef struct log_subscriber {
         void *userdata;
 } log_subscriber;
 
-typedef struct log_poller log_poller;
-
 struct log_stream {
-        log_poller *poller; /* watches read_fd; NULL once it no longer does */
-        char *name;         /* in names[] */
+        fd_watch watch; /* of read_fd; watch.poller NULL once it no longer is watched */
+        char *name;     /* in names[] */
         int read_fd, write_fd;
 
         /* A line still waiting for its newline: LOG_LINE_MAX bytes, allocated only while
@@ -603,114 +602,13 @@ static size_t drain(log_stream *l, size_t budget) {
         return total;
 }
 
-/* Every stream's read end sits in one epoll set per event loop, and only that set is an
- * sd-event source: an io source costs ≈300 bytes of heap per stream, an epoll registration
- * none of ours. PID 1 has one loop, so one poller; tests may have several loops. */
-#define POLL_BATCH 64
+/* Every stream's read end is a registration in the loop's one epoll set (init/poller.c), not
+ * an sd-event source of its own. */
+static void on_readable(fd_watch *w, uint32_t revents) {
+        log_stream *l = container_of(w, log_stream, watch);
 
-struct log_poller {
-        log_poller *next;
-        sd_event *event;
-        sd_event_source *source;
-        int epoll_fd;
-        size_t users;
-        /* The batch being dispatched, so that a stream freed meanwhile is skipped. */
-        struct epoll_event *batch;
-        int batch_n;
-};
-
-static log_poller *pollers;
-
-static int on_pollable(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        log_poller *p = userdata;
-        struct epoll_event ev[POLL_BATCH];
-        int n;
-
-        n = epoll_wait(p->epoll_fd, ev, POLL_BATCH, 0);
-        if (n <= 0)
-                return 0;
-        p->batch = ev;
-        p->batch_n = n;
-        /* Level-triggered: whatever a stream leaves over (READ_BUDGET) keeps the set
-         * readable, so it comes back after the other pending sources had their turn. */
-        for (int i = 0; i < n; i++) {
-                log_stream *l = ev[i].data.ptr;
-
-                if (!l)
-                        continue; /* freed by an earlier stream's subscriber */
-                drain(l, READ_BUDGET);
-                file_flush(l);
-        }
-        p->batch = NULL;
-        p->batch_n = 0;
-        return 0;
-}
-
-static void poller_unref(log_poller *p) {
-        if (!p || --p->users > 0)
-                return;
-        for (log_poller **pp = &pollers; *pp; pp = &(*pp)->next)
-                if (*pp == p) {
-                        *pp = p->next;
-                        break;
-                }
-        sd_event_source_disable_unref(p->source);
-        sd_event_unref(p->event);
-        if (p->epoll_fd >= 0)
-                close(p->epoll_fd);
-        free(p);
-}
-
-/* Watches l->read_fd on e's poller (made on first use). */
-static int poller_add(sd_event *e, log_stream *l) {
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = l };
-        log_poller *p;
-        int r;
-
-        for (p = pollers; p && p->event != e; p = p->next)
-                ;
-        if (!p) {
-                p = calloc(1, sizeof(*p));
-                if (!p)
-                        return -ENOMEM;
-                p->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-                if (p->epoll_fd < 0) {
-                        r = -errno;
-                        free(p);
-                        return r;
-                }
-                r = sd_event_add_io(e, &p->source, p->epoll_fd, EPOLLIN, on_pollable, p);
-                if (r < 0) {
-                        close(p->epoll_fd);
-                        free(p);
-                        return r;
-                }
-                (void) sd_event_source_set_description(p->source, "log-streams");
-                p->event = sd_event_ref(e);
-                p->next = pollers;
-                pollers = p;
-        }
-        p->users++;
-        if (epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, l->read_fd, &ev) < 0) {
-                r = -errno;
-                poller_unref(p);
-                return r;
-        }
-        l->poller = p;
-        return 0;
-}
-
-static void poller_remove(log_stream *l) {
-        log_poller *p = l->poller;
-
-        if (!p)
-                return;
-        (void) epoll_ctl(p->epoll_fd, EPOLL_CTL_DEL, l->read_fd, NULL);
-        for (int i = 0; i < p->batch_n; i++)
-                if (p->batch[i].data.ptr == l)
-                        p->batch[i].data.ptr = NULL;
-        l->poller = NULL;
-        poller_unref(p);
+        drain(l, READ_BUDGET);
+        file_flush(l);
 }
 
 void log_stream_read_pending(log_stream *l) {
@@ -803,7 +701,7 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
         if (fcntl(l->read_fd, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
 
-        r = poller_add(e, l);
+        r = fd_watch_add(e, &l->watch, l->read_fd, EPOLLIN, on_readable);
         if (r < 0)
                 return r;
 
@@ -827,7 +725,7 @@ log_stream *log_stream_free(log_stream *l) {
         if (!l)
                 return NULL;
 
-        if (l->read_fd >= 0 && l->poller) {
+        if (l->read_fd >= 0 && l->watch.poller) {
                 drain(l, DRAIN_MAX);
                 if (l->partial_len > 0)
                         emit_line(l, l->partial, l->partial_len, false);
@@ -839,7 +737,7 @@ log_stream *log_stream_free(log_stream *l) {
                 wbuf.len = wbuf.lines = 0;
         }
 
-        poller_remove(l);
+        fd_watch_remove(&l->watch);
         if (l->read_fd >= 0)
                 close(l->read_fd);
         if (l->write_fd >= 0)

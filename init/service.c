@@ -72,41 +72,28 @@ bool service_is_started(const service *s) {
         return s->target == TARGET_STARTED && s->start_done;
 }
 
-/* The service's timers exist from service_new() on and are only armed and disarmed
- * later, which allocates nothing: a restart is never lost to a failed allocation. */
-static void timer_arm(service *s, sd_event_source *t, usec_t usec) {
-        int r;
-
-        if (!t)
-                return;
-        if (usec == USEC_INFINITY) {
-                sd_event_source_set_enabled(t, SD_EVENT_OFF);
-                return;
-        }
-        r = sd_event_source_set_time_relative(t, usec);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(t, SD_EVENT_ONESHOT);
-        if (r < 0)
-                log_error_errno(r, "%s: cannot arm a timer: %m", s->name);
+/* The service's timers exist from service_new() on (slots of the loop's shared timer,
+ * init/poller.c) and are only armed and disarmed later, which allocates nothing: a restart
+ * is never lost to a failed allocation. */
+static void timer_arm(shared_timer *t, usec_t usec) {
+        shared_timer_set_relative(t, usec);
 }
 
-static bool timer_armed(sd_event_source *t) {
-        int enabled = SD_EVENT_OFF;
-
-        return t && sd_event_source_get_enabled(t, &enabled) >= 0 && enabled != SD_EVENT_OFF;
+static bool timer_armed(const shared_timer *t) {
+        return shared_timer_armed(t);
 }
 
 /* Arms the deadline of the current state (or the restart delay); USEC_INFINITY disarms it. */
 static void service_arm_timer(service *s, usec_t usec) {
-        timer_arm(s, s->timer, usec);
+        timer_arm(&s->timer, usec);
 }
 
 static void service_arm_retry(service *s) {
-        timer_arm(s, s->retry_timer, s->unit->start_limit_retry);
+        timer_arm(&s->retry_timer, s->unit->start_limit_retry);
 }
 
 bool service_retry_pending(const service *s) {
-        return timer_armed(s->retry_timer);
+        return timer_armed(&s->retry_timer);
 }
 
 _printf_(2, 3) static void service_log(service *s, const char *fmt, ...) {
@@ -136,7 +123,7 @@ static void service_set_state(service *s, service_state state) {
         if (state == SERVICE_DEAD || state == SERVICE_FAILED || state == SERVICE_AUTO_RESTART)
                 s->active_since = s->active_since_realtime = 0;
         if (state != SERVICE_RUNNING && state != SERVICE_RELOAD)
-                timer_arm(s, s->watchdog_timer, USEC_INFINITY);
+                timer_arm(&s->watchdog_timer, USEC_INFINITY);
 
         manager_service_state_changed(s->manager, s);
 }
@@ -201,17 +188,16 @@ static bool start_limit_hit(service *s) {
         return false;
 }
 
-static int on_retry(sd_event_source *src, uint64_t usec, void *userdata) {
-        service *s = userdata;
+static void on_retry(shared_timer *t) {
+        service *s = container_of(t, service, retry_timer);
 
         if (s->target != TARGET_STARTED || s->state != SERVICE_FAILED)
-                return 0;
+                return;
         service_log(s, "Retrying after the start limit (StartLimitRetrySec=).");
         s->n_start_times = 0;
         s->backoff_step = 0;
         s->start_done = false;
         manager_queue_dispatch(s->manager);
-        return 0;
 }
 
 static void service_enter_start_pre(service *s) {
@@ -592,8 +578,8 @@ static void service_enter_reload(service *s) {
         service_set_state(s, SERVICE_RELOAD);
 }
 
-static int on_watchdog(sd_event_source *src, uint64_t usec, void *userdata) {
-        service *s = userdata;
+static void on_watchdog(shared_timer *t) {
+        service *s = container_of(t, service, watchdog_timer);
         char buf[64];
 
         service_log(s, "Watchdog timeout (limit %s)! Killing with SIGABRT.",
@@ -602,21 +588,20 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *userdata) {
         if (s->main_pid > 0)
                 s->manager->ops->kill_process(s, s->main_pid, s->main_pidfd, SIGABRT);
         service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_WATCHDOG);
-        return 0;
 }
 
-static int service_add_timer(service *s, sd_event_source **t, sd_event_time_handler_t cb);
+static int service_add_timer(service *s, shared_timer *t, shared_timer_fn cb);
 
 static void service_start_watchdog(service *s) {
         /* A service may ask for a watchdog at run time with WATCHDOG_USEC=. */
-        if (!s->watchdog_timer && s->watchdog_usec > 0 &&
+        if (!shared_timer_made(&s->watchdog_timer) && s->watchdog_usec > 0 &&
             service_add_timer(s, &s->watchdog_timer, on_watchdog) < 0)
                 log_error("%s: cannot create its watchdog timer.", s->name);
-        timer_arm(s, s->watchdog_timer, s->watchdog_usec == 0 ? USEC_INFINITY : s->watchdog_usec);
+        timer_arm(&s->watchdog_timer, s->watchdog_usec == 0 ? USEC_INFINITY : s->watchdog_usec);
 }
 
-static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
-        service *s = userdata;
+static void on_timer(shared_timer *t) {
+        service *s = container_of(t, service, timer);
 
         switch (s->state) {
         case SERVICE_AUTO_RESTART:
@@ -648,7 +633,6 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         default:
                 break;
         }
-        return 0;
 }
 
 static service_result exit_result(const service *s, int code, int status) {
@@ -816,8 +800,8 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
                         if (s->state == SERVICE_RUNNING || s->state == SERVICE_RELOAD)
                                 service_start_watchdog(s);
                 } else if (streq(*f, "WATCHDOG=trigger")) {
-                        if (timer_armed(s->watchdog_timer))
-                                on_watchdog(s->watchdog_timer, 0, s);
+                        if (timer_armed(&s->watchdog_timer))
+                                on_watchdog(&s->watchdog_timer);
                 } else if ((v = startswith(*f, "WATCHDOG_USEC=")) && parse_u64(v, &u) >= 0) {
                         s->watchdog_usec = u;
                         if (s->state == SERVICE_RUNNING)
@@ -837,11 +821,11 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
                                         s->state == SERVICE_START || s->state == SERVICE_START_POST;
                         bool stopping =
                                 s->state == SERVICE_STOP || s->state == SERVICE_STOP_SIGTERM;
-                        uint64_t deadline = 0, want = now_usec(CLOCK_MONOTONIC) + u;
+                        uint64_t want = now_usec(CLOCK_MONOTONIC) + u;
 
-                        if ((starting || stopping) && timer_armed(s->timer) &&
-                            sd_event_source_get_time(s->timer, &deadline) >= 0 && want > deadline)
-                                sd_event_source_set_time(s->timer, want);
+                        if ((starting || stopping) && timer_armed(&s->timer) &&
+                            want > s->timer.deadline)
+                                shared_timer_set(&s->timer, want);
                 }
         }
         if (reloading && s->state == SERVICE_RUNNING)
@@ -865,7 +849,7 @@ void service_dispatch(service *s) {
                 service_enter_dead(s, RESULT_SUCCESS);
                 break;
         case SERVICE_FAILED:
-                timer_arm(s, s->retry_timer, USEC_INFINITY);
+                timer_arm(&s->retry_timer, USEC_INFINITY);
                 break;
         case SERVICE_START_PRE:
         case SERVICE_START:
@@ -905,7 +889,7 @@ int service_start(service *s) {
         /* An admin's start is a fresh chance: forget the start limit and the backoff. */
         s->n_start_times = 0;
         s->backoff_step = 0;
-        timer_arm(s, s->retry_timer, USEC_INFINITY);
+        timer_arm(&s->retry_timer, USEC_INFINITY);
         if (s->state == SERVICE_FAILED)
                 service_set_state(s, SERVICE_DEAD);
         manager_service_requested(s->manager, s, TARGET_STARTED);
@@ -942,7 +926,7 @@ void service_reset_failed(service *s) {
         /* Forget the start limit and backoff too: the next start is a fresh one. */
         s->n_start_times = 0;
         s->backoff_step = 0;
-        timer_arm(s, s->retry_timer, USEC_INFINITY);
+        timer_arm(&s->retry_timer, USEC_INFINITY);
         s->result = RESULT_SUCCESS;
         s->target = TARGET_STOPPED;
         service_set_state(s, SERVICE_DEAD);
@@ -956,14 +940,9 @@ int service_kill(service *s, int sig) {
         return s->manager->ops->kill_all(s, sig);
 }
 
-/* A disabled timer; accuracy 1 µs, as sd-event's default lets a timer slip by 250 ms. */
-static int service_add_timer(service *s, sd_event_source **t, sd_event_time_handler_t cb) {
-        int r;
-
-        r = sd_event_add_time(s->manager->event, t, CLOCK_MONOTONIC, 0, 1, cb, s);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(*t, SD_EVENT_OFF);
+/* A disarmed timer; accuracy 1 µs, as sd-event's default lets a timer slip by 250 ms. */
+static int service_add_timer(service *s, shared_timer *t, shared_timer_fn cb) {
+        return shared_timer_make(s->manager->event, t, cb);
 }
 
 int service_new(manager *m, unit *u, service **ret) {
@@ -974,9 +953,9 @@ int service_new(manager *m, unit *u, service **ret) {
         if (!s)
                 return -ENOMEM;
         s->manager = m;
-        s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events_fd = -1;
+        s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events.fd = -1;
         s->spare.pidfd = s->spare.exec_fd = s->spare.go_fd = -1;
-        s->memory_events_fd = -1;
+        s->memory_events.fd = -1;
         s->name = strdup(u->name);
         s->start_times = calloc(u->start_limit_burst ?: 1, sizeof(usec_t));
         if (!s->name || !s->start_times) {
@@ -1016,9 +995,9 @@ static void service_list_done(service_list *l) {
 service *service_free(service *s) {
         if (!s)
                 return NULL;
-        sd_event_source_disable_unref(s->timer);
-        sd_event_source_disable_unref(s->watchdog_timer);
-        sd_event_source_disable_unref(s->retry_timer);
+        shared_timer_free(&s->timer);
+        shared_timer_free(&s->watchdog_timer);
+        shared_timer_free(&s->retry_timer);
         sd_event_source_disable_unref(s->exec_source);
         service_close_process(&s->main_pid, &s->main_pidfd);
         service_close_process(&s->control_pid, &s->control_pidfd);
@@ -1055,15 +1034,16 @@ int service_replace_unit(service *s, unit *u) {
                 return -ENOMEM;
         /* The timers the new settings call for, before anything changes. */
         r = 0;
-        if (!s->watchdog_timer && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
+        if (!shared_timer_made(&s->watchdog_timer) &&
+            (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
                 r = service_add_timer(s, &s->watchdog_timer, on_watchdog);
-        if (r >= 0 && !s->retry_timer && u->start_limit_retry != USEC_INFINITY)
+        if (r >= 0 && !shared_timer_made(&s->retry_timer) && u->start_limit_retry != USEC_INFINITY)
                 r = service_add_timer(s, &s->retry_timer, on_retry);
         if (r < 0) {
                 free(times);
                 return r;
         }
-        timer_arm(s, s->retry_timer, USEC_INFINITY);
+        timer_arm(&s->retry_timer, USEC_INFINITY);
         free(s->start_times);
         s->start_times = times;
         s->n_start_times = 0;

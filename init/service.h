@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "poller.h"
 #include "unit.h"
 
 /*
@@ -119,10 +120,10 @@ struct service {
         int exit_code;   /* CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 */
         int exit_status; /* exit status or signal */
 
-        sd_event_source *timer;          /* the deadline of the current state */
-        sd_event_source *watchdog_timer; /* WatchdogSec= */
-        usec_t watchdog_usec;            /* WatchdogSec=, or WATCHDOG_USEC= */
-        char *status_text;               /* STATUS= */
+        shared_timer timer;          /* the deadline of the current state */
+        shared_timer watchdog_timer; /* WatchdogSec= */
+        usec_t watchdog_usec;        /* WatchdogSec=, or WATCHDOG_USEC= */
+        char *status_text;           /* STATUS= */
 
         /* Restart bookkeeping. */
         unsigned restarts;     /* automatic restarts since boot ("Restarts") */
@@ -160,15 +161,13 @@ struct service {
                 char *image_version;
                 sd_event_source *timer; /* prepares it, a moment after a start */
         } spare;
-        int events_fd; /* its cgroup.events, watched for "populated 0" */
-        sd_event_source *events_source;
-        int memory_events_fd; /* its memory.events, watched for oom_kill; -1 without */
-        sd_event_source *memory_events_source;
-        uint64_t oom_kills;           /* the oom_kill count of memory.events last read */
-        bool oom_killed;              /* the OOM killer struck during the current run */
-        pid_t pgid;                   /* without cgroups: the main process's group */
+        fd_watch events;        /* its cgroup.events (fd -1: none), watched for "populated 0" */
+        fd_watch memory_events; /* its memory.events, watched for oom_kill (fd -1: none) */
+        uint64_t oom_kills;     /* the oom_kill count of memory.events last read */
+        bool oom_killed;        /* the OOM killer struck during the current run */
+        pid_t pgid;             /* without cgroups: the main process's group */
         sd_event_source *exec_source; /* Type=exec: EOF when execve() succeeded */
-        sd_event_source *retry_timer; /* StartLimitRetrySec= */
+        shared_timer retry_timer;     /* StartLimitRetrySec= */
         log_stream *log;
 
         /* ReloadUnits: a digest of the files the unit came from, the unit that replaces the
