@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -996,15 +998,38 @@ static const char *file_kind(mode_t mode) {
                                 : "not a regular file";
 }
 
+/* File systems whose "regular" files may block a read or never end (/proc/kmsg, a FUSE
+ * daemon that does not answer). */
+static const char *pseudo_fs_name(long type) {
+        switch (type) {
+        case PROC_SUPER_MAGIC:
+                return "procfs";
+        case SYSFS_MAGIC:
+                return "sysfs";
+        case DEBUGFS_MAGIC:
+                return "debugfs";
+        case TRACEFS_MAGIC:
+                return "tracefs";
+        case SECURITYFS_MAGIC:
+                return "securityfs";
+        case FUSE_SUPER_MAGIC:
+                return "a FUSE file system";
+        default:
+                return NULL;
+        }
+}
+
 /* One file of a bundle from the caller: a regular file open for reading. update_stage()
  * reads it to its end inside PID 1's loop, so a pipe or socket whose writer never closes
- * would stall PID 1, and a device might never end: those are refused. */
+ * would stall PID 1, and a device or a pseudo file might never end: those are refused. */
 static int check_bundle_fd(int fd, const char *what, sd_bus_error *error) {
+        struct statfs sfs;
         struct stat st;
+        const char *fs;
         int flags;
 
         flags = fcntl(fd, F_GETFL);
-        if (flags < 0 || fstat(fd, &st) < 0)
+        if (flags < 0 || fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0)
                 return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "the %s fd is unusable: %s",
                                          what, strerror(errno));
         if ((flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY)
@@ -1015,6 +1040,11 @@ static int check_bundle_fd(int fd, const char *what, sd_bus_error *error) {
                                          "the %s fd is %s; bundle files are passed as regular "
                                          "files",
                                          what, file_kind(st.st_mode));
+        fs = pseudo_fs_name((long) sfs.f_type);
+        if (fs)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                         "the %s fd is a file on %s, which may never end", what,
+                                         fs);
         return 0;
 }
 

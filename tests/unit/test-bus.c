@@ -839,6 +839,12 @@ static void test_update(sd_bus *bus) {
                        error_is(&e, "org.vigil1.Error.InvalidArgument", "a character device"),
                "a device that never ends is refused");
         close(fd);
+        fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+        tap_ok(stage(bus, &e, "game-1.2", file, fd) < 0 &&
+                       error_is(&e, "org.vigil1.Error.InvalidArgument",
+                                "the manifest fd is a file on procfs"),
+               "a regular file on procfs is refused (such files may block or never end)");
+        close(fd);
         fd = open(bus_doubles_work, O_PATH | O_CLOEXEC);
         tap_ok(stage(bus, &e, "game-1.2", fd, manifest) < 0 &&
                        error_is(&e, "org.vigil1.Error.InvalidArgument", "not open for reading"),
