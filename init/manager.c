@@ -774,15 +774,18 @@ static int overrides_save(manager *m, const char *name, char *const *extra) {
         return write_file_atomic(path, text, len, 0640);
 }
 
-/* A changed StartLimitBurst= needs a ring of its size. */
+/* A changed StartLimitBurst= needs a ring of its size; a start limit set or lifted
+ * (StartLimitIntervalSec=) a ring or none. */
 static int service_resize_start_times(service *s, unsigned old_burst) {
         usec_t *t;
+        int r;
 
-        if (s->unit->start_limit_burst == old_burst)
+        if (s->unit->start_limit_burst == old_burst &&
+            !!s->start_times == (s->unit->start_limit_interval > 0 && old_burst > 0))
                 return 0;
-        t = calloc(s->unit->start_limit_burst ?: 1, sizeof(usec_t));
-        if (!t)
-                return -ENOMEM;
+        r = service_start_times_new(s->unit, &t);
+        if (r < 0)
+                return r;
         free(s->start_times);
         s->start_times = t;
         s->n_start_times = 0;

@@ -188,6 +188,16 @@ static bool start_limit_hit(service *s) {
         return false;
 }
 
+int service_start_times_new(const unit *u, usec_t **ret) {
+        /* Without a start limit (StartLimitIntervalSec=0 or StartLimitBurst=0), no ring. */
+        if (u->start_limit_interval == 0 || u->start_limit_burst == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = calloc(u->start_limit_burst, sizeof(usec_t));
+        return *ret ? 0 : -ENOMEM;
+}
+
 static void on_retry(shared_timer *t) {
         service *s = container_of(t, service, retry_timer);
 
@@ -398,10 +408,10 @@ static bool restart_wanted(const service *s) {
         if (r == RESULT_START_LIMIT_HIT || r == RESULT_DEPENDENCY)
                 return false;
         if (s->exit_code == CLD_EXITED &&
-            exit_status_set_has_status(&u->restart_prevent_exit_status, s->exit_status))
+            exit_status_set_has_status(u->restart_prevent_exit_status, s->exit_status))
                 return false;
         if ((s->exit_code == CLD_KILLED || s->exit_code == CLD_DUMPED) &&
-            exit_status_set_has_signal(&u->restart_prevent_exit_status, s->exit_status))
+            exit_status_set_has_signal(u->restart_prevent_exit_status, s->exit_status))
                 return false;
 
         switch (u->restart) {
@@ -636,7 +646,7 @@ static void on_timer(shared_timer *t) {
 }
 
 static service_result exit_result(const service *s, int code, int status) {
-        const exit_status_set *ok = &s->unit->success_exit_status;
+        const exit_status_set *ok = s->unit->success_exit_status;
 
         if (code == CLD_EXITED)
                 return status == 0 || exit_status_set_has_status(ok, status) ? RESULT_SUCCESS
@@ -956,9 +966,8 @@ int service_new(manager *m, unit *u, service **ret) {
         s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events.fd = -1;
         s->spare.pidfd = s->spare.exec_fd = s->spare.go_fd = -1;
         s->memory_events.fd = -1;
-        s->name = strdup(u->name);
-        s->start_times = calloc(u->start_limit_burst ?: 1, sizeof(usec_t));
-        if (!s->name || !s->start_times) {
+        s->name = u->name;
+        if (service_start_times_new(u, &s->start_times) < 0) {
                 service_free(s);
                 return -ENOMEM;
         }
@@ -1010,11 +1019,10 @@ service *service_free(service *s) {
         service_list_done(&s->conflicts);
         service_list_done(&s->required_by);
         service_list_done(&s->bound_by);
-        unit_free(s->unit);
-        unit_free(s->pending_unit);
         if (s->manager->ops->release)
                 s->manager->ops->release(s);
-        free(s->name);
+        unit_free(s->unit); /* and with it s->name */
+        unit_free(s->pending_unit);
         free(s->image_version);
         free(s->status_text);
         free(s->missing_requirement);
@@ -1029,8 +1037,7 @@ int service_replace_unit(service *s, unit *u) {
 
         if (service_is_active(s) || s->state == SERVICE_AUTO_RESTART)
                 return -EBUSY;
-        times = calloc(u->start_limit_burst ?: 1, sizeof(usec_t));
-        if (!times)
+        if (service_start_times_new(u, &times) < 0)
                 return -ENOMEM;
         /* The timers the new settings call for, before anything changes. */
         r = 0;
@@ -1053,6 +1060,7 @@ int service_replace_unit(service *s, unit *u) {
                 s->manager->ops->release(s); /* prepared from the old unit */
         unit_free(s->unit);
         s->unit = u;
+        s->name = u->name; /* the same name, in the new unit's memory */
         /* Its cgroup takes the new limits (and moves to a new tier while it is down). */
         r = cgroup_service_apply(s);
         if (r > 0)

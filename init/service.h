@@ -103,7 +103,7 @@ typedef struct service_list {
 struct service {
         manager *manager;
         unit *unit; /* owned; replaced on reload */
-        char *name; /* == unit->name */
+        char *name; /* unit->name: not a copy, it changes with the unit */
 
         service_state state;
         service_target target;
@@ -112,6 +112,7 @@ struct service {
         /* The main process and the current control process (ExecStartPre=...). */
         pid_t main_pid, control_pid;
         int main_pidfd, control_pidfd;
+        pid_t pgid;                    /* without cgroups: the main process's group */
         const exec_list *control_list; /* the list control_index walks */
         size_t control_index;
         size_t exec_start_index; /* oneshot: which ExecStart= command runs */
@@ -128,7 +129,7 @@ struct service {
         /* Restart bookkeeping. */
         unsigned restarts;     /* automatic restarts since boot ("Restarts") */
         unsigned backoff_step; /* restarts since the backoff was last reset */
-        usec_t *start_times;   /* ring of the last StartLimitBurst= start times */
+        usec_t *start_times;   /* ring of the last StartLimitBurst= start times; NULL: no limit */
         size_t n_start_times;
         usec_t active_since; /* CLOCK_MONOTONIC, 0 when not running */
         usec_t active_since_realtime;
@@ -137,9 +138,9 @@ struct service {
         bool restart_requested;          /* an admin restart: start again once stopped */
 
         bool start_done;           /* the current start request has completed */
-        char *missing_requirement; /* why it can never start, or NULL */
         bool in_cycle;             /* part of an ordering cycle: never started */
         bool dispatch_mark;        /* scratch for the manager's passes */
+        char *missing_requirement; /* why it can never start, or NULL */
 
         /* Resolved dependencies (services only; .target names are always reached). */
         service_list after;    /* ordered after these (After= here, Before= there) */
@@ -152,6 +153,7 @@ struct service {
 
         int cgroup_fd;       /* this service's cgroup directory, or -1 */
         bool cgroup_killed;  /* cgroup.kill was used on it: renewed before the next start */
+        bool oom_killed;     /* the OOM killer struck during the current run */
         char *image_version; /* the version of Image= its main process was started on */
         /* KeepReady=: the next main process, prepared up to its exec (init/sys.c). */
         struct {
@@ -164,8 +166,6 @@ struct service {
         fd_watch events;        /* its cgroup.events (fd -1: none), watched for "populated 0" */
         fd_watch memory_events; /* its memory.events, watched for oom_kill (fd -1: none) */
         uint64_t oom_kills;     /* the oom_kill count of memory.events last read */
-        bool oom_killed;        /* the OOM killer struck during the current run */
-        pid_t pgid;             /* without cgroups: the main process's group */
         sd_event_source *exec_source; /* Type=exec: EOF when execve() succeeded */
         shared_timer retry_timer;     /* StartLimitRetrySec= */
         log_stream *log;
@@ -204,6 +204,10 @@ void service_notify(service *s, pid_t sender, char *const *fields);
 void service_cgroup_event(service *s);
 /* In STOP_SIGTERM/STOP_SIGKILL: finishes the stop when no process is left. */
 void service_check_stopped(service *s);
+
+/* The ring of recent start times that u's start limit needs (StartLimitBurst= entries), or
+ * NULL when u has none: 0, or -ENOMEM. */
+int service_start_times_new(const unit *u, usec_t **ret);
 
 /* The delay before automatic restart number step+1 (exposed for tests). */
 usec_t service_restart_delay(const unit *u, unsigned step, uint64_t random);

@@ -76,6 +76,8 @@ const unit unit_defaults = {
         .seccomp = UNIT_SECCOMP_DEFAULTS,
         .container = { .read_only = true, .user_ns = -1 },
         .limits = unit_no_limits,
+        .restart_prevent_exit_status = &exit_status_set_empty,
+        .success_exit_status = &exit_status_set_empty,
 };
 
 void load_reset_field(load_ctx *c, void *field, size_t size) {
@@ -397,13 +399,22 @@ bool exit_status_set_is_empty(const exit_status_set *s) {
         return !(s->status[0] | s->status[1] | s->status[2] | s->status[3] | s->signal);
 }
 
+const exit_status_set exit_status_set_empty;
+
+static void exit_status_set_free(const exit_status_set *s) {
+        if (s != &exit_status_set_empty)
+                free((exit_status_set *) s);
+}
+
 static int parse_exit_status_set(load_ctx *c, const char *value, void *field) {
-        exit_status_set *s = field, n = *s;
+        const exit_status_set **s = field;
+        exit_status_set n = **s;
         const char *p = value, *reason = NULL;
         int r;
 
         if (!*value) {
-                *s = (exit_status_set){};
+                exit_status_set_free(*s);
+                *s = &exit_status_set_empty;
                 return 0;
         }
         for (;;) {
@@ -426,7 +437,15 @@ static int parse_exit_status_set(load_ctx *c, const char *value, void *field) {
                                             "expected an exit status from 0 to 255, its name "
                                             "(e.g. TEMPFAIL) or a signal name");
         }
-        *s = n;
+        /* The unit's own copy, made at the first assignment that sets one. */
+        if (*s == &exit_status_set_empty) {
+                exit_status_set *copy = malloc(sizeof(*copy));
+
+                if (!copy)
+                        return -ENOMEM;
+                *s = copy;
+        }
+        *(exit_status_set *) *s = n;
         return 0;
 }
 
@@ -1095,10 +1114,7 @@ static void exec_list_done(exec_list *l) {
 unit *unit_free(unit *u) {
         if (!u)
                 return NULL;
-        free(u->name);
-        free(u->prefix);
-        free(u->instance);
-        free(u->path);
+        free(u->name); /* and prefix, instance */
         free(u->policy_path);
         strv_free(u->files);
         free(u->description);
@@ -1133,15 +1149,20 @@ unit *unit_free(unit *u) {
         unit_seccomp_done(&u->seccomp);
         if (u->limits != unit_no_limits)
                 free((rlimit_setting *) u->limits);
+        exit_status_set_free(u->restart_prevent_exit_status);
+        exit_status_set_free(u->success_exit_status);
         free(u->sources);
         free(u);
         return NULL;
 }
 
-/* Sets name, prefix and instance; a template is checked as "NAME@instance". */
+/* Sets name, prefix and instance; a template is checked as "NAME@instance". The three are
+ * one allocation, "NAME\0PREFIX\0INSTANCE\0", owned by name. */
 static int unit_new(const char *name, unit **ret) {
         _cleanup_unit_free_ unit *u = NULL;
-        const char *at, *suffix;
+        const char *at, *suffix, *instance = NULL;
+        size_t prefix_len, instance_len = 0;
+        int n;
 
         u = malloc(sizeof(unit));
         if (!u)
@@ -1150,18 +1171,23 @@ static int unit_new(const char *name, unit **ret) {
 
         at = strchr(name, '@');
         suffix = unit_name_suffix(name);
-        if (at && at + 1 == suffix) {
-                if (asprintf_safe(&u->name, "%.*sinstance%s", (int) (suffix - name), name, suffix) <
-                    0)
-                        u->name = NULL;
-                u->instance = strdup("instance");
-        } else {
-                u->name = strdup(name);
-                u->instance = at ? strndup(at + 1, (size_t) (suffix - at - 1)) : NULL;
+        prefix_len = (size_t) ((at ?: suffix) - name);
+        if (at) {
+                instance = at + 1 == suffix ? "instance" : at + 1;
+                instance_len = at + 1 == suffix ? strlen("instance") : (size_t) (suffix - at - 1);
         }
-        u->prefix = strndup(name, (size_t) ((at ?: suffix) - name));
-        if (!u->name || !u->prefix || (at && !u->instance))
+        if (at && at + 1 == suffix)
+                n = asprintf(&u->name, "%.*sinstance%s%c%.*s%c%s", (int) (suffix - name), name,
+                             suffix, 0, (int) prefix_len, name, 0, instance);
+        else
+                n = asprintf(&u->name, "%s%c%.*s%c%.*s", name, 0, (int) prefix_len, name, 0,
+                             (int) instance_len, instance ?: "");
+        if (n < 0) {
+                u->name = NULL;
                 return -ENOMEM;
+        }
+        u->prefix = u->name + strlen(u->name) + 1;
+        u->instance = at ? u->prefix + prefix_len + 1 : NULL;
         *ret = TAKE_PTR(u);
         return 0;
 }
@@ -1452,9 +1478,10 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
         r = unit_new(name, &u);
         if (r < 0)
                 return r;
-        u->path = strdup(path);
-        if (!u->path)
-                return -ENOMEM;
+        r = unit_add_file(u, path, &stored);
+        if (r < 0)
+                return r;
+        u->path = (char *) stored;
 
         /* The template's drop-ins first, then the instance's; later names win. */
         if (u->instance) {
@@ -1477,10 +1504,7 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
         if (n_dropins > 0)
                 qsort(dropins, n_dropins, sizeof(dropin), dropin_cmp);
 
-        r = unit_add_file(u, path, &stored);
-        if (r < 0)
-                goto finish;
-        r = lex_file(stored, diags, &files[n_files++]);
+        r = lex_file(u->path, diags, &files[n_files++]);
         if (r == -ENOMEM)
                 goto finish;
         for (size_t i = 0; i < n_dropins; i++) {
@@ -1560,12 +1584,10 @@ int unit_load_buffer(const char *name, const char *path, const char *data, size_
         r = unit_new(name, &u);
         if (r < 0)
                 return r;
-        u->path = strdup(path);
-        if (!u->path)
-                return -ENOMEM;
         r = unit_add_file(u, path, &stored);
         if (r < 0)
                 return r;
+        u->path = (char *) stored;
         load_ctx_init(&c, u, diags);
         r = lex_buffer(stored, data, size, diags, &f);
         if (r >= 0)

@@ -62,6 +62,8 @@ typedef struct exit_status_set {
 bool exit_status_set_has_status(const exit_status_set *s, int status);
 bool exit_status_set_has_signal(const exit_status_set *s, int sig);
 bool exit_status_set_is_empty(const exit_status_set *s);
+/* Nothing in it: what a unit's status lists point to until one is set. */
+extern const exit_status_set exit_status_set_empty;
 
 typedef struct exec_list {
         exec_command *items;
@@ -138,10 +140,10 @@ typedef struct unit_container {
 typedef struct unit unit;
 
 struct unit {
-        char *name;     /* foo@bar.service */
+        char *name;     /* foo@bar.service; one allocation with prefix and instance */
         char *prefix;   /* foo */
         char *instance; /* bar, or NULL */
-        char *path;     /* the unit file */
+        char *path;     /* the unit file: files[0] */
         char *policy_path;
         char **files; /* every file that contributed: policy, unit, drop-ins */
 
@@ -150,19 +152,20 @@ struct unit {
         char **documentation;
         char **after, **before, **requires, **wants, **binds_to, **conflicts;
         usec_t start_limit_interval;
-        unsigned start_limit_burst;
         usec_t start_limit_retry; /* vigil: retry after the start limit; USEC_INFINITY: never */
+        unsigned start_limit_burst;
 
-        /* [Service] */
+        /* [Service] (the small fields in pairs: a unit is kept per service) */
         service_type type;
         exec_list exec_start_pre, exec_start, exec_start_post, exec_stop, exec_reload;
         restart_mode restart;
-        usec_t restart_sec;
         unsigned restart_steps;
+        usec_t restart_sec;
         usec_t restart_max_delay;        /* USEC_INFINITY: not set */
         usec_t restart_backoff_reset;    /* vigil: uptime that resets the backoff */
         usec_t restart_randomized_delay; /* vigil: jitter added to each restart delay */
-        exit_status_set restart_prevent_exit_status, success_exit_status;
+        /* exit_status_set_empty until the unit or its policy sets one */
+        const exit_status_set *restart_prevent_exit_status, *success_exit_status;
         usec_t timeout_start, timeout_stop; /* USEC_INFINITY: no timeout */
         int kill_signal;
         kill_mode kill_mode;
@@ -176,13 +179,13 @@ struct unit {
         env_file *environment_files;
         size_t n_environment_files;
         mode_t umask;
+        int no_new_privileges; /* -1: unset (yes in a container, else no) */
         /* Limit*=: RLIMIT_COUNT entries, indexed by RLIMIT_*; unit_no_limits (none set)
          * until a unit or its policy sets one, so most units carry a pointer, not 384 bytes. */
         const rlimit_setting *limits;
         output_setting std_output, std_error;
         char *syslog_identifier;
         char *policy;
-        int no_new_privileges;            /* -1: unset (yes in a container, else no) */
         uint64_t capability_bounding_set; /* bit per capability; all ones: unchanged */
         uint64_t ambient_capabilities;
         unit_resource resource; /* units/unit-resource.c */

@@ -1015,9 +1015,44 @@ int cunescape(const char *s, size_t len, char **ret, const char **reason) {
 void exec_command_done(exec_command *c) {
         if (!c)
                 return;
-        free(c->path);
-        strv_free(c->argv);
+        /* A parsed command is one block (see exec_command_pack()); path is inside it. */
+        if (c->argv)
+                free(c->argv);
+        else
+                free(c->path);
         *c = (exec_command){};
+}
+
+/* Copies path and argv into one allocation: the argv array, then its strings, then path
+ * unless it is the same as argv[0]. Units keep thousands of commands, mostly of a few short
+ * words, and each allocation has its own overhead. */
+static int exec_command_pack(const char *path, char *const *argv, unsigned flags,
+                             exec_command *ret) {
+        size_t n = strv_length(argv), size = (n + 1) * sizeof(char *);
+        bool path_is_argv0 = n > 0 && streq(path, argv[0]);
+        char **block, *p;
+
+        for (size_t i = 0; i < n; i++)
+                size += strlen(argv[i]) + 1;
+        if (!path_is_argv0)
+                size += strlen(path) + 1;
+        block = malloc(size);
+        if (!block)
+                return -ENOMEM;
+        p = (char *) (block + n + 1);
+        for (size_t i = 0; i < n; i++) {
+                size_t l = strlen(argv[i]) + 1;
+
+                block[i] = memcpy(p, argv[i], l);
+                p += l;
+        }
+        block[n] = NULL;
+        *ret = (exec_command){
+                .path = path_is_argv0 ? block[0] : strcpy(p, path),
+                .argv = block,
+                .flags = flags,
+        };
+        return 0;
 }
 
 static bool filename_is_valid(const char *s) {
@@ -1204,12 +1239,7 @@ static int exec_command_parse(const char *first, const char **p, exec_command *r
         if (n_argv == 0)
                 return fail(reason, -EINVAL, "the @ prefix needs argv[0] after the path");
 
-        *ret = (exec_command){
-                .path = TAKE_PTR(path),
-                .argv = TAKE_PTR(argv),
-                .flags = flags,
-        };
-        return 0;
+        return exec_command_pack(path, argv, flags, ret);
 }
 
 int parse_exec_line(const char *s, exec_command **cmds, size_t *n, const char **reason) {

@@ -84,6 +84,8 @@ typedef struct exec_command {
         unsigned flags; /* EXEC_* */
 } exec_command;
 
+/* A parsed command is one allocation, argv, that path points into: exec_command_done()
+ * frees argv, or path when there is no argv. */
 void exec_command_done(exec_command *c);
 
 /* Parses one ExecStart=-style value: prefixes - @ : + (the privilege

@@ -80,13 +80,13 @@ static void test_full(void) {
         tap_inteq(u->restart_sec, 1500 * USEC_PER_MSEC, "RestartSec=1.5s");
         tap_inteq(u->restart_steps, 5, "RestartSteps");
         tap_inteq(u->restart_max_delay, 60 * USEC_PER_SEC, "RestartMaxDelaySec");
-        tap_ok(exit_status_set_has_status(&u->restart_prevent_exit_status, 64) &&
-                       exit_status_set_has_status(&u->restart_prevent_exit_status, 75) &&
-                       exit_status_set_has_signal(&u->restart_prevent_exit_status, SIGKILL) &&
-                       !exit_status_set_has_status(&u->restart_prevent_exit_status, 0),
+        tap_ok(exit_status_set_has_status(u->restart_prevent_exit_status, 64) &&
+                       exit_status_set_has_status(u->restart_prevent_exit_status, 75) &&
+                       exit_status_set_has_signal(u->restart_prevent_exit_status, SIGKILL) &&
+                       !exit_status_set_has_status(u->restart_prevent_exit_status, 0),
                "RestartPreventExitStatus=64 TEMPFAIL SIGKILL");
-        tap_ok(exit_status_set_has_status(&u->success_exit_status, 2) &&
-                       exit_status_set_has_signal(&u->success_exit_status, SIGUSR1),
+        tap_ok(exit_status_set_has_status(u->success_exit_status, 2) &&
+                       exit_status_set_has_signal(u->success_exit_status, SIGUSR1),
                "SuccessExitStatus");
         tap_inteq(u->timeout_start, 150 * USEC_PER_SEC, "TimeoutStartSec=2min 30s");
         tap_ok(u->timeout_stop == USEC_INFINITY, "TimeoutStopSec=0 is no timeout");
