@@ -67,37 +67,46 @@ void manager_queue_dispatch(manager *m) {
 
 void manager_service_state_changed(manager *m, service *s) {
         /* BindsTo=: units bound to one that went down go down with it. */
-        if (!service_is_active(s) && s->state != SERVICE_AUTO_RESTART)
-                for (size_t i = 0; i < s->bound_by.n; i++)
-                        if (s->bound_by.items[i]->target == TARGET_STARTED)
-                                service_stop(s->bound_by.items[i]);
+        if (!service_is_active(s) && s->state != SERVICE_AUTO_RESTART) {
+                size_t n;
+                service *const *d = service_deps(s, DEP_BOUND_BY, &n);
+
+                for (size_t i = 0; i < n; i++)
+                        if (d[i]->target == TARGET_STARTED)
+                                service_stop(d[i]);
+        }
         if (m->bus)
                 bus_service_changed(m->bus, s);
         update_service_state_changed(m, s);
         manager_queue_dispatch(m);
 }
 
+/* Moves every dependency of s of that kind to target. */
+static void deps_request(service *s, service_dep kind, service_target target) {
+        size_t n;
+        service *const *d = service_deps(s, kind, &n);
+
+        for (size_t i = 0; i < n; i++)
+                if (d[i]->target != target)
+                        (void) (target == TARGET_STARTED ? service_start(d[i])
+                                                         : service_stop(d[i]));
+}
+
 void manager_service_requested(manager *m, service *s, service_target target) {
         if (target == TARGET_STARTED) {
-                for (size_t i = 0; i < s->requires.n; i++)
-                        if (s->requires.items[i]->target != TARGET_STARTED)
-                                service_start(s->requires.items[i]);
-                for (size_t i = 0; i < s->wants.n; i++)
-                        if (s->wants.items[i]->target != TARGET_STARTED)
-                                service_start(s->wants.items[i]);
-                for (size_t i = 0; i < s->conflicts.n; i++)
-                        if (s->conflicts.items[i]->target != TARGET_STOPPED)
-                                service_stop(s->conflicts.items[i]);
-        } else {
-                for (size_t i = 0; i < s->required_by.n; i++)
-                        if (s->required_by.items[i]->target != TARGET_STOPPED)
-                                service_stop(s->required_by.items[i]);
-        }
+                deps_request(s, DEP_REQUIRES, TARGET_STARTED);
+                deps_request(s, DEP_WANTS, TARGET_STARTED);
+                deps_request(s, DEP_CONFLICTS, TARGET_STOPPED);
+        } else
+                deps_request(s, DEP_REQUIRED_BY, TARGET_STOPPED);
         manager_queue_dispatch(m);
 }
 
 /* May s start now? 1: yes, 0: wait, -1: it can never start (already failed). */
 static int start_allowed(service *s) {
+        service *const *d;
+        size_t n;
+
         if (s->in_cycle) {
                 service_dependency_failed(s, "it is part of an ordering cycle");
                 return -1;
@@ -106,14 +115,16 @@ static int start_allowed(service *s) {
                 service_dependency_failed(s, s->missing_requirement);
                 return -1;
         }
-        for (size_t i = 0; i < s->after.n; i++) {
-                service *t = s->after.items[i];
+        d = service_deps(s, DEP_AFTER, &n);
+        for (size_t i = 0; i < n; i++) {
+                service *t = d[i];
 
                 if (t->target == TARGET_STARTED && !t->start_done)
                         return 0;
         }
-        for (size_t i = 0; i < s->requires.n; i++) {
-                service *t = s->requires.items[i];
+        d = service_deps(s, DEP_REQUIRES, &n);
+        for (size_t i = 0; i < n; i++) {
+                service *t = d[i];
 
                 if (t->target == TARGET_STOPPED && !service_is_started(t)) {
                         char why[300];
@@ -128,8 +139,11 @@ static int start_allowed(service *s) {
 
 /* May s stop now? Those ordered after it stop first. */
 static bool stop_allowed(service *s) {
-        for (size_t i = 0; i < s->before.n; i++) {
-                service *t = s->before.items[i];
+        size_t n;
+        service *const *d = service_deps(s, DEP_BEFORE, &n);
+
+        for (size_t i = 0; i < n; i++) {
+                service *t = d[i];
 
                 if (t->target == TARGET_STOPPED && service_is_active(t))
                         return false;
@@ -487,20 +501,6 @@ static int service_cmp(const void *a, const void *b) {
         return strcmp((*(service *const *) a)->name, (*(service *const *) b)->name);
 }
 
-static int list_add(service_list *l, service *s) {
-        service **items;
-
-        for (size_t i = 0; i < l->n; i++)
-                if (l->items[i] == s)
-                        return 0;
-        items = reallocarray(l->items, l->n + 1, sizeof(service *));
-        if (!items)
-                return -ENOMEM;
-        items[l->n++] = s;
-        l->items = items;
-        return 0;
-}
-
 /* Turns the names in each unit into pointers, in both directions. */
 static int manager_resolve(manager *m) {
         int r = 0;
@@ -512,16 +512,19 @@ static int manager_resolve(manager *m) {
 
                 STRV_FOREACH(n, u->after)
                         if ((t = manager_find_service(m, *n)) && t != s)
-                                r |= list_add(&s->after, t) | list_add(&t->before, s);
+                                r |= service_dep_add(s, DEP_AFTER, t) |
+                                     service_dep_add(t, DEP_BEFORE, s);
                 STRV_FOREACH(n, u->before)
                         if ((t = manager_find_service(m, *n)) && t != s)
-                                r |= list_add(&t->after, s) | list_add(&s->before, t);
+                                r |= service_dep_add(t, DEP_AFTER, s) |
+                                     service_dep_add(s, DEP_BEFORE, t);
                 STRV_FOREACH(n, u->wants)
                         if ((t = manager_find_service(m, *n)) && t != s)
-                                r |= list_add(&s->wants, t);
+                                r |= service_dep_add(s, DEP_WANTS, t);
                 STRV_FOREACH(n, u->conflicts)
                         if ((t = manager_find_service(m, *n)) && t != s)
-                                r |= list_add(&s->conflicts, t) | list_add(&t->conflicts, s);
+                                r |= service_dep_add(s, DEP_CONFLICTS, t) |
+                                     service_dep_add(t, DEP_CONFLICTS, s);
                 char **req[] = { u->requires, u->binds_to };
                 for (size_t k = 0; k < ELEMENTSOF(req); k++)
                         STRV_FOREACH(n, req[k]) {
@@ -536,9 +539,10 @@ static int manager_resolve(manager *m) {
                                                 s->missing_requirement = NULL;
                                         continue;
                                 }
-                                r |= list_add(&s->requires, t) | list_add(&t->required_by, s);
+                                r |= service_dep_add(s, DEP_REQUIRES, t) |
+                                     service_dep_add(t, DEP_REQUIRED_BY, s);
                                 if (k == 1)
-                                        r |= list_add(&t->bound_by, s);
+                                        r |= service_dep_add(t, DEP_BOUND_BY, s);
                         }
         }
         return r < 0 ? -ENOMEM : 0;
@@ -562,12 +566,15 @@ static size_t service_index(manager *m, service *s) {
 static void tarjan_visit(tarjan *t, size_t v) {
         manager *m = t->m;
         service *s = m->services[v];
+        service *const *d;
+        size_t n;
 
         t->index[v] = t->low[v] = ++t->next;
         t->stack[t->depth++] = v;
         t->on_stack[v] = true;
-        for (size_t i = 0; i < s->after.n; i++) {
-                size_t w = service_index(m, s->after.items[i]);
+        d = service_deps(s, DEP_AFTER, &n);
+        for (size_t i = 0; i < n; i++) {
+                size_t w = service_index(m, d[i]);
 
                 if (!t->index[w]) {
                         tarjan_visit(t, w);
@@ -967,11 +974,6 @@ static int list_unit_names(manager *m, char ***ret) {
         return 0;
 }
 
-static void service_list_clear(service_list *l) {
-        free(l->items);
-        *l = (service_list){};
-}
-
 /* Sorts the services again and resolves every dependency and cycle from scratch. */
 static int manager_rebuild(manager *m) {
         int r;
@@ -980,13 +982,7 @@ static int manager_rebuild(manager *m) {
         for (size_t i = 0; i < m->n_services; i++) {
                 service *s = m->services[i];
 
-                service_list_clear(&s->after);
-                service_list_clear(&s->before);
-                service_list_clear(&s->requires);
-                service_list_clear(&s->wants);
-                service_list_clear(&s->conflicts);
-                service_list_clear(&s->required_by);
-                service_list_clear(&s->bound_by);
+                service_deps_clear(s);
                 s->missing_requirement = mfree(s->missing_requirement);
                 s->in_cycle = false;
         }

@@ -996,9 +996,43 @@ int service_new(manager *m, unit *u, service **ret) {
         return 0;
 }
 
-static void service_list_done(service_list *l) {
-        free(l->items);
-        *l = (service_list){};
+service *const *service_deps(const service *s, service_dep kind, size_t *ret_n) {
+        size_t off = 0;
+
+        for (service_dep k = 0; k < kind; k++)
+                off += s->n_deps[k];
+        *ret_n = s->n_deps[kind];
+        return s->deps ? s->deps + off : NULL;
+}
+
+int service_dep_add(service *s, service_dep kind, service *t) {
+        size_t n, off = 0, total = 0;
+        service *const *have = service_deps(s, kind, &n);
+        service **d;
+
+        for (size_t i = 0; i < n; i++)
+                if (have[i] == t)
+                        return 0;
+        for (service_dep k = 0; k < _DEP_MAX; k++) {
+                if (k <= kind)
+                        off += s->n_deps[k];
+                total += s->n_deps[k];
+        }
+        if (s->n_deps[kind] == UINT32_MAX)
+                return -ENOMEM;
+        d = reallocarray(s->deps, total + 1, sizeof(service *));
+        if (!d)
+                return -ENOMEM;
+        memmove(d + off + 1, d + off, (total - off) * sizeof(service *));
+        d[off] = t;
+        s->deps = d;
+        s->n_deps[kind]++;
+        return 0;
+}
+
+void service_deps_clear(service *s) {
+        s->deps = mfree(s->deps);
+        memset(s->n_deps, 0, sizeof(s->n_deps));
 }
 
 service *service_free(service *s) {
@@ -1012,13 +1046,7 @@ service *service_free(service *s) {
         service_close_process(&s->control_pid, &s->control_pidfd);
         cgroup_service_remove(s);
         log_stream_free(s->log);
-        service_list_done(&s->after);
-        service_list_done(&s->before);
-        service_list_done(&s->requires);
-        service_list_done(&s->wants);
-        service_list_done(&s->conflicts);
-        service_list_done(&s->required_by);
-        service_list_done(&s->bound_by);
+        service_deps_clear(s);
         if (s->manager->ops->release)
                 s->manager->ops->release(s);
         unit_free(s->unit); /* and with it s->name */

@@ -95,10 +95,17 @@ typedef struct log_stream log_stream;
 
 typedef struct service service;
 
-typedef struct service_list {
-        service **items;
-        size_t n;
-} service_list;
+/* The kinds of resolved dependencies (services only; .target names are always reached). */
+typedef enum service_dep {
+        DEP_AFTER,       /* ordered after these (After= here, Before= there) */
+        DEP_BEFORE,      /* these are ordered after this one */
+        DEP_REQUIRES,    /* Requires= and BindsTo= */
+        DEP_WANTS,       /* Wants= */
+        DEP_CONFLICTS,   /* both directions */
+        DEP_REQUIRED_BY, /* stop when this one stops */
+        DEP_BOUND_BY,    /* stop when this one goes inactive at all */
+        _DEP_MAX,
+} service_dep;
 
 struct service {
         manager *manager;
@@ -142,14 +149,10 @@ struct service {
         bool dispatch_mark;        /* scratch for the manager's passes */
         char *missing_requirement; /* why it can never start, or NULL */
 
-        /* Resolved dependencies (services only; .target names are always reached). */
-        service_list after;    /* ordered after these (After= here, Before= there) */
-        service_list before;   /* these are ordered after this one */
-        service_list requires; /* Requires= and BindsTo= */
-        service_list wants;
-        service_list conflicts;   /* both directions */
-        service_list required_by; /* stop when this one stops */
-        service_list bound_by;    /* stop when this one goes inactive at all */
+        /* Resolved dependencies, every kind in one array, kind after kind (most services
+         * have few or none): see service_deps(). */
+        service **deps;
+        uint32_t n_deps[_DEP_MAX];
 
         int cgroup_fd;       /* this service's cgroup directory, or -1 */
         bool cgroup_killed;  /* cgroup.kill was used on it: renewed before the next start */
@@ -179,6 +182,12 @@ struct service {
 
 int service_new(manager *m, unit *u, service **ret);
 service *service_free(service *s);
+
+/* The services that s has as dependencies of that kind, *ret_n of them. */
+service *const *service_deps(const service *s, service_dep kind, size_t *ret_n);
+/* Adds t (once) to s's dependencies of that kind: 0 or -ENOMEM. */
+int service_dep_add(service *s, service_dep kind, service *t);
+void service_deps_clear(service *s);
 
 /* Admin and dependency requests: they change the target and dispatch. */
 int service_start(service *s);
