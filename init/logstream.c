@@ -19,7 +19,6 @@
 #define RING_MIN (REC_HDR + REC_MAX)        /* one longest line always fits */
 #define RING_MAX (64u * 1024 * 1024)
 #define RING_DEFAULT (64u * 1024)
-#define RING_START 128u /* the ring grows from here up to ring_bytes: most services say little */
 #define FILE_MAX_DEFAULT (1024u * 1024)
 #define FILE_KEEP_MAX 99u
 #define READ_BUDGET (64u * 1024) /* per wakeup, so one chatty service cannot starve the loop */
@@ -40,42 +39,90 @@ typedef struct log_subscriber {
         void *userdata;
 } log_subscriber;
 
+/* The directory of the streams' files: the same for every service of a manager, so kept
+ * once, not in each stream. */
+typedef struct log_dir {
+        struct log_dir *next;
+        size_t refs;
+        char path[];
+} log_dir;
+
+static log_dir *log_dirs;
+
+/* One per service, so the small fields come in pairs and the counters are 32 bits (the ring
+ * is at most RING_MAX, a partial line at most LOG_LINE_MAX). */
 struct log_stream {
         fd_watch watch; /* of read_fd; watch.poller NULL once it no longer is watched */
-        char *name;     /* in names[] */
         int read_fd, write_fd;
 
         /* A line still waiting for its newline: LOG_LINE_MAX bytes, allocated only while
          * partial_len > 0, since most lines arrive whole in one read. */
         char *partial;
-        size_t partial_len;
+        uint32_t partial_len;
 
         /* Records packed back to back in one buffer, wrapping around: the memory bound.
          * ring_alloc grows up to ring_size; it stays below only while nothing was evicted,
          * so ring_head is 0 and the records are contiguous whenever it grows. */
+        uint32_t ring_size, ring_alloc, ring_head, ring_used, ring_lines;
         char *ring;
-        size_t ring_size, ring_alloc, ring_head, ring_used, ring_lines;
 
-        char *path;     /* DIR/NAME.log, in names[]; NULL: no file */
-        size_t dir_len; /* DIR is the start of path */
+        log_dir *dir; /* DIR of DIR/NAME.log; NULL: no file */
         int file_fd;
+        int file_error; /* why the file is closed, 0 if it is not */
         uint64_t file_size, file_max;
-        unsigned file_keep;
-        int file_error;          /* why the file is closed, 0 if it is not */
         uint64_t file_retry_at;  /* CLOCK_MONOTONIC ns; no reopen before */
         unsigned long long lost; /* lines not written to the file since file_error */
+        unsigned file_keep;
 
         int console_fd, kmsg_fd;
         bool console_owned;
-
-        log_subscriber *subs;
-        size_t n_subs, subs_alloc;
-        unsigned next_id;
-        unsigned dispatching;
         bool subs_dirty;
 
-        char names[]; /* name, then path: one allocation with the stream */
+        log_subscriber *subs;
+        unsigned n_subs, subs_alloc;
+        unsigned next_id;
+        unsigned dispatching;
+
+        char name[]; /* one allocation with the stream */
 };
+
+static log_dir *log_dir_ref(const char *path) {
+        log_dir *d;
+
+        for (d = log_dirs; d; d = d->next)
+                if (streq(d->path, path)) {
+                        d->refs++;
+                        return d;
+                }
+        d = malloc(sizeof(*d) + strlen(path) + 1);
+        if (!d)
+                return NULL;
+        strcpy(d->path, path);
+        d->refs = 1;
+        d->next = log_dirs;
+        log_dirs = d;
+        return d;
+}
+
+static void log_dir_unref(log_dir *d) {
+        if (!d || --d->refs > 0)
+                return;
+        for (log_dir **pp = &log_dirs; *pp; pp = &(*pp)->next)
+                if (*pp == d) {
+                        *pp = d->next;
+                        break;
+                }
+        free(d);
+}
+
+/* "DIR/NAME.log" and suffix, built when a file is opened or rotated (rarely). */
+static char *file_path(const log_stream *l, const char *suffix) {
+        char *p;
+
+        if (asprintf(&p, "%s/%s.log%s", l->dir->path, l->name, suffix) < 0)
+                return NULL;
+        return p;
+}
 
 /* File output, flushed at the end of each dispatch and each log_stream_append(). One buffer
  * serves all streams (PID 1 has one thread): it holds the lines of its owner only, and a
@@ -221,7 +268,10 @@ static bool ring_grow(log_stream *l, size_t need) {
         if (l->ring_used + need <= l->ring_alloc || l->ring_alloc == l->ring_size)
                 return l->ring_used + need <= l->ring_alloc;
 
-        a = l->ring_alloc > 0 ? l->ring_alloc : RING_START;
+        /* The first record sizes the ring (filling malloc's 16-byte granule after its 8-byte
+         * header), which then doubles up to ring_size: most services say little, and a
+         * thousand services that said one line keep one line each. */
+        a = l->ring_alloc > 0 ? l->ring_alloc : ((need + 8 + 15) & ~(size_t) 15) - 8;
         while (a < l->ring_used + need)
                 a *= 2;
         a = MIN(a, l->ring_size);
@@ -258,17 +308,18 @@ static void ring_push(log_stream *l, const char *rec, size_t n) {
 
 /* Opens NAME.log as it is, creating it (and its directory) when missing. */
 static int file_open_plain(log_stream *l) {
+        _cleanup_free_ char *path = file_path(l, "");
         struct stat st;
         int fd, r;
 
-        fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
         if (fd < 0 && errno == ENOENT) {
-                _cleanup_free_ char *dir = strndup(l->path, l->dir_len);
-
-                r = dir ? mkdir_p(dir, 0750) : -ENOMEM;
+                r = mkdir_p(l->dir->path, 0750);
                 if (r < 0)
                         return r;
-                fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+                fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
         }
         if (fd < 0)
                 return -errno;
@@ -284,27 +335,29 @@ static int file_open_plain(log_stream *l) {
 
 /* NAME.log.(K-1) → NAME.log.K … NAME.log → NAME.log.1, then a fresh NAME.log. */
 static int file_rotate(log_stream *l) {
-        size_t size = strlen(l->path) + 8; /* ".K", K ≤ FILE_KEEP_MAX */
-        /* the names are built only here: rotation is rare, streams are many */
-        _cleanup_free_ char *a = malloc(size), *b = malloc(size);
+        /* the names are built only here: rotation is rare, streams are many; ".K" has at
+         * most two digits (FILE_KEEP_MAX) */
+        _cleanup_free_ char *path = file_path(l, ""), *a = file_path(l, ".99"),
+                            *b = file_path(l, ".99");
+        size_t size = path ? strlen(path) + strlen(".99") + 1 : 0;
 
-        if (!a || !b)
+        if (!path || !a || !b)
                 return -ENOMEM;
         if (l->file_fd >= 0)
                 close(l->file_fd);
         l->file_fd = -1;
 
         for (unsigned k = l->file_keep; k >= 2; k--) {
-                snprintf(a, size, "%s.%u", l->path, k - 1);
-                snprintf(b, size, "%s.%u", l->path, k);
+                snprintf(a, size, "%s.%u", path, k - 1);
+                snprintf(b, size, "%s.%u", path, k);
                 if (rename(a, b) < 0 && errno != ENOENT)
                         return -errno;
         }
         if (l->file_keep > 0) {
-                snprintf(a, size, "%s.1", l->path);
-                if (rename(l->path, a) < 0 && errno != ENOENT)
+                snprintf(a, size, "%s.1", path);
+                if (rename(path, a) < 0 && errno != ENOENT)
                         return -errno;
-        } else if (unlink(l->path) < 0 && errno != ENOENT)
+        } else if (unlink(path) < 0 && errno != ENOENT)
                 return -errno;
 
         return file_open_plain(l);
@@ -386,7 +439,7 @@ static void file_note_lost(log_stream *l) {
 static void file_write(log_stream *l, const char *rec, size_t n) {
         int r;
 
-        if (!l->path)
+        if (!l->dir)
                 return;
         if (l->file_fd < 0) {
                 if (now_monotonic() < l->file_retry_at) {
@@ -656,7 +709,7 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
                 .file_keep = 3,
         };
         _cleanup_(log_stream_freep) log_stream *l = NULL;
-        size_t name_len, path_len = 0;
+        size_t name_len, path_len, ring;
         int fds[2], r;
 
         if (!e || !name || !ret || !name_is_valid(name))
@@ -668,26 +721,24 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
         name_len = strlen(name);
         if (s->dir) {
                 path_len = strlen(s->dir) + 1 + name_len + strlen(".log");
-                if (path_len + 4 >= PATH_MAX)
+                if (path_len + 4 >= PATH_MAX) /* and ".K" of the rotated files */
                         return -ENAMETOOLONG;
         }
 
-        l = calloc(1, sizeof(*l) + name_len + 1 + (s->dir ? path_len + 1 : 0));
+        l = calloc(1, sizeof(*l) + name_len + 1);
         if (!l)
                 return -ENOMEM;
         l->read_fd = l->write_fd = l->file_fd = l->console_fd = l->kmsg_fd = -1;
         l->next_id = 1;
-
-        l->name = l->names;
         memcpy(l->name, name, name_len + 1);
         if (s->dir) {
-                l->path = l->names + name_len + 1;
-                l->dir_len = strlen(s->dir);
-                snprintf(l->path, path_len + 1, "%s/%s.log", s->dir, name);
+                l->dir = log_dir_ref(s->dir);
+                if (!l->dir)
+                        return -ENOMEM;
         }
 
-        l->ring_size = s->ring_bytes == 0 ? RING_DEFAULT : s->ring_bytes;
-        l->ring_size = l->ring_size < RING_MIN ? RING_MIN : MIN(l->ring_size, RING_MAX);
+        ring = s->ring_bytes == 0 ? RING_DEFAULT : s->ring_bytes;
+        l->ring_size = (uint32_t) (ring < RING_MIN ? RING_MIN : MIN(ring, RING_MAX));
 
         l->file_max = s->file_max_bytes == 0 ? FILE_MAX_DEFAULT : s->file_max_bytes;
         /* 0 keeps no old files: rotation starts NAME.log afresh */
@@ -710,7 +761,7 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
         if (s->kmsg)
                 l->kmsg_fd = open("/dev/kmsg", O_WRONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 
-        if (l->path) {
+        if (l->dir) {
                 /* not fatal: the ring still captures, and the file is retried later */
                 r = file_open(l);
                 if (r < 0)
@@ -752,6 +803,7 @@ log_stream *log_stream_free(log_stream *l) {
         free(l->subs);
         free(l->partial);
         free(l->ring);
+        log_dir_unref(l->dir);
         return mfree(l);
 }
 

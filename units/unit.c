@@ -814,17 +814,6 @@ static const directive *directive_at(size_t row) {
         return NULL;
 }
 
-static size_t directive_row(const directive *d) {
-        size_t base = 0;
-
-        for (size_t t = 0; t < ELEMENTSOF(tables); t++) {
-                if (d >= tables[t].rows && d < tables[t].rows + *tables[t].n)
-                        return base + (size_t) (d - tables[t].rows);
-                base += *tables[t].n;
-        }
-        return SIZE_MAX;
-}
-
 static const directive *directive_find(const char *section, const char *key) {
         for (size_t i = 0, n = n_directives(); i < n; i++) {
                 const directive *d = directive_at(i);
@@ -842,33 +831,40 @@ static unit_source_slot *source_slot(const unit *u, size_t row) {
         return NULL;
 }
 
-/* Every row that writes the same field shares its source (aliases, TimeoutSec=). Only
- * the directives that were set have a slot: most units set a handful. */
+/* Every row that writes the same field shares one source (aliases, TimeoutSec=): the slot
+ * of the field's first row. The Limit*= rows share one field, the array, each setting its
+ * own entry (arg). SIZE_MAX: no row writes it. */
+static size_t field_row(size_t offset, int arg) {
+        for (size_t i = 0, n = n_directives(); i < n; i++) {
+                const directive *d = directive_at(i);
+
+                if (d->offset == offset && (offset != F(limits) || d->arg == arg))
+                        return i;
+        }
+        return SIZE_MAX;
+}
+
+/* Only the fields that were set have a slot: most units set a handful. */
 int mark_source(load_ctx *c, size_t offset) {
         unit *u = c->u;
+        size_t row = field_row(offset, c->d->arg);
+        unit_source_slot *slot;
         uint16_t file = 0;
 
+        if (row == SIZE_MAX)
+                return 0;
         for (size_t i = 0; u->files && u->files[i]; i++)
                 if (u->files[i] == c->path)
                         file = (uint16_t) (i + 1);
-        for (size_t i = 0, n = n_directives(); i < n; i++) {
-                unit_source_slot *slot;
-
-                if (directive_at(i)->offset != offset)
-                        continue;
-                /* The Limit*= rows share one field, the array, each setting its own entry. */
-                if (offset == F(limits) && directive_at(i)->arg != c->d->arg)
-                        continue;
-                slot = source_slot(u, i);
-                if (!slot) {
-                        slot = reallocarray(u->sources, u->n_sources + 1, sizeof(*slot));
-                        if (!slot)
-                                return -ENOMEM;
-                        u->sources = slot;
-                        slot = &u->sources[u->n_sources++];
-                }
-                *slot = (unit_source_slot){ .row = (uint16_t) i, .file = file, .line = c->line };
+        slot = source_slot(u, row);
+        if (!slot) {
+                slot = reallocarray(u->sources, u->n_sources + 1, sizeof(*slot));
+                if (!slot)
+                        return -ENOMEM;
+                u->sources = slot;
+                slot = &u->sources[u->n_sources++];
         }
+        *slot = (unit_source_slot){ .row = (uint16_t) row, .file = file, .line = c->line };
         return 0;
 }
 
@@ -876,7 +872,7 @@ bool unit_directive_source(const unit *u, const char *section, const char *key, 
         const directive *d = directive_find(section, key);
         const unit_source_slot *s;
 
-        s = d ? source_slot(u, directive_row(d)) : NULL;
+        s = d ? source_slot(u, field_row(d->offset, d->arg)) : NULL;
         if (!s || s->file == 0)
                 return false;
         *ret = (unit_source){ .path = u->files[s->file - 1], .line = s->line };
