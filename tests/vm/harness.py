@@ -11,8 +11,13 @@ Environment:
   VIGIL_VM_KEEP=1     keep each boot's work directory (console log, data disk) even on success
   VIGIL_VM_SLOW=N     multiply every timeout by N (a very busy machine)
   VIGIL_KVM=1         passed on to image/run-vm (KVM instead of TCG)
+
+The test appliance trusts the update signing key of update_key() (made once with minisign
+under the build directory) when minisign is installed. DataDisk reads and writes a data disk
+image offline (debugfs), e.g. to stage update bundles before a boot.
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -33,6 +38,9 @@ WORK = os.path.join(BUILD_DIR, "vm-test")
 RESOURCES_SRC = os.path.join(ROOT, "tests", "vm", "resources")
 RESOURCES_APPLIANCE = "resources-test"
 VRES = os.path.join(BUILD_DIR, "tests", "vm", "vres")
+# The test appliance's update signing key pair (minisign, no password): NAME.pub and NAME.key.
+UPDATE_KEY_DIR = os.path.join(BUILD_DIR, "vm-update-key")
+UPDATE_KEY_NAME = "vigil-vm-test"
 
 SLOW = float(os.environ.get("VIGIL_VM_SLOW", "1") or 1)
 # Under TCG a boot takes 10-20 s on an idle machine; a busy CI machine can take many times that.
@@ -80,7 +88,36 @@ def appliance_dir():
     inputs = [os.path.join(BUILD_DIR, "init", "vigil"),
               os.path.join(BUILD_DIR, "init", "vigilctl"),
               BUILD, os.path.join(ROOT, "image", "appliances"), os.path.join(ROOT, "policies")]
-    return _build_appliance("gameserver", out, inputs)
+    extra = []
+    key = update_key()
+    if key:
+        extra = ["--trust", key[0]]
+        inputs.append(key[0])
+    return _build_appliance("gameserver", out, inputs, extra=extra)
+
+
+def update_key():
+    """The update signing key pair the test appliance trusts: (public key path, secret key
+    path), made with `minisign -G -W` (no password) the first time; None without minisign."""
+    pub = os.path.join(UPDATE_KEY_DIR, UPDATE_KEY_NAME + ".pub")
+    sec = os.path.join(UPDATE_KEY_DIR, UPDATE_KEY_NAME + ".key")
+    if os.path.isfile(pub) and os.path.isfile(sec):
+        return pub, sec
+    if not shutil.which("minisign"):
+        log("minisign is not installed: the test appliance trusts no update key")
+        return None
+    os.makedirs(UPDATE_KEY_DIR, exist_ok=True)
+    # made beside the final names and renamed: a half-made pair is never used
+    tmp = os.path.join(UPDATE_KEY_DIR, f".new-{os.getpid()}")
+    r = subprocess.run(["minisign", "-G", "-W", "-f", "-p", tmp + ".pub", "-s", tmp + ".key"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise VMError(f"minisign -G -W failed (exit {r.returncode}): {r.stdout.strip()}")
+    os.replace(tmp + ".key", sec)
+    os.replace(tmp + ".pub", pub)
+    log(f"made the update signing key {pub}")
+    return pub, sec
 
 
 def resources_appliance_dir():
@@ -116,9 +153,9 @@ def resources_appliance_dir():
     return _build_appliance(None, out, inputs, prepare)
 
 
-def _build_appliance(name, out, inputs, prepare=None):
+def _build_appliance(name, out, inputs, prepare=None, extra=()):
     """Builds an appliance (NAME, or the directory prepare() returns) into out with the test
-    channel, unless out is newer than every input."""
+    channel and the extra image/build options, unless out is newer than every input."""
     conf = os.path.join(out, "appliance.json")
     if not os.access(BUILD, os.X_OK):
         if os.path.isfile(conf):
@@ -129,7 +166,8 @@ def _build_appliance(name, out, inputs, prepare=None):
         return out
     app = prepare() if prepare else name
     cmd = [BUILD, "--appliance", app, "--test-channel", "--out", out,
-           "--vigil-build", BUILD_DIR, "--cache-dir", os.path.join(BUILD_DIR, "appliance-cache")]
+           "--vigil-build", BUILD_DIR, "--cache-dir", os.path.join(BUILD_DIR, "appliance-cache"),
+           *extra]
     log("building the test appliance: " + " ".join(cmd))
     t = time.monotonic()
     r = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -524,3 +562,122 @@ def fsck_clean(image):
     state = "".join(line for line in d.stdout.splitlines() if line.startswith("Filesystem state"))
     ok = r.returncode == 0 and "needs_recovery" not in features and "clean" in state
     return ok, f"e2fsck -fn exit {r.returncode}\n{r.stdout.strip()}\n{features}\n{state}"
+
+
+class DataDiskError(VMError):
+    pass
+
+
+class DataDisk:
+    """Offline access to a data disk image (ext4; the guest mounts it on /var) through debugfs,
+    while no qemu uses it. Paths are absolute inside the disk: the guest's /var/lib/x is
+    /lib/x here. recover() first after a power cut: debugfs does not replay the journal."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def _debugfs(self, cmd, write=False, check=True):
+        r = subprocess.run(["debugfs", *(["-w"] if write else []), "-R", cmd, self.path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # debugfs exits 0 whatever happened: its complaints are the stderr lines after the
+        # version banner
+        err = [line for line in r.stderr.decode(errors="replace").splitlines()
+               if line.strip() and not line.startswith("debugfs ")]
+        if check and (r.returncode != 0 or err):
+            raise DataDiskError(f"{self.path}: debugfs {cmd!r}: "
+                                f"{'; '.join(err) or f'exit {r.returncode}'}")
+        return r.stdout, err
+
+    def needs_recovery(self):
+        d = subprocess.run(["dumpe2fs", "-h", self.path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        lines = d.stdout.splitlines()
+        feats = [line for line in lines if line.startswith("Filesystem features")]
+        state = [line for line in lines if line.startswith("Filesystem state")]
+        return (d.returncode != 0 or any("needs_recovery" in f for f in feats)
+                or not any(line.split()[-1] == "clean" for line in state))
+
+    def recover(self):
+        """After a cut: `e2fsck -fy` (replays the journal, clears orphaned inodes) when the
+        file system is not clean. Returns (e2fsck exit status or None when it was clean,
+        its output). Raises when e2fsck could not repair it (exit 4 or more)."""
+        if not self.needs_recovery():
+            return None, ""
+        r = subprocess.run(["e2fsck", "-fy", self.path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode >= 4:
+            raise DataDiskError(f"e2fsck -fy {self.path}: exit {r.returncode}\n{r.stdout}")
+        return r.returncode, r.stdout
+
+    def kind(self, path):
+        """"file", "dir", "symlink", another debugfs type word, or None when missing."""
+        out, err = self._debugfs(f"stat {path}", check=False)
+        m = re.search(rb"Type: (\S+)", out)
+        if err or not m:
+            return None
+        return {"regular": "file", "directory": "dir"}.get(m.group(1).decode(),
+                                                           m.group(1).decode())
+
+    def exists(self, path):
+        return self.kind(path) is not None
+
+    def listdir(self, path):
+        """The names in a directory (without . and ..), sorted; None when it is missing."""
+        out, err = self._debugfs(f"ls -p {path}", check=False)
+        if err:
+            return None
+        names = []
+        for line in out.decode(errors="replace").splitlines():
+            f = line.split("/")  # /INODE/MODE/UID/GID/NAME/SIZE/
+            if len(f) >= 7 and f[5] not in (".", ".."):
+                names.append(f[5])
+        return sorted(names)
+
+    def readlink(self, path):
+        """A symbolic link's target, or None when path is missing or not a link."""
+        out, err = self._debugfs(f"stat {path}", check=False)
+        if err or b"Type: symlink" not in out:
+            return None
+        m = re.search(rb'Fast link dest: "(.*)"', out)
+        if m:
+            return m.group(1).decode(errors="replace")
+        # a long target is kept in a data block, as a file's contents
+        data = self.read(path)
+        return data.decode(errors="replace") if data is not None else None
+
+    def read(self, path):
+        """A file's contents (bytes), or None when it is missing."""
+        if self.kind(path) is None:
+            return None
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="datadisk-") as d:
+            out = os.path.join(d, "f")
+            self._debugfs(f"dump {path} {out}")
+            with open(out, "rb") as f:
+                return f.read()
+
+    def sha256(self, path):
+        """The SHA-256 (hex) of a file, or None when it is missing."""
+        data = self.read(path)
+        return hashlib.sha256(data).hexdigest() if data is not None else None
+
+    def mkdir_p(self, path):
+        cur = ""
+        for part in path.strip("/").split("/"):
+            cur += "/" + part
+            if self.kind(cur) is None:
+                self._debugfs(f"mkdir {cur}", write=True)
+
+    def write(self, src, path, mode=0o644):
+        """Copies the host file src to path (replacing it; the directory must exist), owned
+        by root with mode."""
+        if self.kind(path) is not None:
+            self._debugfs(f"rm {path}", write=True)
+        self._debugfs(f"write {src} {path}", write=True)
+        self._debugfs(f"sif {path} mode 0{0o100000 | mode:o}", write=True)
+        self._debugfs(f"sif {path} uid 0", write=True)
+        self._debugfs(f"sif {path} gid 0", write=True)
+
+    def remove(self, path):
+        if self.kind(path) is not None:
+            self._debugfs(f"rm {path}", write=True)
