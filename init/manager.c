@@ -1,6 +1,7 @@
 /* The manager: the event loop, the set of services, their ordering, boot and shutdown. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -174,6 +175,9 @@ static void manager_check_boot_finished(manager *m) {
         log_info("Startup finished in %s (units loaded after %s).",
                  format_timespan(buf, sizeof(buf), m->ts_all_started - m->ts_exec),
                  format_timespan(buf + 32, sizeof(buf) - 32, m->ts_units_loaded - m->ts_exec));
+        /* The burst of starts leaves freed memory (spawn contexts, log buffers) between the
+         * services' own: its whole pages go back to the kernel, once, now that it is over. */
+        (void) malloc_trim(0);
 }
 
 static void manager_apply_pending(manager *m);

@@ -76,11 +76,27 @@ bool service_is_started(const service *s) {
  * init/poller.c) and are only armed and disarmed later, which allocates nothing: a restart
  * is never lost to a failed allocation. */
 static void timer_arm(shared_timer *t, usec_t usec) {
-        shared_timer_set_relative(t, usec);
+        if (t)
+                shared_timer_set_relative(t, usec);
 }
 
 static bool timer_armed(const shared_timer *t) {
-        return shared_timer_armed(t);
+        return t && shared_timer_armed(t);
+}
+
+/* The timers only some services need (WatchdogSec=, StartLimitRetrySec=...), allocated when
+ * their settings call for them: embedded, they would cost every service. */
+struct service_timer {
+        shared_timer timer;
+        service *service;
+};
+
+static shared_timer *opt_timer(service_timer *t) {
+        return t ? &t->timer : NULL;
+}
+
+static service *opt_timer_service(shared_timer *t) {
+        return container_of(t, service_timer, timer)->service;
 }
 
 /* Arms the deadline of the current state (or the restart delay); USEC_INFINITY disarms it. */
@@ -89,11 +105,11 @@ static void service_arm_timer(service *s, usec_t usec) {
 }
 
 static void service_arm_retry(service *s) {
-        timer_arm(&s->retry_timer, s->unit->start_limit_retry);
+        timer_arm(opt_timer(s->retry_timer), s->unit->start_limit_retry);
 }
 
 bool service_retry_pending(const service *s) {
-        return timer_armed(&s->retry_timer);
+        return timer_armed(opt_timer(s->retry_timer));
 }
 
 _printf_(2, 3) static void service_log(service *s, const char *fmt, ...) {
@@ -123,7 +139,7 @@ static void service_set_state(service *s, service_state state) {
         if (state == SERVICE_DEAD || state == SERVICE_FAILED || state == SERVICE_AUTO_RESTART)
                 s->active_since = s->active_since_realtime = 0;
         if (state != SERVICE_RUNNING && state != SERVICE_RELOAD)
-                timer_arm(&s->watchdog_timer, USEC_INFINITY);
+                timer_arm(opt_timer(s->watchdog_timer), USEC_INFINITY);
 
         manager_service_state_changed(s->manager, s);
 }
@@ -199,7 +215,7 @@ int service_start_times_new(const unit *u, usec_t **ret) {
 }
 
 static void on_retry(shared_timer *t) {
-        service *s = container_of(t, service, retry_timer);
+        service *s = opt_timer_service(t);
 
         if (s->target != TARGET_STARTED || s->state != SERVICE_FAILED)
                 return;
@@ -589,7 +605,7 @@ static void service_enter_reload(service *s) {
 }
 
 static void on_watchdog(shared_timer *t) {
-        service *s = container_of(t, service, watchdog_timer);
+        service *s = opt_timer_service(t);
         char buf[64];
 
         service_log(s, "Watchdog timeout (limit %s)! Killing with SIGABRT.",
@@ -600,14 +616,15 @@ static void on_watchdog(shared_timer *t) {
         service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_WATCHDOG);
 }
 
-static int service_add_timer(service *s, shared_timer *t, shared_timer_fn cb);
+static int service_add_opt_timer(service *s, service_timer **ret, shared_timer_fn cb);
 
 static void service_start_watchdog(service *s) {
         /* A service may ask for a watchdog at run time with WATCHDOG_USEC=. */
-        if (!shared_timer_made(&s->watchdog_timer) && s->watchdog_usec > 0 &&
-            service_add_timer(s, &s->watchdog_timer, on_watchdog) < 0)
+        if (!s->watchdog_timer && s->watchdog_usec > 0 &&
+            service_add_opt_timer(s, &s->watchdog_timer, on_watchdog) < 0)
                 log_error("%s: cannot create its watchdog timer.", s->name);
-        timer_arm(&s->watchdog_timer, s->watchdog_usec == 0 ? USEC_INFINITY : s->watchdog_usec);
+        timer_arm(opt_timer(s->watchdog_timer),
+                  s->watchdog_usec == 0 ? USEC_INFINITY : s->watchdog_usec);
 }
 
 static void on_timer(shared_timer *t) {
@@ -810,8 +827,8 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
                         if (s->state == SERVICE_RUNNING || s->state == SERVICE_RELOAD)
                                 service_start_watchdog(s);
                 } else if (streq(*f, "WATCHDOG=trigger")) {
-                        if (timer_armed(&s->watchdog_timer))
-                                on_watchdog(&s->watchdog_timer);
+                        if (timer_armed(opt_timer(s->watchdog_timer)))
+                                on_watchdog(&s->watchdog_timer->timer);
                 } else if ((v = startswith(*f, "WATCHDOG_USEC=")) && parse_u64(v, &u) >= 0) {
                         s->watchdog_usec = u;
                         if (s->state == SERVICE_RUNNING)
@@ -859,7 +876,7 @@ void service_dispatch(service *s) {
                 service_enter_dead(s, RESULT_SUCCESS);
                 break;
         case SERVICE_FAILED:
-                timer_arm(&s->retry_timer, USEC_INFINITY);
+                timer_arm(opt_timer(s->retry_timer), USEC_INFINITY);
                 break;
         case SERVICE_START_PRE:
         case SERVICE_START:
@@ -899,7 +916,7 @@ int service_start(service *s) {
         /* An admin's start is a fresh chance: forget the start limit and the backoff. */
         s->n_start_times = 0;
         s->backoff_step = 0;
-        timer_arm(&s->retry_timer, USEC_INFINITY);
+        timer_arm(opt_timer(s->retry_timer), USEC_INFINITY);
         if (s->state == SERVICE_FAILED)
                 service_set_state(s, SERVICE_DEAD);
         manager_service_requested(s->manager, s, TARGET_STARTED);
@@ -936,7 +953,7 @@ void service_reset_failed(service *s) {
         /* Forget the start limit and backoff too: the next start is a fresh one. */
         s->n_start_times = 0;
         s->backoff_step = 0;
-        timer_arm(&s->retry_timer, USEC_INFINITY);
+        timer_arm(opt_timer(s->retry_timer), USEC_INFINITY);
         s->result = RESULT_SUCCESS;
         s->target = TARGET_STOPPED;
         service_set_state(s, SERVICE_DEAD);
@@ -953,6 +970,30 @@ int service_kill(service *s, int sig) {
 /* A disarmed timer; accuracy 1 µs, as sd-event's default lets a timer slip by 250 ms. */
 static int service_add_timer(service *s, shared_timer *t, shared_timer_fn cb) {
         return shared_timer_make(s->manager->event, t, cb);
+}
+
+static int service_add_opt_timer(service *s, service_timer **ret, shared_timer_fn cb) {
+        service_timer *t;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->service = s;
+        r = service_add_timer(s, &t->timer, cb);
+        if (r < 0) {
+                free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
+static void service_opt_timer_free(service_timer *t) {
+        if (!t)
+                return;
+        shared_timer_free(&t->timer);
+        free(t);
 }
 
 int service_new(manager *m, unit *u, service **ret) {
@@ -976,9 +1017,9 @@ int service_new(manager *m, unit *u, service **ret) {
         s->unit = u;
         r = service_add_timer(s, &s->timer, on_timer);
         if (r >= 0 && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
-                r = service_add_timer(s, &s->watchdog_timer, on_watchdog);
+                r = service_add_opt_timer(s, &s->watchdog_timer, on_watchdog);
         if (r >= 0 && u->start_limit_retry != USEC_INFINITY)
-                r = service_add_timer(s, &s->retry_timer, on_retry);
+                r = service_add_opt_timer(s, &s->retry_timer, on_retry);
         if (r >= 0) {
                 /* StandardOutput=kmsg and the "+console" forms add copies of the lines. */
                 log_settings ls = m->log;
@@ -1039,8 +1080,8 @@ service *service_free(service *s) {
         if (!s)
                 return NULL;
         shared_timer_free(&s->timer);
-        shared_timer_free(&s->watchdog_timer);
-        shared_timer_free(&s->retry_timer);
+        service_opt_timer_free(s->watchdog_timer);
+        service_opt_timer_free(s->retry_timer);
         sd_event_source_disable_unref(s->exec_source);
         service_close_process(&s->main_pid, &s->main_pidfd);
         service_close_process(&s->control_pid, &s->control_pidfd);
@@ -1069,16 +1110,15 @@ int service_replace_unit(service *s, unit *u) {
                 return -ENOMEM;
         /* The timers the new settings call for, before anything changes. */
         r = 0;
-        if (!shared_timer_made(&s->watchdog_timer) &&
-            (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
-                r = service_add_timer(s, &s->watchdog_timer, on_watchdog);
-        if (r >= 0 && !shared_timer_made(&s->retry_timer) && u->start_limit_retry != USEC_INFINITY)
-                r = service_add_timer(s, &s->retry_timer, on_retry);
+        if (!s->watchdog_timer && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
+                r = service_add_opt_timer(s, &s->watchdog_timer, on_watchdog);
+        if (r >= 0 && !s->retry_timer && u->start_limit_retry != USEC_INFINITY)
+                r = service_add_opt_timer(s, &s->retry_timer, on_retry);
         if (r < 0) {
                 free(times);
                 return r;
         }
-        timer_arm(&s->retry_timer, USEC_INFINITY);
+        timer_arm(opt_timer(s->retry_timer), USEC_INFINITY);
         free(s->start_times);
         s->start_times = times;
         s->n_start_times = 0;

@@ -94,6 +94,7 @@ typedef struct manager manager;
 typedef struct log_stream log_stream;
 
 typedef struct service service;
+typedef struct service_timer service_timer;
 
 /* The kinds of resolved dependencies (services only; .target names are always reached). */
 typedef enum service_dep {
@@ -128,10 +129,10 @@ struct service {
         int exit_code;   /* CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 */
         int exit_status; /* exit status or signal */
 
-        shared_timer timer;          /* the deadline of the current state */
-        shared_timer watchdog_timer; /* WatchdogSec= */
-        usec_t watchdog_usec;        /* WatchdogSec=, or WATCHDOG_USEC= */
-        char *status_text;           /* STATUS= */
+        shared_timer timer;            /* the deadline of the current state */
+        service_timer *watchdog_timer; /* WatchdogSec=; NULL until settings call for it */
+        usec_t watchdog_usec;          /* WatchdogSec=, or WATCHDOG_USEC= */
+        char *status_text;             /* STATUS= */
 
         /* Restart bookkeeping. */
         unsigned restarts;     /* automatic restarts since boot ("Restarts") */
@@ -170,7 +171,7 @@ struct service {
         fd_watch memory_events; /* its memory.events, watched for oom_kill (fd -1: none) */
         uint64_t oom_kills;     /* the oom_kill count of memory.events last read */
         sd_event_source *exec_source; /* Type=exec: EOF when execve() succeeded */
-        shared_timer retry_timer;     /* StartLimitRetrySec= */
+        service_timer *retry_timer;   /* StartLimitRetrySec=; likewise */
         log_stream *log;
 
         /* ReloadUnits: a digest of the files the unit came from, the unit that replaces the
