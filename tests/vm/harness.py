@@ -45,6 +45,11 @@ UPDATE_KEY_NAME = "vigil-vm-test"
 SLOW = float(os.environ.get("VIGIL_VM_SLOW", "1") or 1)
 # Under TCG a boot takes 10-20 s on an idle machine; a busy CI machine can take many times that.
 BOOT_TIMEOUT = 180 * SLOW
+# vigil writes its first console line within seconds of the kernel starting it; a console
+# still empty after this long is a guest that hung in the kernel's early boot under TCG
+# (both vCPUs spinning, seen rarely on a loaded host): that boot is started again.
+EARLY_HANG = 60 * SLOW
+EARLY_HANG_RETRIES = 2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -219,6 +224,7 @@ class VM:
         self.t_exit = None
         self.failed = False
         self._seq = 0
+        self.early_hangs = 0
 
     # ---- lifecycle ----
 
@@ -230,6 +236,7 @@ class VM:
                    "--host-port", str(self.host_port), "--data", self.data,
                    "--monitor", self.monitor_path]
             self.t_start = time.monotonic()
+            self.t_exit = None
             with open(self.qemu_log, "w") as qlog:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
                                              stderr=subprocess.STDOUT, start_new_session=True)
@@ -406,6 +413,18 @@ class VM:
         word, text = self._marker("SYNC")
         reconnect = time.monotonic() + 30 * SLOW
         while True:
+            if (self.elapsed() > EARLY_HANG and not self.console()
+                    and self.early_hangs < EARLY_HANG_RETRIES):
+                self.early_hangs += 1
+                self._save_hang_state()
+                log(f"{self.name}: no console output {self.elapsed():.0f} s after qemu started: "
+                    f"the kernel hung before vigil ran; booting again (registers in "
+                    f"{self.work}/hang-{self.early_hangs}.txt)")
+                self.kill()
+                self.start()
+                deadline = time.monotonic() + timeout
+                self._connect(deadline)
+                reconnect = time.monotonic() + 30 * SLOW
             if time.monotonic() > reconnect:
                 # a silent channel: start over with a new connection to qemu's socket (its
                 # serial port's input may have stalled on bytes sent before the guest opened it)
@@ -431,6 +450,22 @@ class VM:
                 raise VMError("qemu exited while waiting for the test channel")
             if time.monotonic() > deadline:
                 raise VMError(f"the test channel did not answer within {timeout:.0f} s")
+
+    def _save_hang_state(self):
+        """The vCPUs' registers from qemu's monitor, for a hung boot's post-mortem."""
+        out = []
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as m:
+                m.settimeout(5)
+                m.connect(self.monitor_path)
+                for c in ("info status", "cpu 0", "info registers", "cpu 1", "info registers"):
+                    m.sendall((c + "\n").encode())
+                    time.sleep(0.5)
+                    out.append(m.recv(1 << 20).decode(errors="replace"))
+        except OSError as e:
+            out.append(f"monitor: {e}")
+        with open(os.path.join(self.work, f"hang-{self.early_hangs}.txt"), "w") as f:
+            f.write("\n".join(out))
 
     def run(self, cmd, timeout=60):
         """Runs cmd with /bin/sh in the guest; returns (exit status, output). The command runs
