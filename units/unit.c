@@ -1107,39 +1107,117 @@ static void exec_list_done(exec_list *l) {
         *l = (exec_list){};
 }
 
+/* The unit's lists of strings, files first, and its own strings (see unit_pack()). */
+static const size_t list_fields[] = {
+        F(files),       F(documentation), F(after),     F(before),    F(requires),
+        F(wants),       F(binds_to),      F(conflicts), F(wanted_by), F(supplementary_groups),
+        F(environment),
+};
+static const size_t string_fields[] = {
+        F(description),    F(user),   F(group),       F(working_directory), F(std_output.path),
+        F(std_error.path), F(policy), F(policy_path), F(syslog_identifier),
+};
+
+static char ***unit_list(unit *u, size_t i) {
+        return (char ***) ((char *) u + list_fields[i]);
+}
+
+static char **unit_string(unit *u, size_t i) {
+        return (char **) ((char *) u + string_fields[i]);
+}
+
+/* "NAME\0PREFIX\0INSTANCE\0": its length. */
+static size_t name_block_len(const unit *u) {
+        const char *last = u->instance ?: u->prefix;
+
+        return (size_t) (last + strlen(last) + 1 - u->name);
+}
+
+/* A loaded unit's strings and lists never change again: they become one allocation, the
+ * lists' arrays (files' first) then every string, instead of one allocation per string, per
+ * list and per entry. Without memory for that they stay as they are. */
+static void unit_pack(unit *u) {
+        size_t n_ptrs = 0, n_chars = name_block_len(u), name_len = n_chars;
+        char **arrays, *strings;
+
+        if (u->packed || !u->files)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(list_fields); i++) {
+                char **l = *unit_list(u, i);
+
+                if (!l)
+                        continue;
+                n_ptrs += strv_length(l) + 1;
+                STRV_FOREACH(e, l)
+                        n_chars += strlen(*e) + 1;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(string_fields); i++)
+                if (*unit_string(u, i))
+                        n_chars += strlen(*unit_string(u, i)) + 1;
+        arrays = malloc(n_ptrs * sizeof(char *) + n_chars);
+        if (!arrays)
+                return;
+        strings = (char *) (arrays + n_ptrs);
+
+        memcpy(strings, u->name, name_len);
+        u->prefix = strings + (u->prefix - u->name);
+        if (u->instance)
+                u->instance = strings + (u->instance - u->name);
+        free(u->name);
+        u->name = strings;
+        strings += name_len;
+        for (size_t i = 0; i < ELEMENTSOF(string_fields); i++) {
+                char **f = unit_string(u, i);
+                size_t len;
+
+                if (!*f)
+                        continue;
+                len = strlen(*f) + 1;
+                memcpy(strings, *f, len);
+                free(*f);
+                *f = strings;
+                strings += len;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(list_fields); i++) {
+                char ***l = unit_list(u, i), **packed = arrays;
+
+                if (!*l)
+                        continue;
+                STRV_FOREACH(e, *l) {
+                        size_t len = strlen(*e) + 1;
+
+                        *arrays++ = memcpy(strings, *e, len);
+                        strings += len;
+                }
+                *arrays++ = NULL;
+                strv_free(*l);
+                *l = packed;
+        }
+        u->path = u->files[0];
+        u->packed = true;
+}
+
 unit *unit_free(unit *u) {
         if (!u)
                 return NULL;
-        free(u->name); /* and prefix, instance */
-        free(u->policy_path);
-        strv_free(u->files);
-        free(u->description);
-        strv_free(u->documentation);
-        strv_free(u->after);
-        strv_free(u->before);
-        strv_free(u->requires);
-        strv_free(u->wants);
-        strv_free(u->binds_to);
-        strv_free(u->conflicts);
+        if (u->packed)
+                free(u->files); /* and every other list and string */
+        else {
+                free(u->name); /* and prefix, instance */
+                for (size_t i = 0; i < ELEMENTSOF(list_fields); i++)
+                        strv_free(*unit_list(u, i));
+                for (size_t i = 0; i < ELEMENTSOF(string_fields); i++)
+                        free(*unit_string(u, i));
+        }
         exec_list_done(&u->exec_start_pre);
         exec_list_done(&u->exec_start);
         exec_list_done(&u->exec_start_post);
         exec_list_done(&u->exec_stop);
         exec_list_done(&u->exec_reload);
         exec_list_done(&u->container.health_cmd);
-        free(u->user);
-        free(u->group);
-        strv_free(u->supplementary_groups);
-        free(u->working_directory);
-        strv_free(u->environment);
         for (size_t i = 0; i < u->n_environment_files; i++)
                 free(u->environment_files[i].path);
         free(u->environment_files);
-        free(u->std_output.path);
-        free(u->std_error.path);
-        free(u->syslog_identifier);
-        free(u->policy);
-        strv_free(u->wanted_by);
         unit_container_done(&u->container);
         unit_resource_done(&u->resource);
         unit_seccomp_done(&u->seccomp);
@@ -1562,6 +1640,7 @@ finish:
                 return r;
         if (diags->n_errors > errors_before)
                 return -EBADMSG;
+        unit_pack(u);
         *ret = TAKE_PTR(u);
         return 0;
 }
@@ -1594,6 +1673,7 @@ int unit_load_buffer(const char *name, const char *path, const char *data, size_
         unit_verify(&c);
         if (diags->n_errors > errors_before)
                 return -EBADMSG;
+        unit_pack(u);
         *ret = TAKE_PTR(u);
         return 0;
 }

@@ -175,6 +175,7 @@ struct unit {
         char *working_directory;           /* NULL: "/" for root, or ~ */
         bool working_directory_home;       /* "~": the user's home */
         bool working_directory_missing_ok; /* "-" prefix */
+        bool packed; /* its strings and lists are one allocation, files (units/unit.c) */
         char **environment;
         env_file *environment_files;
         size_t n_environment_files;
