@@ -1133,66 +1133,147 @@ static size_t name_block_len(const unit *u) {
         return (size_t) (last + strlen(last) + 1 - u->name);
 }
 
-/* A loaded unit's strings and lists never change again: they become one allocation, the
- * lists' arrays (files' first) then every string, instead of one allocation per string, per
- * list and per entry. Without memory for that they stay as they are. */
-static void unit_pack(unit *u) {
-        size_t n_ptrs = 0, n_chars = name_block_len(u), name_len = n_chars;
-        char **arrays, *strings;
+/* Where unit_pack() puts things: pointer-aligned arrays first, then the bytes of strings.
+ * While measuring, ptrs is NULL and only the counts grow. */
+typedef struct packer {
+        char **ptrs;
+        char *chars;
+        size_t n_ptrs, n_chars;
+} packer;
 
-        if (u->packed || !u->files)
-                return;
-        for (size_t i = 0; i < ELEMENTSOF(list_fields); i++) {
-                char **l = *unit_list(u, i);
+static void *pack_ptrs(packer *p, size_t bytes) {
+        size_t n = (bytes + sizeof(char *) - 1) / sizeof(char *);
+        char **r = p->ptrs;
 
-                if (!l)
-                        continue;
-                n_ptrs += strv_length(l) + 1;
-                STRV_FOREACH(e, l)
-                        n_chars += strlen(*e) + 1;
+        p->n_ptrs += n;
+        if (r)
+                p->ptrs += n;
+        return r;
+}
+
+static char *pack_bytes(packer *p, const char *s, size_t len) {
+        char *r = p->chars;
+
+        p->n_chars += len;
+        if (p->ptrs) {
+                memcpy(r, s, len);
+                p->chars += len;
         }
-        for (size_t i = 0; i < ELEMENTSOF(string_fields); i++)
-                if (*unit_string(u, i))
-                        n_chars += strlen(*unit_string(u, i)) + 1;
-        arrays = malloc(n_ptrs * sizeof(char *) + n_chars);
-        if (!arrays)
-                return;
-        strings = (char *) (arrays + n_ptrs);
+        return r;
+}
 
-        memcpy(strings, u->name, name_len);
-        u->prefix = strings + (u->prefix - u->name);
-        if (u->instance)
-                u->instance = strings + (u->instance - u->name);
-        free(u->name);
-        u->name = strings;
-        strings += name_len;
+/* A list of strings: the new one while copying (the old one freed), else NULL. */
+static char **pack_strv(packer *p, char **l) {
+        size_t n = strv_length(l);
+        char **a = pack_ptrs(p, (n + 1) * sizeof(char *));
+
+        for (size_t i = 0; i < n; i++) {
+                char *e = pack_bytes(p, l[i], strlen(l[i]) + 1);
+
+                if (a)
+                        a[i] = e;
+        }
+        if (a)
+                a[n] = NULL;
+        return a;
+}
+
+static void pack_exec_list(packer *p, exec_list *l) {
+        exec_command *items;
+
+        if (l->n == 0)
+                return;
+        items = pack_ptrs(p, l->n * sizeof(exec_command));
+        for (size_t i = 0; i < l->n; i++) {
+                exec_command *c = &l->items[i];
+                char **argv = c->argv ? pack_strv(p, c->argv) : NULL;
+                /* path is argv[0] itself, or its own string (see exec_command_pack()) */
+                char *path = c->argv && c->path == c->argv[0]
+                                     ? (argv ? argv[0] : NULL)
+                                     : pack_bytes(p, c->path, strlen(c->path) + 1);
+
+                if (items)
+                        items[i] = (exec_command){ .path = path, .argv = argv, .flags = c->flags };
+        }
+        if (!items)
+                return;
+        for (size_t i = 0; i < l->n; i++)
+                exec_command_done(&l->items[i]);
+        free(l->items);
+        l->items = items;
+}
+
+static exec_list *unit_exec_list(unit *u, size_t i) {
+        exec_list *l[] = { &u->exec_start_pre, &u->exec_start,  &u->exec_start_post,
+                           &u->exec_stop,      &u->exec_reload, &u->container.health_cmd };
+
+        return i < ELEMENTSOF(l) ? l[i] : NULL;
+}
+
+/* Measures (p->ptrs NULL) or moves (p->ptrs set) what unit_pack() packs. files' array is the
+ * first of the pointer arrays, so that it is the start of the allocation. */
+static void unit_pack_fields(unit *u, packer *p) {
+        size_t len = name_block_len(u);
+        char *name = pack_bytes(p, u->name, len);
+        exec_list *el;
+        void *sources;
+
+        if (p->ptrs) {
+                u->prefix = name + (u->prefix - u->name);
+                if (u->instance)
+                        u->instance = name + (u->instance - u->name);
+                free(u->name);
+                u->name = name;
+        }
         for (size_t i = 0; i < ELEMENTSOF(string_fields); i++) {
-                char **f = unit_string(u, i);
-                size_t len;
+                char **f = unit_string(u, i), *n;
 
                 if (!*f)
                         continue;
-                len = strlen(*f) + 1;
-                memcpy(strings, *f, len);
-                free(*f);
-                *f = strings;
-                strings += len;
+                n = pack_bytes(p, *f, strlen(*f) + 1);
+                if (p->ptrs) {
+                        free(*f);
+                        *f = n;
+                }
         }
         for (size_t i = 0; i < ELEMENTSOF(list_fields); i++) {
-                char ***l = unit_list(u, i), **packed = arrays;
+                char ***l = unit_list(u, i), **n;
 
                 if (!*l)
                         continue;
-                STRV_FOREACH(e, *l) {
-                        size_t len = strlen(*e) + 1;
-
-                        *arrays++ = memcpy(strings, *e, len);
-                        strings += len;
+                n = pack_strv(p, *l);
+                if (p->ptrs) {
+                        strv_free(*l);
+                        *l = n;
                 }
-                *arrays++ = NULL;
-                strv_free(*l);
-                *l = packed;
         }
+        for (size_t i = 0; (el = unit_exec_list(u, i)); i++)
+                pack_exec_list(p, el);
+        if (u->n_sources == 0)
+                return;
+        sources = pack_ptrs(p, u->n_sources * sizeof(unit_source_slot));
+        if (p->ptrs) {
+                memcpy(sources, u->sources, u->n_sources * sizeof(unit_source_slot));
+                free(u->sources);
+                u->sources = sources;
+        }
+}
+
+/* A loaded unit's strings, lists, commands and source records never change again: they
+ * become one allocation instead of one per string, per list entry and per command. Without
+ * memory for that they stay as they are. */
+static void unit_pack(unit *u) {
+        packer p = {};
+        char **block;
+
+        if (u->packed || !u->files)
+                return;
+        unit_pack_fields(u, &p);
+        block = malloc(p.n_ptrs * sizeof(char *) + p.n_chars);
+        if (!block)
+                return;
+        p = (packer){ .ptrs = block, .chars = (char *) (block + p.n_ptrs) };
+        unit_pack_fields(u, &p);
         u->path = u->files[0];
         u->packed = true;
 }
@@ -1201,20 +1282,19 @@ unit *unit_free(unit *u) {
         if (!u)
                 return NULL;
         if (u->packed)
-                free(u->files); /* and every other list and string */
+                free(u->files); /* and everything unit_pack() moved there */
         else {
+                exec_list *el;
+
                 free(u->name); /* and prefix, instance */
                 for (size_t i = 0; i < ELEMENTSOF(list_fields); i++)
                         strv_free(*unit_list(u, i));
                 for (size_t i = 0; i < ELEMENTSOF(string_fields); i++)
                         free(*unit_string(u, i));
+                for (size_t i = 0; (el = unit_exec_list(u, i)); i++)
+                        exec_list_done(el);
+                free(u->sources);
         }
-        exec_list_done(&u->exec_start_pre);
-        exec_list_done(&u->exec_start);
-        exec_list_done(&u->exec_start_post);
-        exec_list_done(&u->exec_stop);
-        exec_list_done(&u->exec_reload);
-        exec_list_done(&u->container.health_cmd);
         for (size_t i = 0; i < u->n_environment_files; i++)
                 free(u->environment_files[i].path);
         free(u->environment_files);
@@ -1225,7 +1305,6 @@ unit *unit_free(unit *u) {
                 free((rlimit_setting *) u->limits);
         exit_status_set_free(u->restart_prevent_exit_status);
         exit_status_set_free(u->success_exit_status);
-        free(u->sources);
         free(u);
         return NULL;
 }
