@@ -160,6 +160,13 @@ static bool manager_all_stopped(manager *m) {
         return true;
 }
 
+/* After a burst (the boot's starts, a reload that parsed every unit again), the memory freed
+ * between what stays (spawn contexts, log buffers, units read again and dropped) goes back to
+ * the kernel: PID 1 lives long and the next burst may be far off. */
+static void manager_release_memory(void) {
+        (void) malloc_trim(0);
+}
+
 static void manager_check_boot_finished(manager *m) {
         char buf[64];
 
@@ -175,9 +182,7 @@ static void manager_check_boot_finished(manager *m) {
         log_info("Startup finished in %s (units loaded after %s).",
                  format_timespan(buf, sizeof(buf), m->ts_all_started - m->ts_exec),
                  format_timespan(buf + 32, sizeof(buf) - 32, m->ts_units_loaded - m->ts_exec));
-        /* The burst of starts leaves freed memory (spawn contexts, log buffers) between the
-         * services' own: its whole pages go back to the kernel, once, now that it is over. */
-        (void) malloc_trim(0);
+        manager_release_memory();
 }
 
 static void manager_apply_pending(manager *m);
@@ -1219,6 +1224,7 @@ int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
         manager_queue_dispatch(m);
         log_info("Units reloaded: %zu change%s.", strv_length(changes),
                  strv_length(changes) == 1 ? "" : "s");
+        manager_release_memory();
         *ret_changes = TAKE_PTR(changes);
         return 0;
 }
