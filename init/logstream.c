@@ -39,6 +39,15 @@ typedef struct log_subscriber {
         void *userdata;
 } log_subscriber;
 
+/* Who follows a stream's lines: allocated at its first subscription, as few streams have any. */
+typedef struct log_subscribers {
+        unsigned n, alloc;
+        unsigned next_id;
+        unsigned dispatching;
+        bool dirty;
+        log_subscriber items[];
+} log_subscribers;
+
 /* The directory of the streams' files: the same for every service of a manager, so kept
  * once, not in each stream. */
 typedef struct log_dir {
@@ -52,8 +61,8 @@ static log_dir *log_dirs;
 /* One per service, so the small fields come in pairs and the counters are 32 bits (the ring
  * is at most RING_MAX, a partial line at most LOG_LINE_MAX). */
 struct log_stream {
-        fd_watch watch; /* of read_fd; watch.poller NULL once it no longer is watched */
-        int read_fd, write_fd;
+        fd_watch watch; /* of the read end (watch.fd); watch.poller NULL once no longer watched */
+        int write_fd;
 
         /* A line still waiting for its newline: LOG_LINE_MAX bytes, allocated only while
          * partial_len > 0, since most lines arrive whole in one read. */
@@ -76,12 +85,8 @@ struct log_stream {
 
         int console_fd, kmsg_fd;
         bool console_owned;
-        bool subs_dirty;
 
-        log_subscriber *subs;
-        unsigned n_subs, subs_alloc;
-        unsigned next_id;
-        unsigned dispatching;
+        log_subscribers *subs; /* NULL: none so far */
 
         char name[]; /* one allocation with the stream */
 };
@@ -483,30 +488,33 @@ static void file_write(log_stream *l, const char *rec, size_t n) {
         wbuf.lines++;
 }
 
-static void subscribers_compact(log_stream *l) {
-        size_t j = 0;
+static void subscribers_compact(log_subscribers *subs) {
+        unsigned j = 0;
 
-        for (size_t i = 0; i < l->n_subs; i++)
-                if (l->subs[i].fn)
-                        l->subs[j++] = l->subs[i];
-        l->n_subs = j;
-        l->subs_dirty = false;
+        for (unsigned i = 0; i < subs->n; i++)
+                if (subs->items[i].fn)
+                        subs->items[j++] = subs->items[i];
+        subs->n = j;
+        subs->dirty = false;
 }
 
 static void subscribers_notify(log_stream *l, const char *rec, size_t n) {
         /* Subscribers added by a callback start with the next line. */
-        size_t count = l->n_subs;
+        size_t count = l->subs ? l->subs->n : 0;
 
-        l->dispatching++;
+        if (count == 0)
+                return;
+        l->subs->dispatching++;
         for (size_t i = 0; i < count; i++) {
-                log_subscriber s = l->subs[i]; /* a callback may grow (move) the array */
+                /* a callback may grow (move) the subscribers: l->subs is read again each time */
+                log_subscriber s = l->subs->items[i];
 
                 if (s.fn)
                         s.fn(rec, n, s.userdata);
         }
-        l->dispatching--;
-        if (l->dispatching == 0 && l->subs_dirty)
-                subscribers_compact(l);
+        l->subs->dispatching--;
+        if (l->subs->dispatching == 0 && l->subs->dirty)
+                subscribers_compact(l->subs);
 }
 
 /* One line (len ≤ LOG_LINE_MAX, no newline) to every sink. */
@@ -641,7 +649,7 @@ static size_t drain(log_stream *l, size_t budget) {
 
         while (total < budget) {
                 size_t want = MIN(sizeof(buf), budget - total);
-                ssize_t k = read(l->read_fd, buf, want);
+                ssize_t k = read(l->watch.fd, buf, want);
 
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -725,11 +733,10 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
                         return -ENAMETOOLONG;
         }
 
-        l = calloc(1, sizeof(*l) + name_len + 1);
+        l = calloc(1, offsetof(log_stream, name) + name_len + 1);
         if (!l)
                 return -ENOMEM;
-        l->read_fd = l->write_fd = l->file_fd = l->console_fd = l->kmsg_fd = -1;
-        l->next_id = 1;
+        l->watch.fd = l->write_fd = l->file_fd = l->console_fd = l->kmsg_fd = -1;
         memcpy(l->name, name, name_len + 1);
         if (s->dir) {
                 l->dir = log_dir_ref(s->dir);
@@ -746,13 +753,13 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
 
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
-        l->read_fd = fds[0];
+        l->watch.fd = fds[0];
         l->write_fd = fds[1];
         /* only our end: the services' stdout stays blocking, as programs expect */
-        if (fcntl(l->read_fd, F_SETFL, O_NONBLOCK) < 0)
+        if (fcntl(l->watch.fd, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
 
-        r = fd_watch_add(e, &l->watch, l->read_fd, EPOLLIN, on_readable);
+        r = fd_watch_add(e, &l->watch, l->watch.fd, EPOLLIN, on_readable);
         if (r < 0)
                 return r;
 
@@ -776,7 +783,7 @@ log_stream *log_stream_free(log_stream *l) {
         if (!l)
                 return NULL;
 
-        if (l->read_fd >= 0 && l->watch.poller) {
+        if (l->watch.fd >= 0 && l->watch.poller) {
                 drain(l, DRAIN_MAX);
                 if (l->partial_len > 0)
                         emit_line(l, l->partial, l->partial_len, false);
@@ -789,8 +796,8 @@ log_stream *log_stream_free(log_stream *l) {
         }
 
         fd_watch_remove(&l->watch);
-        if (l->read_fd >= 0)
-                close(l->read_fd);
+        if (l->watch.fd >= 0)
+                close(l->watch.fd);
         if (l->write_fd >= 0)
                 close(l->write_fd);
         if (l->file_fd >= 0)
@@ -873,41 +880,48 @@ int log_stream_tail(const log_stream *l, size_t n, char ***ret) {
 }
 
 int log_stream_subscribe(log_stream *l, log_line_fn fn, void *userdata, unsigned *ret_id) {
+        log_subscribers *subs;
+
         if (!l || !fn)
                 return -EINVAL;
-        if (l->next_id == 0)
+        subs = l->subs;
+        if (subs && subs->next_id == 0)
                 return -ENOSPC; /* ids are never reused, and all 2^32-1 were handed out */
-        if (l->n_subs >= SUBSCRIBERS_MAX)
+        if (subs && subs->n >= SUBSCRIBERS_MAX)
                 return -ENOBUFS;
 
-        if (l->n_subs == l->subs_alloc) {
-                size_t a = l->subs_alloc ? l->subs_alloc * 2 : 4;
-                log_subscriber *s = reallocarray(l->subs, a, sizeof(*s));
+        if (!subs || subs->n == subs->alloc) {
+                unsigned a = subs ? subs->alloc * 2 : 4;
 
-                if (!s)
+                subs = realloc(subs, sizeof(*subs) + a * sizeof(log_subscriber));
+                if (!subs)
                         return -ENOMEM;
-                l->subs = s;
-                l->subs_alloc = a;
+                if (!l->subs)
+                        *subs = (log_subscribers){ .next_id = 1 };
+                subs->alloc = a;
+                l->subs = subs;
         }
-        l->subs[l->n_subs++] = (log_subscriber){ .id = l->next_id, .fn = fn, .userdata = userdata };
+        subs->items[subs->n++] =
+                (log_subscriber){ .id = subs->next_id, .fn = fn, .userdata = userdata };
         if (ret_id)
-                *ret_id = l->next_id;
-        l->next_id++;
+                *ret_id = subs->next_id;
+        subs->next_id++;
         return 0;
 }
 
 void log_stream_unsubscribe(log_stream *l, unsigned id) {
-        if (!l)
-                return;
+        log_subscribers *subs = l ? l->subs : NULL;
 
-        for (size_t i = 0; i < l->n_subs; i++) {
-                if (l->subs[i].id != id || !l->subs[i].fn)
+        if (!subs)
+                return;
+        for (unsigned i = 0; i < subs->n; i++) {
+                if (subs->items[i].id != id || !subs->items[i].fn)
                         continue;
-                l->subs[i].fn = NULL;
-                if (l->dispatching > 0)
-                        l->subs_dirty = true; /* the dispatch loop is walking the array */
+                subs->items[i].fn = NULL;
+                if (subs->dispatching > 0)
+                        subs->dirty = true; /* the dispatch loop is walking the array */
                 else
-                        subscribers_compact(l);
+                        subscribers_compact(subs);
                 return;
         }
 }
