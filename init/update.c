@@ -736,43 +736,63 @@ int update_rollback(manager *m, const char *image, char **ret_error) {
 /* ---- staging ---- */
 
 /* Copies from src (to its end) into dir/final through a temporary name: at most max bytes. */
-static int stage_copy(int dfd, const char *final, int src, uint64_t max) {
-        char tmp[NAME_MAX + 1], buf[64 * 1024];
-        _cleanup_close_ int fd = -1;
+/* Copies src from its offset to its end into fd: at most max bytes (-EFBIG beyond). In the
+ * kernel (copy_file_range) where it can, else through a buffer. */
+static int copy_bounded(int src, int fd, uint64_t max) {
+        char buf[64 * 1024];
         uint64_t total = 0;
+        bool in_kernel = true;
+
+        for (;;) {
+                uint64_t left = max + 1 - total;
+                size_t chunk = left < ((uint64_t) 8 << 20) ? (size_t) left : (size_t) 8 << 20;
+                ssize_t n;
+
+                if (in_kernel) {
+                        n = copy_file_range(src, NULL, fd, NULL, chunk, 0);
+                        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                                      errno == EOPNOTSUPP)) {
+                                in_kernel = false;
+                                continue;
+                        }
+                } else {
+                        n = read(src, buf, chunk < sizeof(buf) ? chunk : sizeof(buf));
+                        if (n > 0 && write(fd, buf, (size_t) n) != n)
+                                return errno ? -errno : -EIO;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+                total += (uint64_t) n;
+                if (total > max)
+                        return -EFBIG;
+        }
+}
+
+/* Copies from src (to its end) into dir/final through a temporary name: at most max bytes. */
+static int stage_copy(int dfd, const char *final, int src, uint64_t max) {
+        char tmp[NAME_MAX + 3];
+        _cleanup_close_ int fd = -1;
         struct stat st;
-        int k = 0;
+        off_t at;
+        int k;
 
         /* Regular files only: a pipe whose writer never finishes would stall PID 1. */
         if (fstat(src, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
+        at = lseek(src, 0, SEEK_CUR);
+        if (at >= 0 && st.st_size > at && (uint64_t) (st.st_size - at) > max)
+                return -EFBIG; /* known before copying anything */
         snprintf(tmp, sizeof(tmp), ".#%s", final);
         fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        for (;;) {
-                ssize_t n = read(src, buf, sizeof(buf));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        k = -errno;
-                        break;
-                }
-                if (n == 0)
-                        break;
-                total += (uint64_t) n;
-                if (total > max) {
-                        k = -EFBIG;
-                        break;
-                }
-                if (write(fd, buf, (size_t) n) != n) {
-                        k = errno ? -errno : -EIO;
-                        break;
-                }
-        }
+        k = copy_bounded(src, fd, max);
         if (k == 0 && (fsync(fd) < 0 || renameat(dfd, tmp, dfd, final) < 0))
                 k = -errno;
         if (k < 0)

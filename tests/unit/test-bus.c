@@ -2,6 +2,7 @@
  * sockets. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -1330,6 +1331,12 @@ static void test_server_new(void) {
         sd_event_unref(m.event);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {
+        (void) st, (void) flag, (void) f;
+        (void) remove(path);
+        return 0;
+}
+
 int main(void) {
         char *dir = memcpy(socket_dir, "/tmp/test-bus-XXXXXX", sizeof("/tmp/test-bus-XXXXXX"));
         struct stat st;
@@ -1408,5 +1415,6 @@ int main(void) {
                WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
         tap_ok(access(socket_path, F_OK) < 0, "bus_server_free() removes the socket");
         rmdir(dir);
+        (void) nftw(bus_doubles_work, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
         return tap_done();
 }
