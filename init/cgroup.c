@@ -472,7 +472,7 @@ static int open_group(manager *m, const char *group, int *ret) {
 }
 
 static const char *service_group(service *s) {
-        return unit_resource_group(&s->unit->resource);
+        return unit_resource_group(s->unit->resource);
 }
 
 /* Whether the leaf is where the unit's tier puts it. */
@@ -522,7 +522,7 @@ static cpu_set_bits reserved_cpus(manager *m, const service *except) {
         cpu_set_bits set = {};
 
         for (size_t i = 0; i < m->n_services; i++) {
-                const unit_resource *r = &m->services[i]->unit->resource;
+                const unit_resource *r = m->services[i]->unit->resource;
 
                 if (m->services[i] == except || !r->cpu_exclusive)
                         continue;
@@ -533,7 +533,7 @@ static cpu_set_bits reserved_cpus(manager *m, const service *except) {
 }
 
 static void apply_cpuset(service *s, char ***lines) {
-        const unit_resource *r = &s->unit->resource;
+        const unit_resource *r = s->unit->resource;
         cpu_set_bits want, reserved = reserved_cpus(s->manager, s);
         bool have_reserved = !cpu_set_bits_is_empty(&reserved);
         char buf[1024];
@@ -567,7 +567,7 @@ static void apply_cpuset(service *s, char ***lines) {
 }
 
 static void apply_cpu(service *s, char ***lines) {
-        const unit_resource *r = &s->unit->resource;
+        const unit_resource *r = s->unit->resource;
         const char *key = r->cpu_policy == CPU_POLICY_PRIORITY ? "CPUPriority" : "CPUWeight";
         uint64_t w = unit_resource_cpu_weight(r), period;
         char buf[64];
@@ -606,7 +606,7 @@ static void apply_memory(service *s, char ***lines) {
                 { "MemoryHigh", "memory.high", offsetof(unit_resource, memory_high) },
                 { "MemorySwapMax", "memory.swap.max", offsetof(unit_resource, memory_swap_max) },
         };
-        const unit_resource *r = &s->unit->resource;
+        const unit_resource *r = s->unit->resource;
         char buf[32];
 
         if (!(enabled & CGROUP_MEMORY))
@@ -626,7 +626,7 @@ static void apply_memory(service *s, char ***lines) {
 }
 
 static void apply_pids(service *s, char ***lines) {
-        const scaled_limit *l = &s->unit->resource.tasks_max;
+        const scaled_limit *l = &s->unit->resource->tasks_max;
         scaled_limit def = { .value = CGROUP_LIMIT_MAX, .permyriad = TASKS_MAX_DEFAULT_PERMYRIAD };
         char buf[32];
 
@@ -639,7 +639,7 @@ static void apply_pids(service *s, char ***lines) {
 }
 
 static void apply_io(service *s, char ***lines) {
-        uint64_t w = s->unit->resource.io_weight;
+        uint64_t w = s->unit->resource->io_weight;
         char buf[32];
 
         if (!(enabled & CGROUP_IO))
@@ -769,7 +769,7 @@ static void check_enforcement(service *s) {
                 if (!cgroup_apply_failures(s->name) ||
                     !strv_contains((char **) cgroup_apply_failures(s->name), *w))
                         log_warning("%s: %s", s->name, *w);
-        if (s->unit->resource.enforcement != ENFORCEMENT_REQUIRED || s->missing_requirement)
+        if (s->unit->resource->enforcement != ENFORCEMENT_REQUIRED || s->missing_requirement)
                 return;
         if (asprintf_safe(&s->missing_requirement, "ResourceEnforcement=required, but %s%s",
                           warnings[0], warnings[1] ? " (and more: see vigilctl status)" : "") < 0)

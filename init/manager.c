@@ -655,10 +655,11 @@ static int name_cmp(const void *a, const void *b) {
 #define OVERRIDES_MAX 4096
 #define RELOAD_ERROR_MAX 8192
 
-/* Sets one Key=Value on u with the loader's own parsers; -EINVAL with *why on a key that
- * cannot change while running or a bad value. */
-static int override_apply(unit *u, const char *key, const char *value, char **why) {
-        int r = unit_set_property(u, key, value, why);
+/* Sets one Key=Value on u (a copy of base) with the loader's own parsers; -EINVAL with *why on a
+ * key that cannot change while running or a bad value. */
+static int override_apply(unit *u, const unit *base, const char *key, const char *value,
+                          char **why) {
+        int r = unit_set_property(u, base, key, value, why);
 
         if (r == -ENOENT) {
                 (void) asprintf_safe(why,
@@ -732,7 +733,8 @@ static void overrides_apply_to(manager *m, const char *name, unit *u) {
                 _cleanup_free_ char *why = NULL;
 
                 if (streq(m->overrides[i].service, name) &&
-                    override_apply(&scratch, m->overrides[i].key, m->overrides[i].value, &why) < 0)
+                    override_apply(&scratch, u, m->overrides[i].key, m->overrides[i].value, &why) <
+                            0)
                         log_warning("%s: override %s= not applied: %s", name, m->overrides[i].key,
                                     why ?: "invalid");
         }
@@ -742,10 +744,11 @@ static void overrides_apply_to(manager *m, const char *name, unit *u) {
                 if (unit_check(&scratch, &why) < 0) {
                         log_warning("%s: overrides not applied to the new unit: %s", name,
                                     why ?: "invalid");
+                        unit_changes_drop(&scratch, u);
                         return;
                 }
         }
-        *u = scratch; /* only scalar fields changed */
+        unit_changes_take(u, &scratch);
 }
 
 static char *overrides_path(manager *m, const char *name) {
@@ -825,46 +828,53 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
                         return -EINVAL;
                 }
                 key = strndup(*a, (size_t) (eq - *a));
-                if (!key)
-                        return -ENOMEM;
-                r = override_apply(&scratch, key, eq + 1, ret_error);
+                if (!key) {
+                        r = -ENOMEM;
+                        goto drop;
+                }
+                r = override_apply(&scratch, s->unit, key, eq + 1, ret_error);
                 if (r < 0)
-                        return r;
+                        goto drop;
         }
         r = unit_check(&scratch, ret_error);
         if (r < 0)
-                return r;
+                goto drop;
         /* A tier lives in a cgroup of its own: moving a running service's leaf is not done. */
         if (service_is_active(s) &&
-            (scratch.resource.cpu_policy != s->unit->resource.cpu_policy ||
-             scratch.resource.cpu_priority != s->unit->resource.cpu_priority)) {
+            (scratch.resource->cpu_policy != s->unit->resource->cpu_policy ||
+             scratch.resource->cpu_priority != s->unit->resource->cpu_priority)) {
                 *ret_error = strdup("CPUPolicy= and CPUPriority= can only be changed while the "
                                     "service is stopped");
-                return -EINVAL;
+                r = -EINVAL;
+                goto drop;
         }
         /* Nothing can fail after this but memory; the file is written first. */
         path = overrides_path(m, s->name);
-        if (!path)
-                return -ENOMEM;
+        if (!path) {
+                r = -ENOMEM;
+                goto drop;
+        }
         if (!runtime) {
                 r = overrides_save(m, s->name, assignments);
                 if (r < 0) {
                         (void) asprintf_safe(ret_error, "cannot write %s: %s", path, strerror(-r));
-                        return r;
+                        goto drop;
                 }
         }
         STRV_FOREACH(a, assignments) {
                 _cleanup_free_ char *key = strndup(*a, (size_t) (strchr(*a, '=') - *a));
 
-                if (!key)
-                        return -ENOMEM;
+                if (!key) {
+                        r = -ENOMEM;
+                        goto drop;
+                }
                 r = override_record(m, s->name, key, strchr(*a, '=') + 1,
                                     runtime ? "SetProperties (runtime)" : path, runtime);
                 if (r < 0)
-                        return r;
+                        goto drop;
                 log_info("%s: %s set%s.", s->name, *a, runtime ? " until the next boot" : "");
         }
-        *s->unit = scratch;
+        unit_changes_take(s->unit, &scratch);
         if (s->pending_unit)
                 overrides_apply_to(m, s->name, s->pending_unit);
         /* The new limits reach the kernel now; Nice= and scheduling at the next start. */
@@ -878,6 +888,10 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
                 return r;
         manager_service_state_changed(m, s);
         return 0;
+
+drop:
+        unit_changes_drop(&scratch, s->unit);
+        return r;
 }
 
 /* At boot: STATE/overrides/NAME.conf of each service; problems are logged with file:line
@@ -915,7 +929,7 @@ static void manager_load_overrides(manager *m) {
                                 continue;
                         }
                         *eq = '\0';
-                        if (override_apply(&scratch, l, eq + 1, &why) < 0 ||
+                        if (override_apply(&scratch, s->unit, l, eq + 1, &why) < 0 ||
                             override_record(m, s->name, l, eq + 1, path, false) < 0)
                                 log_error("%s:%u: %s; ignored", path, line, why ?: "out of memory");
                 }
@@ -924,10 +938,11 @@ static void manager_load_overrides(manager *m) {
 
                         if (unit_check(&scratch, &why) < 0) {
                                 log_error("%s: %s; overrides not applied", path, why);
+                                unit_changes_drop(&scratch, s->unit);
                                 continue;
                         }
                 }
-                *s->unit = scratch;
+                unit_changes_take(s->unit, &scratch);
                 (void) service_resize_start_times(s, old_burst);
         }
 }

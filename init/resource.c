@@ -138,7 +138,7 @@ int resource_warnings(const unit *u, char ***ret) {
         for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
                 char buf[160];
 
-                if (!checks[i].is_set(&u->resource) || (have & checks[i].controller))
+                if (!checks[i].is_set(u->resource) || (have & checks[i].controller))
                         continue;
                 if (!cgroup_have_tree())
                         snprintf(buf, sizeof(buf), "%s= not enforced: no cgroup v2 hierarchy",

@@ -874,7 +874,7 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
 
         umask(u->umask);
 
-        r = resource_apply_child(&u->resource);
+        r = resource_apply_child(u->resource);
         if (r < 0)
                 child_fail(&c, -r, EXIT_LIMITS, "applying scheduling and OOM settings");
 

@@ -100,6 +100,9 @@ typedef struct unit_resource {
                 .enforcement = ENFORCEMENT_WARN, .sched_policy = SCHED_POLICY_UNSET,               \
         }
 
+/* Every setting unset: what unit->resource points to until one is set. */
+extern const unit_resource unit_resource_defaults;
+
 /* TasksMax= when a unit does not set it: systemd's DefaultTasksMax=15%. */
 #define TASKS_MAX_DEFAULT_PERMYRIAD 1500
 /* LimitRTTIME= when CPUSchedulingPolicy= is fifo or rr and the unit sets none: a real-time

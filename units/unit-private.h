@@ -32,6 +32,7 @@ typedef struct directive_table {
 
 struct load_ctx {
         unit *u;
+        const unit *base; /* live changes: the loaded unit u is a copy of (its blocks stay) */
         diag_list *diags;
         const char *path; /* the file being applied */
         unsigned line;
@@ -43,6 +44,17 @@ struct load_ctx {
 };
 
 #define F(field) offsetof(unit, field)
+/* The settings kept in a block of their own (unit->resource) have row offsets past the end
+ * of struct unit, as in this layout; load_field() turns one into the field. */
+typedef struct unit_layout {
+        unit u;
+        unit_resource resource;
+} unit_layout;
+#define F_RESOURCE(field) offsetof(unit_layout, resource.field)
+
+/* The field the current row writes: in the unit, or in a block of the unit's own (copied
+ * from the defaults or from c->base at the first write). NULL when out of memory. */
+void *load_field(load_ctx *c);
 
 /* Defaults as systemd has them; an empty assignment restores these. */
 extern const unit unit_defaults;
@@ -86,7 +98,7 @@ void unit_container_verify(load_ctx *c);
 
 extern const directive resource_directives[];
 extern const size_t N_RESOURCE_DIRECTIVES;
-void unit_resource_done(unit_resource *r);
+void unit_resource_free(const unit_resource *r); /* unless the defaults */
 void unit_resource_verify(load_ctx *c);
 
 extern const directive seccomp_directives[];

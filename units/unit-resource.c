@@ -381,6 +381,11 @@ static int parse_tasks_max(load_ctx *c, const char *value, void *field) {
         return 0;
 }
 
+/* The unit's block: a parser runs after load_field() made it the unit's own. */
+static unit_resource *own_resource(load_ctx *c) {
+        return (unit_resource *) c->u->resource;
+}
+
 /* An int field with a *_set flag right before it in struct unit_resource. */
 static int parse_int_setting(load_ctx *c, const char *value, void *field, bool *set, long min,
                              long max) {
@@ -402,16 +407,16 @@ static int parse_int_setting(load_ctx *c, const char *value, void *field, bool *
 }
 
 static int parse_nice(load_ctx *c, const char *value, void *field) {
-        return parse_int_setting(c, value, field, &c->u->resource.nice_set, -20, 19);
+        return parse_int_setting(c, value, field, &own_resource(c)->nice_set, -20, 19);
 }
 
 static int parse_oom_score_adjust(load_ctx *c, const char *value, void *field) {
-        return parse_int_setting(c, value, field, &c->u->resource.oom_score_adjust_set, -1000,
+        return parse_int_setting(c, value, field, &own_resource(c)->oom_score_adjust_set, -1000,
                                  1000);
 }
 
 static int parse_sched_priority(load_ctx *c, const char *value, void *field) {
-        return parse_int_setting(c, value, field, &c->u->resource.sched_priority_set, 0, 99);
+        return parse_int_setting(c, value, field, &own_resource(c)->sched_priority_set, 0, 99);
 }
 
 static int parse_sched_policy(load_ctx *c, const char *value, void *field) {
@@ -445,7 +450,7 @@ static int parse_enforcement(load_ctx *c, const char *value, void *field) {
 /* ---- the table ----------------------------------------------------------------------------- */
 
 #define R(key, parse, field)                                                                       \
-        { "Service", key, parse, F(resource.field), D_POLICY, 0 }
+        { "Service", key, parse, F_RESOURCE(field), D_POLICY, 0 }
 
 const directive resource_directives[] = {
         R("CPUWeight", parse_cpu_weight, cpu_weight),
@@ -469,8 +474,11 @@ const directive resource_directives[] = {
 };
 const size_t N_RESOURCE_DIRECTIVES = ELEMENTSOF(resource_directives);
 
-void unit_resource_done(unit_resource *r) {
-        /* Nothing is allocated. */
+const unit_resource unit_resource_defaults = UNIT_RESOURCE_DEFAULTS;
+
+void unit_resource_free(const unit_resource *r) {
+        if (r != &unit_resource_defaults)
+                free((unit_resource *) r);
 }
 
 static bool is_set(load_ctx *c, const char *key) {
@@ -480,7 +488,7 @@ static bool is_set(load_ctx *c, const char *key) {
 }
 
 void unit_resource_verify(load_ctx *c) {
-        const unit_resource *r = &c->u->resource;
+        const unit_resource *r = c->u->resource;
         int policy, prio;
 
         if (r->cpu_policy == CPU_POLICY_PRIORITY && is_set(c, "CPUWeight")) {

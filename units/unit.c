@@ -72,7 +72,7 @@ const unit unit_defaults = {
         .std_error = { .kind = OUTPUT_INHERIT },
         .no_new_privileges = -1,
         .capability_bounding_set = UINT64_MAX,
-        .resource = UNIT_RESOURCE_DEFAULTS,
+        .resource = &unit_resource_defaults,
         .seccomp = UNIT_SECCOMP_DEFAULTS,
         .container = { .read_only = true, .user_ns = -1 },
         .limits = unit_no_limits,
@@ -81,7 +81,32 @@ const unit unit_defaults = {
 };
 
 void load_reset_field(load_ctx *c, void *field, size_t size) {
-        memcpy(field, (const char *) &unit_defaults + c->d->offset, size);
+        size_t o = c->d->offset;
+
+        if (o >= offsetof(unit_layout, resource))
+                memcpy(field,
+                       (const char *) &unit_resource_defaults + o - offsetof(unit_layout, resource),
+                       size);
+        else
+                memcpy(field, (const char *) &unit_defaults + o, size);
+}
+
+void *load_field(load_ctx *c) {
+        size_t o = c->d->offset;
+        unit *u = c->u;
+
+        if (o < offsetof(unit_layout, resource))
+                return (char *) u + o;
+        if (u->resource == &unit_resource_defaults ||
+            (c->base && u->resource == c->base->resource)) {
+                unit_resource *r = malloc(sizeof(*r));
+
+                if (!r)
+                        return NULL;
+                *r = *u->resource;
+                u->resource = r;
+        }
+        return (char *) u->resource + o - offsetof(unit_layout, resource);
 }
 
 int load_next_word(load_ctx *c, const char **p, const char *value, char **ret) {
@@ -948,6 +973,7 @@ static int apply_value(load_ctx *c, const directive *d, const char *value) {
         _cleanup_free_ char *expanded = NULL;
         const char *key = d->key;
         char esc[INI_ESCAPE_MAX];
+        void *field;
         int r;
 
         if (d->flags & D_SPECIFIERS) {
@@ -972,7 +998,10 @@ static int apply_value(load_ctx *c, const directive *d, const char *value) {
                 value = expanded;
         }
 
-        r = d->parse(c, value, (char *) c->u + d->offset);
+        field = load_field(c);
+        if (!field)
+                return -ENOMEM;
+        r = d->parse(c, value, field);
         if (r < 0)
                 return r;
         return mark_source(c, d->offset);
@@ -1299,7 +1328,7 @@ unit *unit_free(unit *u) {
                 free(u->environment_files[i].path);
         free(u->environment_files);
         unit_container_done(&u->container);
-        unit_resource_done(&u->resource);
+        unit_resource_free(u->resource);
         unit_seccomp_done(&u->seccomp);
         if (u->limits != unit_no_limits)
                 free((rlimit_setting *) u->limits);
@@ -1382,10 +1411,12 @@ static int first_error(diag_list *diags, int r, char **ret_error) {
         return r;
 }
 
-int unit_set_property(unit *u, const char *key, const char *value, char **ret_error) {
+int unit_set_property(unit *u, const unit *base, const char *key, const char *value,
+                      char **ret_error) {
         const directive *d = NULL;
         diag_list diags = {};
         load_ctx c;
+        void *field;
 
         for (size_t i = 0; i < ELEMENTSOF(live_keys); i++)
                 if (streq(live_keys[i], key))
@@ -1400,7 +1431,23 @@ int unit_set_property(unit *u, const char *key, const char *value, char **ret_er
         load_ctx_init(&c, u, &diags);
         c.path = "SetProperties";
         c.d = d;
-        return first_error(&diags, d->parse(&c, value, (char *) u + d->offset), ret_error);
+        c.base = base;
+        field = load_field(&c);
+        if (!field)
+                return -ENOMEM;
+        return first_error(&diags, d->parse(&c, value, field), ret_error);
+}
+
+void unit_changes_take(unit *base, const unit *copy) {
+        if (base->resource != copy->resource)
+                unit_resource_free(base->resource);
+        *base = *copy;
+}
+
+void unit_changes_drop(unit *copy, const unit *base) {
+        if (copy->resource != base->resource)
+                unit_resource_free(copy->resource);
+        copy->resource = base->resource;
 }
 
 int unit_check(unit *u, char **ret_error) {

@@ -189,8 +189,10 @@ struct unit {
         char *policy;
         uint64_t capability_bounding_set; /* bit per capability; all ones: unchanged */
         uint64_t ambient_capabilities;
-        unit_resource resource; /* units/unit-resource.c */
-        unit_seccomp seccomp;   /* units/unit-seccomp.c */
+        /* units/unit-resource.c: unit_resource_defaults until the unit or its policy sets one
+         * (most units set none, and the block is about 280 bytes) */
+        const unit_resource *resource;
+        unit_seccomp seccomp; /* units/unit-seccomp.c */
 
         /* [Container], RootDirectory=, RootImage=: units/unit-container.c */
         unit_container container;
@@ -235,11 +237,18 @@ int unit_load_buffer(const char *name, const char *path, const char *data, size_
 int policy_check_file(const char *path, diag_list *diags);
 int policy_check_buffer(const char *path, const char *data, size_t size, diag_list *diags);
 
-/* A live change of one setting in u (a copy of a loaded unit): the restart rules
- * (Restart=, RestartSec=, ..., StartLimitBurst=) and the resource settings (CPUWeight=,
- * MemoryMax=, ...), parsed as in a unit file. 0, -ENOENT when KEY cannot change live,
- * -EINVAL with *ret_error saying why, -ENOMEM. */
-int unit_set_property(unit *u, const char *key, const char *value, char **ret_error);
+/* A live change of one setting in u, a shallow copy of the loaded unit base: the restart
+ * rules (Restart=, RestartSec=, ..., StartLimitBurst=) and the resource settings
+ * (CPUWeight=, MemoryMax=, ...), parsed as in a unit file. A block u still shares with base
+ * is copied before it is written, so base keeps its settings. 0, -ENOENT when KEY cannot
+ * change live, -EINVAL with *ret_error saying why, -ENOMEM. */
+int unit_set_property(unit *u, const unit *base, const char *key, const char *value,
+                      char **ret_error);
+/* After unit_set_property() on a copy: unit_changes_take() makes the copy's settings base's
+ * (freeing the blocks of base the copy no longer shares), unit_changes_drop() forgets them
+ * (freeing the blocks the copy made). */
+void unit_changes_take(unit *base, const unit *copy);
+void unit_changes_drop(unit *copy, const unit *base);
 /* The loader's whole-unit checks, after live changes: 0, or -EINVAL with *ret_error. */
 int unit_check(unit *u, char **ret_error);
 

@@ -64,7 +64,7 @@ static void test_values(void) {
                 return;
         }
         diag_list_done(&diags);
-        r = &u->resource;
+        r = u->resource;
         tap_inteq(r->cpu_weight, 700, "CPUWeight=700");
         tap_inteq(r->cpu_quota_per_sec, 1500000, "CPUQuota=150%% is 1.5 s of CPU per second");
         tap_inteq(r->cpu_quota_period, 10000, "CPUQuotaPeriodSec=10ms");
@@ -102,13 +102,13 @@ static void test_resets(void) {
         diag_list_done(&diags);
         if (!tap_ok(u != NULL, "a unit with resets loads"))
                 return;
-        tap_inteq(u->resource.cpu_weight, CPU_WEIGHT_IDLE, "CPUWeight=idle");
-        tap_inteq(unit_resource_cpu_weight(&u->resource), CPU_WEIGHT_IDLE,
+        tap_inteq(u->resource->cpu_weight, CPU_WEIGHT_IDLE, "CPUWeight=idle");
+        tap_inteq(unit_resource_cpu_weight(u->resource), CPU_WEIGHT_IDLE,
                   "CPUWeight=idle maps to cpu.idle");
-        tap_inteq(cpu_set_bits_is_empty(&u->resource.allowed_cpus), 1, "AllowedCPUs= resets");
-        tap_inteq(u->resource.nice_set, 0, "Nice= resets");
-        tap_inteq(u->resource.memory_max.value, CGROUP_LIMIT_UNSET, "MemoryMax= resets");
-        tap_inteq(scaled_limit_resolve(&u->resource.tasks_max, 32768), 3276,
+        tap_inteq(cpu_set_bits_is_empty(&u->resource->allowed_cpus), 1, "AllowedCPUs= resets");
+        tap_inteq(u->resource->nice_set, 0, "Nice= resets");
+        tap_inteq(u->resource->memory_max.value, CGROUP_LIMIT_UNSET, "MemoryMax= resets");
+        tap_inteq(scaled_limit_resolve(&u->resource->tasks_max, 32768), 3276,
                   "TasksMax=10%% of a 32768 pid space");
 }
 
@@ -121,14 +121,53 @@ static void test_defaults(void) {
         diag_list_done(&diags);
         if (!tap_ok(u != NULL, "a plain unit loads"))
                 return;
-        tap_inteq(u->resource.cpu_policy, CPU_POLICY_WEIGHTED, "CPUPolicy= defaults to weighted");
-        tap_inteq(unit_resource_cpu_weight(&u->resource), CGROUP_WEIGHT_UNSET,
+        tap_inteq(u->resource->cpu_policy, CPU_POLICY_WEIGHTED, "CPUPolicy= defaults to weighted");
+        tap_inteq(unit_resource_cpu_weight(u->resource), CGROUP_WEIGHT_UNSET,
                   "no CPUWeight=: the kernel's default");
-        tap_inteq(unit_resource_sched_policy(&u->resource, &prio), SCHED_POLICY_UNSET,
+        tap_inteq(unit_resource_sched_policy(u->resource, &prio), SCHED_POLICY_UNSET,
                   "no scheduling change by default");
-        tap_inteq(u->resource.tasks_max.value, CGROUP_LIMIT_UNSET,
+        tap_inteq(u->resource->tasks_max.value, CGROUP_LIMIT_UNSET,
                   "TasksMax= unset (the 15%% default applies in the cgroup)");
-        tap_ok(unit_resource_group(&u->resource) == NULL, "a weighted service has no tier group");
+        tap_ok(unit_resource_group(u->resource) == NULL, "a weighted service has no tier group");
+        tap_ok(u->resource == &unit_resource_defaults,
+               "a unit without settings shares the defaults");
+}
+
+/* Live changes go to a shallow copy: the loaded unit keeps its block until they are taken. */
+static void test_live_changes(void) {
+        static const char text[] = "[Service]\nExecStart=/bin/true\n";
+        diag_list diags = {};
+        _cleanup_unit_free_ unit *u = load_text(text, &diags);
+        _cleanup_free_ char *why = NULL;
+        const unit_resource *first;
+        unit copy;
+
+        diag_list_done(&diags);
+        if (!tap_ok(u != NULL, "a plain unit loads"))
+                return;
+        copy = *u;
+        tap_inteq(unit_set_property(&copy, u, "CPUWeight", "50", &why), 0, "CPUWeight=50 live");
+        tap_ok(copy.resource != u->resource && u->resource == &unit_resource_defaults,
+               "the copy has a block of its own, the unit still the defaults");
+        unit_changes_drop(&copy, u);
+        tap_ok(copy.resource == u->resource, "dropped changes leave the unit's block");
+
+        tap_inteq(unit_set_property(&copy, u, "CPUWeight", "50", &why), 0, "CPUWeight=50 again");
+        first = copy.resource;
+        tap_inteq(unit_set_property(&copy, u, "MemoryMax", "10M", &why), 0, "MemoryMax=10M");
+        tap_ok(copy.resource == first, "a second change writes the copy's own block");
+        unit_changes_take(u, &copy);
+        tap_inteq(u->resource->cpu_weight, 50, "taken: CPUWeight=50");
+        tap_inteq(u->resource->memory_max.value, 10 * 1024 * 1024, "taken: MemoryMax=10M");
+
+        copy = *u;
+        tap_inteq(unit_set_property(&copy, u, "CPUWeight", "80", &why), 0, "CPUWeight=80 live");
+        tap_ok(copy.resource != u->resource, "a block the copy shares is copied before a write");
+        tap_inteq(u->resource->cpu_weight, 50, "the unit keeps CPUWeight=50");
+        tap_inteq(unit_set_property(&copy, u, "CPUWeight", "x", &why), -EINVAL,
+                  "a bad value is refused");
+        unit_changes_drop(&copy, u);
+        tap_inteq(u->resource->cpu_weight, 50, "after a dropped change too");
 }
 
 static void test_tiers(void) {
@@ -158,11 +197,11 @@ static void test_tiers(void) {
                 diag_list_done(&diags);
                 if (!tap_ok(u != NULL, "CPUPriority=%s loads", want[i].priority))
                         continue;
-                tap_inteq(unit_resource_cpu_weight(&u->resource), want[i].weight,
+                tap_inteq(unit_resource_cpu_weight(u->resource), want[i].weight,
                           "CPUPriority=%s: cpu.weight", want[i].priority);
-                tap_streq(unit_resource_group(&u->resource), want[i].group,
+                tap_streq(unit_resource_group(u->resource), want[i].group,
                           "CPUPriority=%s: its group", want[i].priority);
-                pol = unit_resource_sched_policy(&u->resource, &prio);
+                pol = unit_resource_sched_policy(u->resource, &prio);
                 tap_inteq(pol, want[i].sched, "CPUPriority=%s: scheduling policy",
                           want[i].priority);
                 if (pol == SCHED_RR)
@@ -288,7 +327,7 @@ static void test_apply_child(void) {
         if (pid == 0) {
                 char oom[16] = "";
                 FILE *f;
-                int r = resource_apply_child(&u->resource);
+                int r = resource_apply_child(u->resource);
 
                 f = fopen("/proc/self/oom_score_adj", "re");
                 if (f && fgets(oom, sizeof(oom), f))
@@ -316,7 +355,7 @@ static void test_apply_child(void) {
         if (pid == 0) {
                 struct sched_param sp = {};
                 struct rlimit rl = {};
-                int r = resource_apply_child(&rt->resource);
+                int r = resource_apply_child(rt->resource);
 
                 sched_getparam(0, &sp);
                 getrlimit(RLIMIT_RTTIME, &rl);
@@ -342,6 +381,7 @@ int main(void) {
         test_values();
         test_resets();
         test_defaults();
+        test_live_changes();
         test_tiers();
         test_errors();
         test_policy();
