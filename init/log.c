@@ -4,6 +4,9 @@
 
 #include "log.h"
 
+/* A message longer than this is cut. */
+#define LOG_MESSAGE_MAX 1024
+
 static int kmsg_fd = -1;
 static int max_level = LOG_INFO;
 
@@ -16,8 +19,26 @@ void log_set_max_level(int level) {
         max_level = level;
 }
 
+/* One line in one write(), formatted on the stack: dprintf() would allocate a buffer for
+ * each line, and a log line between two allocations that stay leaves a hole in the heap.
+ * level >= 0: the kernel log's "<level>" prefix. */
+static void log_write(int fd, int level, const char *msg) {
+        char line[LOG_MESSAGE_MAX + 32];
+        int n = level >= 0 ? snprintf(line, sizeof(line), "<%d>vigil: %s\n", level, msg)
+                           : snprintf(line, sizeof(line), "vigil: %s\n", msg);
+
+        if (n < 0)
+                return;
+        if ((size_t) n >= sizeof(line)) {
+                n = (int) sizeof(line) - 1;
+                line[n - 1] = '\n';
+        }
+        if (write(fd, line, (size_t) n) < 0)
+                return; /* nowhere to report it */
+}
+
 int log_internal(int level, int error, const char *fmt, ...) {
-        char buf[1024];
+        char buf[LOG_MESSAGE_MAX];
         va_list ap;
         int saved = errno;
 
@@ -31,9 +52,9 @@ int log_internal(int level, int error, const char *fmt, ...) {
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
 
-        dprintf(STDERR_FILENO, "vigil: %s\n", buf);
+        log_write(STDERR_FILENO, -1, buf);
         if (kmsg_fd >= 0)
-                dprintf(kmsg_fd, "<%d>vigil: %s\n", level, buf);
+                log_write(kmsg_fd, level, buf);
         errno = saved;
         return -error;
 }

@@ -24,6 +24,12 @@ typedef struct start_ctx {
         spawn_params p;
 } start_ctx;
 
+/* The context of the start being made: PID 1 is single-threaded and a start never runs
+ * inside another, so one serves all (the child has its own copy after clone). It is too
+ * large for PID 1's stack frame, and allocating it for each start would leave holes between
+ * the allocations the boot's burst of starts makes to stay. */
+static start_ctx the_start_ctx;
+
 /* Fills ctx for cmd of s; a "+" command gets no container. */
 static int start_ctx_init(start_ctx *ctx, service *s, const exec_command *cmd, bool control) {
         const unit *u = s->unit;
@@ -96,14 +102,11 @@ static bool keeps_ready(const service *s, const exec_command *cmd, bool control)
  * means that the next start is an ordinary one. */
 static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         service *s = userdata;
-        start_ctx *ctx;
+        start_ctx *ctx = &the_start_ctx;
         int r;
 
         s->spare.timer = sd_event_source_disable_unref(s->spare.timer);
         if (s->spare.pid > 0 || !keeps_ready(s, &s->unit->exec_start.items[0], false))
-                return 0;
-        ctx = malloc(sizeof(start_ctx)); /* two paths: too large for PID 1's stack frame */
-        if (!ctx)
                 return 0;
         r = start_ctx_init(ctx, s, &s->unit->exec_start.items[0], false);
         if (r >= 0 && ctx->p.isolation) {
@@ -119,7 +122,6 @@ static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata
                         kernel_release(s);
         } else if (r < 0)
                 log_warning_errno(r, "%s: cannot prepare the next start: %m", s->name);
-        free(ctx);
         return 0;
 }
 
@@ -152,15 +154,12 @@ static bool spare_start(service *s, const isolation *iso, pid_t *ret_pid, int *r
 
 static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t *ret_pid,
                         int *ret_pidfd, int *ret_exec_fd) {
-        _cleanup_free_ start_ctx *ctx = NULL;
+        start_ctx *ctx = &the_start_ctx;
         int r;
 
         r = cgroup_service_renew(s);
         if (r < 0)
                 return r;
-        ctx = malloc(sizeof(start_ctx));
-        if (!ctx)
-                return -ENOMEM;
         r = start_ctx_init(ctx, s, cmd, control);
         if (r < 0)
                 return r;
