@@ -1438,7 +1438,7 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
         if (streq(property, "UnitPath"))
                 return append_string(reply, s->unit ? s->unit->path : NULL);
         if (streq(property, "Image"))
-                return append_string(reply, s->unit ? s->unit->container.image : NULL);
+                return append_string(reply, s->unit ? s->unit->container->image : NULL);
         if (streq(property, "ImageVersion"))
                 return append_string(reply, s->image_version);
         return -EINVAL;
@@ -1471,8 +1471,9 @@ static int property_get_warnings(sd_bus *bus, const char *path, const char *inte
 /* The settings an admin asks about, resolved, each with where it came from. */
 typedef enum setting_kind {
         SETTING_STRING,
-        SETTING_SEC,      /* usec_t, USEC_INFINITY: "infinity" */
-        SETTING_UNSIGNED, /* unsigned */
+        SETTING_CONTAINER_STRING, /* a string of unit->container: offset in unit_container */
+        SETTING_SEC,              /* usec_t, USEC_INFINITY: "infinity" */
+        SETTING_UNSIGNED,         /* unsigned */
         SETTING_TYPE,
         SETTING_RESTART,
         SETTING_KILL_MODE,
@@ -1509,15 +1510,18 @@ static const struct setting {
         { "Service", NULL, "Group", SETTING_STRING, offsetof(unit, group) },
         { "Service", NULL, "WorkingDirectory", SETTING_STRING, offsetof(unit, working_directory) },
         { "Service", NULL, "Policy", SETTING_STRING, offsetof(unit, policy) },
-        { "Container", NULL, "Image", SETTING_STRING, offsetof(unit, container.image) },
+        { "Container", NULL, "Image", SETTING_CONTAINER_STRING, offsetof(unit_container, image) },
 };
 
 static void setting_format(const unit *u, const struct setting *st, char *buf, size_t len) {
-        const void *f = (const char *) u + st->offset;
+        const void *f = st->kind == SETTING_CONTAINER_STRING
+                                ? (const char *) u->container + st->offset
+                                : (const char *) u + st->offset;
         usec_t t;
 
         switch (st->kind) {
         case SETTING_STRING:
+        case SETTING_CONTAINER_STRING:
                 snprintf(buf, len, "%s", *(char *const *) f ?: "");
                 break;
         case SETTING_SEC:

@@ -608,7 +608,7 @@ static char what_buf[256];
 
 /* The unit's own mounts, in order. */
 static int setup_mounts(const isolation *iso, const unit *u, int rootfd, const char **what) {
-        const unit_container *ct = &u->container;
+        const unit_container *ct = u->container;
         bool userns = iso->userns_fd >= 0;
         uid_t root_uid = userns ? iso->uid_base : 0;
         int r;
@@ -705,8 +705,8 @@ static int chown_volumes(const isolation *iso, const unit *u, const char **what)
         gid_t gid = 0;
         int r;
 
-        for (size_t i = 0; i < u->container.n_mounts; i++) {
-                const mount_entry *m = &u->container.mounts[i];
+        for (size_t i = 0; i < u->container->n_mounts; i++) {
+                const mount_entry *m = &u->container->mounts[i];
                 _cleanup_close_ int fd = -1;
 
                 if (!m->chown)
@@ -749,7 +749,7 @@ static int chown_volumes(const isolation *iso, const unit *u, const char **what)
 
 static int ns_enter(const isolation *iso, const unit *u, const char *notify_socket,
                     const char **what) {
-        const unit_container *ct = &u->container;
+        const unit_container *ct = u->container;
         bool userns = iso->userns_fd >= 0;
         _cleanup_close_ int tree = -1, rootfd = -1, proc = -1, sys = -1;
         struct statfs sfs;
@@ -911,7 +911,7 @@ static const isolation_driver namespace_driver = {
 };
 
 int isolation_prepare(const unit *u, const isolation_dirs *dirs, isolation *ret) {
-        const unit_container *ct = &u->container;
+        const unit_container *ct = u->container;
         isolation iso = {
                 .driver = &namespace_driver,
                 .clone_flags =

@@ -94,7 +94,7 @@ static void kernel_release(service *s) {
 static bool keeps_ready(const service *s, const exec_command *cmd, bool control) {
         const unit *u = s->unit;
 
-        return !control && u->container.keep_ready && unit_is_container(u) &&
+        return !control && u->container->keep_ready && unit_is_container(u) &&
                u->exec_start.n == 1 && cmd == &u->exec_start.items[0];
 }
 

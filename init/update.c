@@ -391,7 +391,7 @@ int update_load(manager *m) {
                         return log_oom();
         }
         for (size_t i = 0; i < m->n_services; i++) {
-                const char *image = m->services[i]->unit->container.image;
+                const char *image = m->services[i]->unit->container->image;
 
                 if (image && (k = record_add(u, image)) < 0)
                         return log_error_errno(k, "Image %s: cannot load its update record: %m",
@@ -437,7 +437,7 @@ static void announce(manager *m, const char *kind, const char *image, const char
 
 /* The services that run the image (Image=NAME). */
 static bool uses_image(const service *s, const image_record *r) {
-        return s->unit->container.image && streq(s->unit->container.image, r->name);
+        return s->unit->container->image && streq(s->unit->container->image, r->name);
 }
 
 /* A run that failed (a start limit hit, a failed start...): its start request was given up,
@@ -553,7 +553,7 @@ static void promote(manager *m, image_record *r) {
 }
 
 static int health_start(manager *m, image_record *r, service *s) {
-        const exec_list *l = &s->unit->container.health_cmd;
+        const exec_list *l = &s->unit->container->health_cmd;
         pid_t pid;
         int pidfd, k;
 
@@ -603,7 +603,7 @@ static void trial_check(manager *m, image_record *r) {
                         break;
                 }
                 /* Healthy so far; its HealthCmd=, in order, one at a time. */
-                if (s->unit->container.health_cmd.n > 0 && k++ == r->health_passed) {
+                if (s->unit->container->health_cmd.n > 0 && k++ == r->health_passed) {
                         const char *what = "its HealthCmd= is running";
 
                         waiting = true;
@@ -679,9 +679,9 @@ void update_service_state_changed(manager *m, service *s) {
         update_state *u = m->updates;
         image_record *r;
 
-        if (!u || !s->unit->container.image)
+        if (!u || !s->unit->container->image)
                 return;
-        r = record_find(u, s->unit->container.image);
+        r = record_find(u, s->unit->container->image);
         /* A failure (its start limit hit) ends the trial at once, from the loop: not while
          * the state machine is still in the middle of this change. */
         if (r && r->trial && failed(s))

@@ -71,8 +71,13 @@ static int parse_userns(load_ctx *c, const char *value, void *field) {
         return 0;
 }
 
+/* The unit's block: a parser runs after load_field() made it the unit's own. */
+static unit_container *own_container(load_ctx *c) {
+        return (unit_container *) c->u->container;
+}
+
 static int mount_add(load_ctx *c, const mount_entry *m) {
-        unit_container *ct = &c->u->container;
+        unit_container *ct = own_container(c);
         mount_entry *l;
 
         if (ct->n_mounts >= MOUNTS_MAX)
@@ -95,7 +100,7 @@ enum {
 
 /* An empty assignment drops the earlier mounts of the same directive. */
 static void mounts_reset(load_ctx *c, uint8_t origin) {
-        unit_container *ct = &c->u->container;
+        unit_container *ct = own_container(c);
         size_t j = 0;
 
         for (size_t i = 0; i < ct->n_mounts; i++) {
@@ -350,25 +355,25 @@ static int parse_caps(load_ctx *c, const char *value, void *field) {
 }
 
 const directive container_directives[] = {
-        { "Container", "Image", parse_image, F(container.image), D_SPECIFIERS, 0 },
-        { "Container", "HostName", parse_hostname, F(container.hostname), D_SPECIFIERS | D_POLICY,
+        { "Container", "Image", parse_image, F_CONTAINER(image), D_SPECIFIERS, 0 },
+        { "Container", "HostName", parse_hostname, F_CONTAINER(hostname), D_SPECIFIERS | D_POLICY,
           0 },
         { "Container", "User", load_parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
         { "Container", "Group", load_parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
-        { "Container", "Network", parse_network, F(container.network), D_POLICY, 0 },
-        { "Container", "ReadOnly", load_parse_bool, F(container.read_only), D_POLICY, 0 },
-        { "Container", "KeepReady", load_parse_bool, F(container.keep_ready), D_POLICY, 0 },
-        { "Container", "UserNS", parse_userns, F(container.user_ns), D_POLICY, 0 },
-        { "Container", "Volume", parse_volume, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },
-        { "Container", "Tmpfs", parse_tmpfs, F(container.mounts), D_SPECIFIERS | D_POLICY, 0 },
-        { "Container", "HealthCmd", load_parse_exec, F(container.health_cmd), D_SPECIFIERS, 0 },
-        { "Service", "RootDirectory", parse_abs_path, F(container.root_directory), D_SPECIFIERS,
+        { "Container", "Network", parse_network, F_CONTAINER(network), D_POLICY, 0 },
+        { "Container", "ReadOnly", load_parse_bool, F_CONTAINER(read_only), D_POLICY, 0 },
+        { "Container", "KeepReady", load_parse_bool, F_CONTAINER(keep_ready), D_POLICY, 0 },
+        { "Container", "UserNS", parse_userns, F_CONTAINER(user_ns), D_POLICY, 0 },
+        { "Container", "Volume", parse_volume, F_CONTAINER(mounts), D_SPECIFIERS | D_POLICY, 0 },
+        { "Container", "Tmpfs", parse_tmpfs, F_CONTAINER(mounts), D_SPECIFIERS | D_POLICY, 0 },
+        { "Container", "HealthCmd", load_parse_exec, F_CONTAINER(health_cmd), D_SPECIFIERS, 0 },
+        { "Service", "RootDirectory", parse_abs_path, F_CONTAINER(root_directory), D_SPECIFIERS,
           0 },
-        { "Service", "RootImage", parse_abs_path, F(container.root_image), D_SPECIFIERS, 0 },
-        { "Service", "PrivateUsers", load_parse_tristate, F(container.user_ns), D_POLICY, 0 },
-        { "Service", "BindPaths", parse_bind_paths, F(container.mounts), D_SPECIFIERS | D_POLICY,
+        { "Service", "RootImage", parse_abs_path, F_CONTAINER(root_image), D_SPECIFIERS, 0 },
+        { "Service", "PrivateUsers", load_parse_tristate, F_CONTAINER(user_ns), D_POLICY, 0 },
+        { "Service", "BindPaths", parse_bind_paths, F_CONTAINER(mounts), D_SPECIFIERS | D_POLICY,
           false },
-        { "Service", "BindReadOnlyPaths", parse_bind_paths, F(container.mounts),
+        { "Service", "BindReadOnlyPaths", parse_bind_paths, F_CONTAINER(mounts),
           D_SPECIFIERS | D_POLICY, true },
         { "Service", "NoNewPrivileges", load_parse_tristate, F(no_new_privileges), D_POLICY, 0 },
         { "Service", "CapabilityBoundingSet", parse_caps, F(capability_bounding_set), D_POLICY,
@@ -377,7 +382,13 @@ const directive container_directives[] = {
 };
 const size_t N_CONTAINER_DIRECTIVES = ELEMENTSOF(container_directives);
 
-void unit_container_done(unit_container *c) {
+const unit_container unit_container_defaults = { .read_only = true, .user_ns = -1 };
+
+void unit_container_free(const unit_container *ct) {
+        unit_container *c = (unit_container *) ct;
+
+        if (ct == &unit_container_defaults)
+                return;
         free(c->image);
         free(c->root_image);
         free(c->root_directory);
@@ -388,11 +399,12 @@ void unit_container_done(unit_container *c) {
                 free(c->mounts[i].options);
         }
         free(c->mounts);
+        free(c);
 }
 
 void unit_container_verify(load_ctx *c) {
         unit *u = c->u;
-        const unit_container *ct = &u->container;
+        const unit_container *ct = u->container;
         int roots = !!ct->image + !!ct->root_image + !!ct->root_directory;
 
         if (roots > 1) {

@@ -44,13 +44,15 @@ struct load_ctx {
 };
 
 #define F(field) offsetof(unit, field)
-/* The settings kept in a block of their own (unit->resource) have row offsets past the end
- * of struct unit, as in this layout; load_field() turns one into the field. */
+/* The settings kept in blocks of their own (unit->resource, unit->container) have row offsets
+ * past the end of struct unit, as in this layout; load_field() turns one into the field. */
 typedef struct unit_layout {
         unit u;
         unit_resource resource;
+        unit_container container;
 } unit_layout;
 #define F_RESOURCE(field) offsetof(unit_layout, resource.field)
+#define F_CONTAINER(field) offsetof(unit_layout, container.field)
 
 /* The field the current row writes: in the unit, or in a block of the unit's own (copied
  * from the defaults or from c->base at the first write). NULL when out of memory. */
@@ -93,7 +95,7 @@ int load_parse_enum(load_ctx *c, const char *value, void *field, const char *con
  * the cleanup and whole-unit checks that go with them. */
 extern const directive container_directives[];
 extern const size_t N_CONTAINER_DIRECTIVES;
-void unit_container_done(unit_container *c);
+void unit_container_free(const unit_container *c); /* unless the defaults */
 void unit_container_verify(load_ctx *c);
 
 extern const directive resource_directives[];

@@ -74,39 +74,62 @@ const unit unit_defaults = {
         .capability_bounding_set = UINT64_MAX,
         .resource = &unit_resource_defaults,
         .seccomp = UNIT_SECCOMP_DEFAULTS,
-        .container = { .read_only = true, .user_ns = -1 },
+        .container = &unit_container_defaults,
         .limits = unit_no_limits,
         .restart_prevent_exit_status = &exit_status_set_empty,
         .success_exit_status = &exit_status_set_empty,
 };
 
-void load_reset_field(load_ctx *c, void *field, size_t size) {
-        size_t o = c->d->offset;
+/* The blocks a unit points to: where each lies in unit_layout, its defaults and the unit's
+ * pointer to it. Only plain values change live (the resource settings), so a block copied
+ * from c->base holds no pointers of its own. */
+typedef struct unit_block {
+        size_t start, size;
+        const void *defaults;
+        size_t pointer;
+} unit_block;
 
-        if (o >= offsetof(unit_layout, resource))
-                memcpy(field,
-                       (const char *) &unit_resource_defaults + o - offsetof(unit_layout, resource),
-                       size);
+static const unit_block unit_blocks[] = {
+        { offsetof(unit_layout, resource), sizeof(unit_resource), &unit_resource_defaults,
+          F(resource) },
+        { offsetof(unit_layout, container), sizeof(unit_container), &unit_container_defaults,
+          F(container) },
+};
+
+static const unit_block *unit_block_of(size_t offset) {
+        for (size_t i = 0; i < ELEMENTSOF(unit_blocks); i++)
+                if (offset >= unit_blocks[i].start &&
+                    offset < unit_blocks[i].start + unit_blocks[i].size)
+                        return &unit_blocks[i];
+        return NULL;
+}
+
+void load_reset_field(load_ctx *c, void *field, size_t size) {
+        const unit_block *b = unit_block_of(c->d->offset);
+
+        if (b)
+                memcpy(field, (const char *) b->defaults + c->d->offset - b->start, size);
         else
-                memcpy(field, (const char *) &unit_defaults + o, size);
+                memcpy(field, (const char *) &unit_defaults + c->d->offset, size);
 }
 
 void *load_field(load_ctx *c) {
-        size_t o = c->d->offset;
-        unit *u = c->u;
+        const unit_block *b = unit_block_of(c->d->offset);
+        const void **p;
 
-        if (o < offsetof(unit_layout, resource))
-                return (char *) u + o;
-        if (u->resource == &unit_resource_defaults ||
-            (c->base && u->resource == c->base->resource)) {
-                unit_resource *r = malloc(sizeof(*r));
+        if (!b)
+                return (char *) c->u + c->d->offset;
+        p = (const void **) ((char *) c->u + b->pointer);
+        if (*p == b->defaults ||
+            (c->base && *p == *(const void *const *) ((const char *) c->base + b->pointer))) {
+                void *copy = malloc(b->size);
 
-                if (!r)
+                if (!copy)
                         return NULL;
-                *r = *u->resource;
-                u->resource = r;
+                memcpy(copy, *p, b->size);
+                *p = copy;
         }
-        return (char *) u->resource + o - offsetof(unit_layout, resource);
+        return (char *) *p + c->d->offset - b->start;
 }
 
 int load_next_word(load_ctx *c, const char **p, const char *value, char **ret) {
@@ -1232,11 +1255,14 @@ static void pack_exec_list(packer *p, exec_list *l) {
         l->items = items;
 }
 
+/* HealthCmd= last: a unit without container settings has none, and no block to change. */
 static exec_list *unit_exec_list(unit *u, size_t i) {
-        exec_list *l[] = { &u->exec_start_pre, &u->exec_start,  &u->exec_start_post,
-                           &u->exec_stop,      &u->exec_reload, &u->container.health_cmd };
+        exec_list *l[] = { &u->exec_start_pre,  &u->exec_start,
+                           &u->exec_start_post, &u->exec_stop,
+                           &u->exec_reload,     (exec_list *) &u->container->health_cmd };
+        size_t n = u->container == &unit_container_defaults ? ELEMENTSOF(l) - 1 : ELEMENTSOF(l);
 
-        return i < ELEMENTSOF(l) ? l[i] : NULL;
+        return i < n ? l[i] : NULL;
 }
 
 /* Measures (p->ptrs NULL) or moves (p->ptrs set) what unit_pack() packs. files' array is the
@@ -1327,7 +1353,7 @@ unit *unit_free(unit *u) {
         for (size_t i = 0; i < u->n_environment_files; i++)
                 free(u->environment_files[i].path);
         free(u->environment_files);
-        unit_container_done(&u->container);
+        unit_container_free(u->container);
         unit_resource_free(u->resource);
         unit_seccomp_done(&u->seccomp);
         if (u->limits != unit_no_limits)

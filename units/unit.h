@@ -137,6 +137,9 @@ typedef struct unit_container {
         exec_list health_cmd; /* [Container] HealthCmd=: an updated image's health check */
 } unit_container;
 
+/* No container: what unit->container points to until a setting of it is made. */
+extern const unit_container unit_container_defaults;
+
 typedef struct unit unit;
 
 struct unit {
@@ -194,8 +197,9 @@ struct unit {
         const unit_resource *resource;
         unit_seccomp seccomp; /* units/unit-seccomp.c */
 
-        /* [Container], RootDirectory=, RootImage=: units/unit-container.c */
-        unit_container container;
+        /* [Container], RootDirectory=, RootImage=: units/unit-container.c;
+         * unit_container_defaults until the unit or its policy sets one */
+        const unit_container *container;
 
         /* [Install] */
         char **wanted_by;
@@ -257,7 +261,7 @@ bool unit_directive_source(const unit *u, const char *section, const char *key, 
 
 /* True when the service runs in its own root (Image=, RootImage=, RootDirectory=). */
 static inline bool unit_is_container(const unit *u) {
-        return u->container.image || u->container.root_image || u->container.root_directory;
+        return u->container->image || u->container->root_image || u->container->root_directory;
 }
 
 /* Image, volume and policy names: up to 64 of [A-Za-z0-9_.-], not starting with "." or

@@ -343,6 +343,8 @@ void bus_doubles_setup(manager *m) {
         for (size_t i = 0; i < ELEMENTSOF(services); i++) {
                 units[i].name = (char *) names[i];
                 units[i].description = (char *) "A fake service";
+                units[i].container = &unit_container_defaults;
+                units[i].resource = &unit_resource_defaults;
                 services[i] = (service){ .manager = m,
                                          .unit = &units[i],
                                          .name = (char *) names[i],

@@ -141,6 +141,9 @@ static void test_defaults(void) {
         tap_inteq(u->umask, 022, "default UMask=0022");
         tap_inteq(u->std_output.kind, OUTPUT_JOURNAL, "default StandardOutput=journal");
         tap_inteq(u->std_error.kind, OUTPUT_INHERIT, "default StandardError=inherit");
+        tap_ok(u->container == &unit_container_defaults && !unit_is_container(u) &&
+                       u->container->read_only && u->container->user_ns == -1,
+               "no container settings: the shared defaults (ReadOnly=yes, UserNS= unset)");
 }
 
 static void test_policy_merge(void) {
@@ -287,7 +290,8 @@ static void test_container(void) {
                 tap_ok(false, "container.service loads");
                 return;
         }
-        c = &u->container;
+        c = u->container;
+        tap_ok(c != &unit_container_defaults, "container settings: a block of its own");
         tap_ok(unit_is_container(u), "Image= makes a container");
         tap_streq(c->image, "teeworlds", "Image=");
         tap_streq(c->hostname, "game-1", "HostName=");
@@ -346,9 +350,9 @@ static void test_mounts_reset(void) {
 
         tap_ok(unit_load_buffer("m.service", "m.service", text, sizeof(text) - 1, &diags, &u) >= 0,
                "mounts with resets load");
-        tap_ok(u && u->container.n_mounts == 2 &&
-                       streq(u->container.mounts[0].target, "/etc/game") &&
-                       streq(u->container.mounts[1].target, "/cache"),
+        tap_ok(u && u->container->n_mounts == 2 &&
+                       streq(u->container->mounts[0].target, "/etc/game") &&
+                       streq(u->container->mounts[1].target, "/cache"),
                "an empty Volume= or BindPaths= drops only that directive's mounts");
         diag_list_done(&diags);
 }
