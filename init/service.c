@@ -247,7 +247,7 @@ static void service_enter_start_pre(service *s) {
         s->watchdog_usec = s->unit->watchdog;
 
         service_arm_timer(s, s->unit->timeout_start);
-        service_begin_control(s, &s->unit->exec_start_pre);
+        service_begin_control(s, &s->unit->commands->exec_start_pre);
         r = service_spawn_control(s);
         if (r < 0) {
                 service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_RESOURCES);
@@ -319,7 +319,7 @@ static void service_start_watchdog(service *s);
 static void service_enter_start_post(service *s) {
         int r;
 
-        service_begin_control(s, &s->unit->exec_start_post);
+        service_begin_control(s, &s->unit->commands->exec_start_post);
         r = service_spawn_control(s);
         if (r < 0) {
                 service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_RESOURCES);
@@ -581,9 +581,9 @@ static void service_enter_stop(service *s) {
         int r;
 
         s->state_before_stop = s->state;
-        if (s->main_pid > 0 && s->unit->exec_stop.n > 0) {
+        if (s->main_pid > 0 && s->unit->commands->exec_stop.n > 0) {
                 service_arm_timer(s, s->unit->timeout_stop);
-                service_begin_control(s, &s->unit->exec_stop);
+                service_begin_control(s, &s->unit->commands->exec_stop);
                 r = service_spawn_control(s);
                 if (r > 0) {
                         service_set_state(s, SERVICE_STOP);
@@ -596,7 +596,7 @@ static void service_enter_stop(service *s) {
 static void service_enter_reload(service *s) {
         int r;
 
-        service_begin_control(s, &s->unit->exec_reload);
+        service_begin_control(s, &s->unit->commands->exec_reload);
         r = service_spawn_control(s);
         if (r <= 0)
                 return;
@@ -941,7 +941,7 @@ int service_restart(service *s) {
 int service_reload(service *s) {
         if (s->state != SERVICE_RUNNING)
                 return -EBUSY;
-        if (s->unit->exec_reload.n == 0)
+        if (s->unit->commands->exec_reload.n == 0)
                 return -EOPNOTSUPP;
         service_enter_reload(s);
         return s->state == SERVICE_RELOAD ? 0 : -EIO;

@@ -44,15 +44,18 @@ struct load_ctx {
 };
 
 #define F(field) offsetof(unit, field)
-/* The settings kept in blocks of their own (unit->resource, unit->container) have row offsets
- * past the end of struct unit, as in this layout; load_field() turns one into the field. */
+/* The settings kept in blocks of their own (unit->resource, unit->container, unit->commands)
+ * have row offsets past the end of struct unit, as in this layout; load_field() turns one into
+ * the field. */
 typedef struct unit_layout {
         unit u;
         unit_resource resource;
         unit_container container;
+        unit_commands commands;
 } unit_layout;
 #define F_RESOURCE(field) offsetof(unit_layout, resource.field)
 #define F_CONTAINER(field) offsetof(unit_layout, container.field)
+#define F_COMMANDS(field) offsetof(unit_layout, commands.field)
 
 /* The field the current row writes: in the unit, or in a block of the unit's own (copied
  * from the defaults or from c->base at the first write). NULL when out of memory. */

@@ -75,6 +75,7 @@ const unit unit_defaults = {
         .resource = &unit_resource_defaults,
         .seccomp = UNIT_SECCOMP_DEFAULTS,
         .container = &unit_container_defaults,
+        .commands = &unit_no_commands,
         .limits = unit_no_limits,
         .restart_prevent_exit_status = &exit_status_set_empty,
         .success_exit_status = &exit_status_set_empty,
@@ -94,6 +95,7 @@ static const unit_block unit_blocks[] = {
           F(resource) },
         { offsetof(unit_layout, container), sizeof(unit_container), &unit_container_defaults,
           F(container) },
+        { offsetof(unit_layout, commands), sizeof(unit_commands), &unit_no_commands, F(commands) },
 };
 
 static const unit_block *unit_block_of(size_t offset) {
@@ -448,6 +450,7 @@ bool exit_status_set_is_empty(const exit_status_set *s) {
 }
 
 const exit_status_set exit_status_set_empty;
+const unit_commands unit_no_commands;
 
 static void exit_status_set_free(const exit_status_set *s) {
         if (s != &exit_status_set_empty)
@@ -775,11 +778,12 @@ static const directive core_directives[] = {
         { "Unit", "StartLimitRetrySec", load_parse_sec, F(start_limit_retry), D_POLICY, 0 },
 
         { "Service", "Type", parse_type, F(type), 0, 0 },
-        { "Service", "ExecStartPre", load_parse_exec, F(exec_start_pre), D_SPECIFIERS, 0 },
+        { "Service", "ExecStartPre", load_parse_exec, F_COMMANDS(exec_start_pre), D_SPECIFIERS, 0 },
         { "Service", "ExecStart", load_parse_exec, F(exec_start), D_SPECIFIERS, 0 },
-        { "Service", "ExecStartPost", load_parse_exec, F(exec_start_post), D_SPECIFIERS, 0 },
-        { "Service", "ExecStop", load_parse_exec, F(exec_stop), D_SPECIFIERS, 0 },
-        { "Service", "ExecReload", load_parse_exec, F(exec_reload), D_SPECIFIERS, 0 },
+        { "Service", "ExecStartPost", load_parse_exec, F_COMMANDS(exec_start_post), D_SPECIFIERS,
+          0 },
+        { "Service", "ExecStop", load_parse_exec, F_COMMANDS(exec_stop), D_SPECIFIERS, 0 },
+        { "Service", "ExecReload", load_parse_exec, F_COMMANDS(exec_reload), D_SPECIFIERS, 0 },
         { "Service", "Restart", parse_restart, F(restart), D_POLICY, 0 },
         { "Service", "RestartSec", load_parse_sec, F(restart_sec), D_POLICY, 0 },
         { "Service", "RestartSteps", load_parse_unsigned, F(restart_steps), D_POLICY, 10000 },
@@ -1255,14 +1259,24 @@ static void pack_exec_list(packer *p, exec_list *l) {
         l->items = items;
 }
 
-/* HealthCmd= last: a unit without container settings has none, and no block to change. */
+/* The unit's commands, each list once: the blocks still shared with their defaults have
+ * none, and must not be changed. */
 static exec_list *unit_exec_list(unit *u, size_t i) {
-        exec_list *l[] = { &u->exec_start_pre,  &u->exec_start,
-                           &u->exec_start_post, &u->exec_stop,
-                           &u->exec_reload,     (exec_list *) &u->container->health_cmd };
-        size_t n = u->container == &unit_container_defaults ? ELEMENTSOF(l) - 1 : ELEMENTSOF(l);
+        unit_commands *cmd =
+                u->commands != &unit_no_commands ? (unit_commands *) u->commands : NULL;
+        unit_container *ct =
+                u->container != &unit_container_defaults ? (unit_container *) u->container : NULL;
+        exec_list *l[] = { &u->exec_start,
+                           cmd ? &cmd->exec_start_pre : NULL,
+                           cmd ? &cmd->exec_start_post : NULL,
+                           cmd ? &cmd->exec_stop : NULL,
+                           cmd ? &cmd->exec_reload : NULL,
+                           ct ? &ct->health_cmd : NULL };
 
-        return i < n ? l[i] : NULL;
+        for (size_t k = 0; k < ELEMENTSOF(l); k++)
+                if (l[k] && i-- == 0)
+                        return l[k];
+        return NULL;
 }
 
 /* Measures (p->ptrs NULL) or moves (p->ptrs set) what unit_pack() packs. files' array is the
@@ -1353,6 +1367,8 @@ unit *unit_free(unit *u) {
         for (size_t i = 0; i < u->n_environment_files; i++)
                 free(u->environment_files[i].path);
         free(u->environment_files);
+        if (u->commands != &unit_no_commands)
+                free((unit_commands *) u->commands); /* its lists were freed above */
         unit_container_free(u->container);
         unit_resource_free(u->resource);
         unit_seccomp_done(&u->seccomp);

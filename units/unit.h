@@ -70,6 +70,13 @@ typedef struct exec_list {
         size_t n;
 } exec_list;
 
+/* The commands around the main one: most units have none, so they share an empty block. */
+typedef struct unit_commands {
+        exec_list exec_start_pre, exec_start_post, exec_stop, exec_reload;
+} unit_commands;
+
+extern const unit_commands unit_no_commands;
+
 typedef struct env_file {
         char *path;
         bool missing_ok; /* "-" prefix */
@@ -160,7 +167,8 @@ struct unit {
 
         /* [Service] (the small fields in pairs: a unit is kept per service) */
         service_type type;
-        exec_list exec_start_pre, exec_start, exec_start_post, exec_stop, exec_reload;
+        exec_list exec_start;
+        const unit_commands *commands; /* unit_no_commands until the unit sets one */
         restart_mode restart;
         unsigned restart_steps;
         usec_t restart_sec;

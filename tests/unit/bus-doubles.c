@@ -345,6 +345,7 @@ void bus_doubles_setup(manager *m) {
                 units[i].description = (char *) "A fake service";
                 units[i].container = &unit_container_defaults;
                 units[i].resource = &unit_resource_defaults;
+                units[i].commands = &unit_no_commands;
                 services[i] = (service){ .manager = m,
                                          .unit = &units[i],
                                          .name = (char *) names[i],

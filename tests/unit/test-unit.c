@@ -66,16 +66,17 @@ static void test_full(void) {
         tap_inteq(u->start_limit_interval, 30 * USEC_PER_SEC, "StartLimitIntervalSec");
         tap_inteq(u->start_limit_burst, 3, "StartLimitBurst");
         tap_inteq(u->type, SERVICE_NOTIFY, "Type");
-        tap_inteq(u->exec_start_pre.n, 1, "one ExecStartPre");
-        tap_inteq(u->exec_start_pre.items[0].flags, EXEC_IGNORE_FAILURE, "- prefix");
+        tap_ok(u->commands != &unit_no_commands, "ExecStartPre=...: a block of its own");
+        tap_inteq(u->commands->exec_start_pre.n, 1, "one ExecStartPre");
+        tap_inteq(u->commands->exec_start_pre.items[0].flags, EXEC_IGNORE_FAILURE, "- prefix");
         tap_inteq(u->exec_start.n, 1, "one ExecStart");
         tap_streq(u->exec_start.items[0].path, "/usr/bin/server", "@: path");
         STRV_EQ(u->exec_start.items[0].argv, "game-server|--port|8303|--motd=hello ; world|a b",
                 "@: argv with quoting");
-        tap_inteq(u->exec_start_post.items[0].flags, EXEC_NO_ENV_EXPAND, ": prefix");
-        STRV_EQ(u->exec_start_post.items[0].argv, "/bin/echo|$NOT_EXPANDED",
+        tap_inteq(u->commands->exec_start_post.items[0].flags, EXEC_NO_ENV_EXPAND, ": prefix");
+        STRV_EQ(u->commands->exec_start_post.items[0].argv, "/bin/echo|$NOT_EXPANDED",
                 "$VAR is kept for start time");
-        tap_inteq(u->exec_stop.items[0].flags, EXEC_PRIVILEGED, "+ prefix");
+        tap_inteq(u->commands->exec_stop.items[0].flags, EXEC_PRIVILEGED, "+ prefix");
         tap_inteq(u->restart, RESTART_ON_FAILURE, "Restart");
         tap_inteq(u->restart_sec, 1500 * USEC_PER_MSEC, "RestartSec=1.5s");
         tap_inteq(u->restart_steps, 5, "RestartSteps");
@@ -144,6 +145,9 @@ static void test_defaults(void) {
         tap_ok(u->container == &unit_container_defaults && !unit_is_container(u) &&
                        u->container->read_only && u->container->user_ns == -1,
                "no container settings: the shared defaults (ReadOnly=yes, UserNS= unset)");
+        tap_ok(u->commands == &unit_no_commands && u->commands->exec_start_pre.n == 0 &&
+                       u->commands->exec_stop.n == 0 && u->commands->exec_reload.n == 0,
+               "no ExecStartPre=, ExecStop=...: the shared empty block");
 }
 
 static void test_policy_merge(void) {
