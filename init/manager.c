@@ -519,22 +519,22 @@ static int manager_resolve(manager *m) {
                 const unit *u = s->unit;
                 service *t;
 
-                STRV_FOREACH(n, u->after)
+                STRV_FOREACH(n, u->relations->after)
                         if ((t = manager_find_service(m, *n)) && t != s)
                                 r |= service_dep_add(s, DEP_AFTER, t) |
                                      service_dep_add(t, DEP_BEFORE, s);
-                STRV_FOREACH(n, u->before)
+                STRV_FOREACH(n, u->relations->before)
                         if ((t = manager_find_service(m, *n)) && t != s)
                                 r |= service_dep_add(t, DEP_AFTER, s) |
                                      service_dep_add(s, DEP_BEFORE, t);
-                STRV_FOREACH(n, u->wants)
+                STRV_FOREACH(n, u->relations->wants)
                         if ((t = manager_find_service(m, *n)) && t != s)
                                 r |= service_dep_add(s, DEP_WANTS, t);
-                STRV_FOREACH(n, u->conflicts)
+                STRV_FOREACH(n, u->relations->conflicts)
                         if ((t = manager_find_service(m, *n)) && t != s)
                                 r |= service_dep_add(s, DEP_CONFLICTS, t) |
                                      service_dep_add(t, DEP_CONFLICTS, s);
-                char **req[] = { u->requires, u->binds_to };
+                char **req[] = { u->relations->requires, u->relations->binds_to };
                 for (size_t k = 0; k < ELEMENTSOF(req); k++)
                         STRV_FOREACH(n, req[k]) {
                                 if (endswith(*n, ".target") || streq(*n, s->name))

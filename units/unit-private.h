@@ -44,7 +44,7 @@ struct load_ctx {
 };
 
 #define F(field) offsetof(unit, field)
-/* The settings kept in blocks of their own (unit->resource, unit->container, unit->commands)
+/* The settings kept in blocks of their own (unit->resource, container, commands, relations)
  * have row offsets past the end of struct unit, as in this layout; load_field() turns one into
  * the field. */
 typedef struct unit_layout {
@@ -52,10 +52,12 @@ typedef struct unit_layout {
         unit_resource resource;
         unit_container container;
         unit_commands commands;
+        unit_relations relations;
 } unit_layout;
 #define F_RESOURCE(field) offsetof(unit_layout, resource.field)
 #define F_CONTAINER(field) offsetof(unit_layout, container.field)
 #define F_COMMANDS(field) offsetof(unit_layout, commands.field)
+#define F_RELATIONS(field) offsetof(unit_layout, relations.field)
 
 /* The field the current row writes: in the unit, or in a block of the unit's own (copied
  * from the defaults or from c->base at the first write). NULL when out of memory. */

@@ -76,6 +76,7 @@ const unit unit_defaults = {
         .seccomp = UNIT_SECCOMP_DEFAULTS,
         .container = &unit_container_defaults,
         .commands = &unit_no_commands,
+        .relations = &unit_no_relations,
         .limits = unit_no_limits,
         .restart_prevent_exit_status = &exit_status_set_empty,
         .success_exit_status = &exit_status_set_empty,
@@ -96,6 +97,8 @@ static const unit_block unit_blocks[] = {
         { offsetof(unit_layout, container), sizeof(unit_container), &unit_container_defaults,
           F(container) },
         { offsetof(unit_layout, commands), sizeof(unit_commands), &unit_no_commands, F(commands) },
+        { offsetof(unit_layout, relations), sizeof(unit_relations), &unit_no_relations,
+          F(relations) },
 };
 
 static const unit_block *unit_block_of(size_t offset) {
@@ -451,6 +454,7 @@ bool exit_status_set_is_empty(const exit_status_set *s) {
 
 const exit_status_set exit_status_set_empty;
 const unit_commands unit_no_commands;
+const unit_relations unit_no_relations;
 
 static void exit_status_set_free(const exit_status_set *s) {
         if (s != &exit_status_set_empty)
@@ -764,14 +768,15 @@ static int parse_policy(load_ctx *c, const char *value, void *field) {
 
 static const directive core_directives[] = {
         { "Unit", "Description", load_parse_string, F(description), D_SPECIFIERS, 0 },
-        { "Unit", "Documentation", parse_documentation, F(documentation), D_SPECIFIERS, 0 },
-        { "Unit", "After", parse_deps, F(after), D_SPECIFIERS, DEP_ORDER },
-        { "Unit", "Before", parse_deps, F(before), D_SPECIFIERS, DEP_ORDER },
-        { "Unit", "Requires", parse_deps, F(requires), D_SPECIFIERS, DEP_REQUIRE },
-        { "Unit", "Wants", parse_deps, F(wants), D_SPECIFIERS, DEP_WANT },
-        { "Unit", "BindsTo", parse_deps, F(binds_to), D_SPECIFIERS, DEP_REQUIRE },
-        { "Unit", "BindTo", parse_deps, F(binds_to), D_SPECIFIERS, DEP_REQUIRE },
-        { "Unit", "Conflicts", parse_deps, F(conflicts), D_SPECIFIERS, DEP_WANT },
+        { "Unit", "Documentation", parse_documentation, F_RELATIONS(documentation), D_SPECIFIERS,
+          0 },
+        { "Unit", "After", parse_deps, F_RELATIONS(after), D_SPECIFIERS, DEP_ORDER },
+        { "Unit", "Before", parse_deps, F_RELATIONS(before), D_SPECIFIERS, DEP_ORDER },
+        { "Unit", "Requires", parse_deps, F_RELATIONS(requires), D_SPECIFIERS, DEP_REQUIRE },
+        { "Unit", "Wants", parse_deps, F_RELATIONS(wants), D_SPECIFIERS, DEP_WANT },
+        { "Unit", "BindsTo", parse_deps, F_RELATIONS(binds_to), D_SPECIFIERS, DEP_REQUIRE },
+        { "Unit", "BindTo", parse_deps, F_RELATIONS(binds_to), D_SPECIFIERS, DEP_REQUIRE },
+        { "Unit", "Conflicts", parse_deps, F_RELATIONS(conflicts), D_SPECIFIERS, DEP_WANT },
         { "Unit", "StartLimitIntervalSec", load_parse_sec, F(start_limit_interval), D_POLICY, 0 },
         { "Unit", "StartLimitInterval", load_parse_sec, F(start_limit_interval), D_POLICY, 0 },
         { "Unit", "StartLimitBurst", load_parse_unsigned, F(start_limit_burst), D_POLICY, 0 },
@@ -1165,8 +1170,16 @@ static void exec_list_done(exec_list *l) {
 
 /* The unit's lists of strings, files first, and its own strings (see unit_pack()). */
 static const size_t list_fields[] = {
-        F(files),       F(documentation), F(after),     F(before),    F(requires),
-        F(wants),       F(binds_to),      F(conflicts), F(wanted_by), F(supplementary_groups),
+        F(files),
+        F_RELATIONS(documentation),
+        F_RELATIONS(after),
+        F_RELATIONS(before),
+        F_RELATIONS(requires),
+        F_RELATIONS(wants),
+        F_RELATIONS(binds_to),
+        F_RELATIONS(conflicts),
+        F(wanted_by),
+        F(supplementary_groups),
         F(environment),
 };
 static const size_t string_fields[] = {
@@ -1174,8 +1187,16 @@ static const size_t string_fields[] = {
         F(std_error.path), F(policy), F(policy_path), F(syslog_identifier),
 };
 
+/* NULL for a list in a block still shared with its defaults: it is empty, and stays so. */
 static char ***unit_list(unit *u, size_t i) {
-        return (char ***) ((char *) u + list_fields[i]);
+        const unit_block *b = unit_block_of(list_fields[i]);
+        const void *block;
+
+        if (!b)
+                return (char ***) ((char *) u + list_fields[i]);
+        block = *(const void *const *) ((const char *) u + b->pointer);
+        return block == b->defaults ? NULL
+                                    : (char ***) ((char *) block + list_fields[i] - b->start);
 }
 
 static char **unit_string(unit *u, size_t i) {
@@ -1308,7 +1329,7 @@ static void unit_pack_fields(unit *u, packer *p) {
         for (size_t i = 0; i < ELEMENTSOF(list_fields); i++) {
                 char ***l = unit_list(u, i), **n;
 
-                if (!*l)
+                if (!l || !*l)
                         continue;
                 n = pack_strv(p, *l);
                 if (p->ptrs) {
@@ -1357,7 +1378,8 @@ unit *unit_free(unit *u) {
 
                 free(u->name); /* and prefix, instance */
                 for (size_t i = 0; i < ELEMENTSOF(list_fields); i++)
-                        strv_free(*unit_list(u, i));
+                        if (unit_list(u, i))
+                                strv_free(*unit_list(u, i));
                 for (size_t i = 0; i < ELEMENTSOF(string_fields); i++)
                         free(*unit_string(u, i));
                 for (size_t i = 0; (el = unit_exec_list(u, i)); i++)
@@ -1369,6 +1391,8 @@ unit *unit_free(unit *u) {
         free(u->environment_files);
         if (u->commands != &unit_no_commands)
                 free((unit_commands *) u->commands); /* its lists were freed above */
+        if (u->relations != &unit_no_relations)
+                free((unit_relations *) u->relations); /* likewise */
         unit_container_free(u->container);
         unit_resource_free(u->resource);
         unit_seccomp_done(&u->seccomp);

@@ -70,6 +70,15 @@ typedef struct exec_list {
         size_t n;
 } exec_list;
 
+/* [Unit] Documentation= and the dependencies: most units have none (WantedBy= is apart), so
+ * they share an empty block. */
+typedef struct unit_relations {
+        char **documentation;
+        char **after, **before, **requires, **wants, **binds_to, **conflicts;
+} unit_relations;
+
+extern const unit_relations unit_no_relations;
+
 /* The commands around the main one: most units have none, so they share an empty block. */
 typedef struct unit_commands {
         exec_list exec_start_pre, exec_start_post, exec_stop, exec_reload;
@@ -159,8 +168,7 @@ struct unit {
 
         /* [Unit] */
         char *description;
-        char **documentation;
-        char **after, **before, **requires, **wants, **binds_to, **conflicts;
+        const unit_relations *relations; /* unit_no_relations until the unit sets one */
         usec_t start_limit_interval;
         usec_t start_limit_retry; /* vigil: retry after the start limit; USEC_INFINITY: never */
         unsigned start_limit_burst;

@@ -346,6 +346,7 @@ void bus_doubles_setup(manager *m) {
                 units[i].container = &unit_container_defaults;
                 units[i].resource = &unit_resource_defaults;
                 units[i].commands = &unit_no_commands;
+                units[i].relations = &unit_no_relations;
                 services[i] = (service){ .manager = m,
                                          .unit = &units[i],
                                          .name = (char *) names[i],

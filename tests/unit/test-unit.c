@@ -59,10 +59,12 @@ static void test_full(void) {
         if (!u)
                 return;
         tap_streq(u->description, "Every directive vigil accepts, once", "Description");
-        STRV_EQ(u->documentation, "man:vigil(8)|https://example.org/docs", "Documentation");
-        STRV_EQ(u->after, "network.target|other.service", "After");
-        STRV_EQ(u->requires, "db.service", "Requires");
-        STRV_EQ(u->binds_to, "bound.service", "BindsTo");
+        tap_ok(u->relations != &unit_no_relations, "After=...: a block of its own");
+        STRV_EQ(u->relations->documentation, "man:vigil(8)|https://example.org/docs",
+                "Documentation");
+        STRV_EQ(u->relations->after, "network.target|other.service", "After");
+        STRV_EQ(u->relations->requires, "db.service", "Requires");
+        STRV_EQ(u->relations->binds_to, "bound.service", "BindsTo");
         tap_inteq(u->start_limit_interval, 30 * USEC_PER_SEC, "StartLimitIntervalSec");
         tap_inteq(u->start_limit_burst, 3, "StartLimitBurst");
         tap_inteq(u->type, SERVICE_NOTIFY, "Type");
@@ -148,6 +150,9 @@ static void test_defaults(void) {
         tap_ok(u->commands == &unit_no_commands && u->commands->exec_start_pre.n == 0 &&
                        u->commands->exec_stop.n == 0 && u->commands->exec_reload.n == 0,
                "no ExecStartPre=, ExecStop=...: the shared empty block");
+        tap_ok(u->relations == &unit_no_relations && !u->relations->after &&
+                       !u->relations->requires && !u->relations->documentation,
+               "no After=, Requires=...: the shared empty block");
 }
 
 static void test_policy_merge(void) {
