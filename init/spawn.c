@@ -1028,7 +1028,7 @@ int spawn_prepared(const spawn_params *p, pid_t *ret_pid, int *ret_pidfd, int *r
 
         /* Compiled (or found in the cache) here, so that the child only installs them. */
         if (!(p->command->flags & EXEC_PRIVILEGED)) {
-                r = seccomp_programs_get(&p->unit->seccomp, p->isolation != NULL, &progs);
+                r = seccomp_programs_get(p->unit->seccomp, p->isolation != NULL, &progs);
                 if (r < 0)
                         return r;
         }

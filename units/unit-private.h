@@ -44,7 +44,8 @@ struct load_ctx {
 };
 
 #define F(field) offsetof(unit, field)
-/* The settings kept in blocks of their own (unit->resource, container, commands, relations)
+/* The settings kept in blocks of their own (unit->resource, container, commands, relations,
+ * seccomp)
  * have row offsets past the end of struct unit, as in this layout; load_field() turns one into
  * the field. */
 typedef struct unit_layout {
@@ -53,11 +54,13 @@ typedef struct unit_layout {
         unit_container container;
         unit_commands commands;
         unit_relations relations;
+        unit_seccomp seccomp;
 } unit_layout;
 #define F_RESOURCE(field) offsetof(unit_layout, resource.field)
 #define F_CONTAINER(field) offsetof(unit_layout, container.field)
 #define F_COMMANDS(field) offsetof(unit_layout, commands.field)
 #define F_RELATIONS(field) offsetof(unit_layout, relations.field)
+#define F_SECCOMP(field) offsetof(unit_layout, seccomp.field)
 
 /* The field the current row writes: in the unit, or in a block of the unit's own (copied
  * from the defaults or from c->base at the first write). NULL when out of memory. */
@@ -110,5 +113,5 @@ void unit_resource_verify(load_ctx *c);
 
 extern const directive seccomp_directives[];
 extern const size_t N_SECCOMP_DIRECTIVES;
-void unit_seccomp_done(unit_seccomp *s);
+void unit_seccomp_free(const unit_seccomp *s); /* unless the defaults */
 void unit_seccomp_verify(load_ctx *c);

@@ -113,16 +113,22 @@ static int parse_architectures(load_ctx *c, const char *value, void *field) {
 }
 
 const directive seccomp_directives[] = {
-        { "Service", "SystemCallFilter", parse_filter, F(seccomp), D_POLICY, 0 },
-        { "Service", "SystemCallErrorNumber", parse_error_number, F(seccomp.error_number), D_POLICY,
+        { "Service", "SystemCallFilter", parse_filter, offsetof(unit_layout, seccomp), D_POLICY,
           0 },
-        { "Service", "SystemCallArchitectures", parse_architectures, F(seccomp.archs), D_POLICY,
+        { "Service", "SystemCallErrorNumber", parse_error_number, F_SECCOMP(error_number), D_POLICY,
+          0 },
+        { "Service", "SystemCallArchitectures", parse_architectures, F_SECCOMP(archs), D_POLICY,
           0 },
 };
 const size_t N_SECCOMP_DIRECTIVES = ELEMENTSOF(seccomp_directives);
 
-void unit_seccomp_done(unit_seccomp *s) {
-        seccomp_filter_reset(s);
+const unit_seccomp unit_seccomp_defaults = UNIT_SECCOMP_DEFAULTS;
+
+void unit_seccomp_free(const unit_seccomp *s) {
+        if (s == &unit_seccomp_defaults)
+                return;
+        seccomp_filter_reset((unit_seccomp *) s);
+        free((unit_seccomp *) s);
 }
 
 /* Nothing to check across directives: each one takes effect on its own (the error number

@@ -73,7 +73,7 @@ const unit unit_defaults = {
         .no_new_privileges = -1,
         .capability_bounding_set = UINT64_MAX,
         .resource = &unit_resource_defaults,
-        .seccomp = UNIT_SECCOMP_DEFAULTS,
+        .seccomp = &unit_seccomp_defaults,
         .container = &unit_container_defaults,
         .commands = &unit_no_commands,
         .relations = &unit_no_relations,
@@ -99,6 +99,8 @@ static const unit_block unit_blocks[] = {
         { offsetof(unit_layout, commands), sizeof(unit_commands), &unit_no_commands, F(commands) },
         { offsetof(unit_layout, relations), sizeof(unit_relations), &unit_no_relations,
           F(relations) },
+        { offsetof(unit_layout, seccomp), sizeof(unit_seccomp), &unit_seccomp_defaults,
+          F(seccomp) },
 };
 
 static const unit_block *unit_block_of(size_t offset) {
@@ -1395,7 +1397,7 @@ unit *unit_free(unit *u) {
                 free((unit_relations *) u->relations); /* likewise */
         unit_container_free(u->container);
         unit_resource_free(u->resource);
-        unit_seccomp_done(&u->seccomp);
+        unit_seccomp_free(u->seccomp);
         if (u->limits != unit_no_limits)
                 free((rlimit_setting *) u->limits);
         exit_status_set_free(u->restart_prevent_exit_status);

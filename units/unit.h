@@ -153,6 +153,9 @@ typedef struct unit_container {
         exec_list health_cmd; /* [Container] HealthCmd=: an updated image's health check */
 } unit_container;
 
+/* No system call filter: what unit->seccomp points to until one is set. */
+extern const unit_seccomp unit_seccomp_defaults;
+
 /* No container: what unit->container points to until a setting of it is made. */
 extern const unit_container unit_container_defaults;
 
@@ -211,7 +214,8 @@ struct unit {
         /* units/unit-resource.c: unit_resource_defaults until the unit or its policy sets one
          * (most units set none, and the block is about 280 bytes) */
         const unit_resource *resource;
-        unit_seccomp seccomp; /* units/unit-seccomp.c */
+        /* units/unit-seccomp.c: unit_seccomp_defaults until the unit or its policy sets one */
+        const unit_seccomp *seccomp;
 
         /* [Container], RootDirectory=, RootImage=: units/unit-container.c;
          * unit_container_defaults until the unit or its policy sets one */

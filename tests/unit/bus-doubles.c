@@ -347,6 +347,7 @@ void bus_doubles_setup(manager *m) {
                 units[i].resource = &unit_resource_defaults;
                 units[i].commands = &unit_no_commands;
                 units[i].relations = &unit_no_relations;
+                units[i].seccomp = &unit_seccomp_defaults;
                 services[i] = (service){ .manager = m,
                                          .unit = &units[i],
                                          .name = (char *) names[i],

@@ -70,14 +70,13 @@ static void test_allow_list(void) {
 
         if (!tap_ok(u != NULL, "an allow list loads"))
                 return;
-        tap_ok(u->seccomp.filter && u->seccomp.allow_list, "the first plain assignment makes an "
-                                                           "allow list");
-        tap_ok(unit_seccomp_has(&u->seccomp, "mount") && unit_seccomp_has(&u->seccomp, "fsopen"),
+        tap_ok(u->seccomp->filter && u->seccomp->allow_list, "the first plain assignment makes an "
+                                                             "allow list");
+        tap_ok(unit_seccomp_has(u->seccomp, "mount") && unit_seccomp_has(u->seccomp, "fsopen"),
                "@mount's calls are in it");
-        tap_ok(unit_seccomp_has(&u->seccomp, "execve") &&
-                       unit_seccomp_has(&u->seccomp, "exit_group"),
+        tap_ok(unit_seccomp_has(u->seccomp, "execve") && unit_seccomp_has(u->seccomp, "exit_group"),
                "an allow list includes @default");
-        tap_ok(!unit_seccomp_has(&u->seccomp, "reboot"), "other calls are not");
+        tap_ok(!unit_seccomp_has(u->seccomp, "reboot"), "other calls are not");
 }
 
 static void test_deny_list(void) {
@@ -85,11 +84,11 @@ static void test_deny_list(void) {
 
         if (!tap_ok(u != NULL, "a deny list loads"))
                 return;
-        tap_ok(u->seccomp.filter && !u->seccomp.allow_list, "\"~\" makes a deny list");
-        tap_ok(unit_seccomp_has(&u->seccomp, "mount") && unit_seccomp_has(&u->seccomp, "reboot") &&
-                       unit_seccomp_has(&u->seccomp, "kexec_load"),
+        tap_ok(u->seccomp->filter && !u->seccomp->allow_list, "\"~\" makes a deny list");
+        tap_ok(unit_seccomp_has(u->seccomp, "mount") && unit_seccomp_has(u->seccomp, "reboot") &&
+                       unit_seccomp_has(u->seccomp, "kexec_load"),
                "it holds @mount and @reboot");
-        tap_ok(!unit_seccomp_has(&u->seccomp, "execve"), "a deny list has no @default");
+        tap_ok(!unit_seccomp_has(u->seccomp, "execve"), "a deny list has no @default");
 }
 
 static void test_combination(void) {
@@ -98,35 +97,35 @@ static void test_combination(void) {
         a = load("SystemCallFilter=@system-service\nSystemCallFilter=~@privileged @resources\n",
                  NULL);
         if (tap_ok(a != NULL, "allow list, then ~ removals")) {
-                tap_ok(a->seccomp.allow_list, "still an allow list");
-                tap_ok(unit_seccomp_has(&a->seccomp, "read") &&
-                               unit_seccomp_has(&a->seccomp, "getpid"),
+                tap_ok(a->seccomp->allow_list, "still an allow list");
+                tap_ok(unit_seccomp_has(a->seccomp, "read") &&
+                               unit_seccomp_has(a->seccomp, "getpid"),
                        "@system-service stays");
-                tap_ok(!unit_seccomp_has(&a->seccomp, "setuid") &&
-                               !unit_seccomp_has(&a->seccomp, "chown") &&
-                               !unit_seccomp_has(&a->seccomp, "sched_setattr"),
+                tap_ok(!unit_seccomp_has(a->seccomp, "setuid") &&
+                               !unit_seccomp_has(a->seccomp, "chown") &&
+                               !unit_seccomp_has(a->seccomp, "sched_setattr"),
                        "@privileged (and its nested @chown) and @resources are removed");
         }
 
         b = load("SystemCallFilter=~@mount @reboot\nSystemCallFilter=reboot\n", NULL);
         if (tap_ok(b != NULL, "deny list, then a plain removal")) {
-                tap_ok(!b->seccomp.allow_list, "still a deny list");
-                tap_ok(!unit_seccomp_has(&b->seccomp, "reboot"), "reboot left the deny list");
-                tap_ok(unit_seccomp_has(&b->seccomp, "kexec_load") &&
-                               unit_seccomp_has(&b->seccomp, "mount"),
+                tap_ok(!b->seccomp->allow_list, "still a deny list");
+                tap_ok(!unit_seccomp_has(b->seccomp, "reboot"), "reboot left the deny list");
+                tap_ok(unit_seccomp_has(b->seccomp, "kexec_load") &&
+                               unit_seccomp_has(b->seccomp, "mount"),
                        "the rest stays");
         }
 
         c = load("SystemCallFilter=@mount\nSystemCallFilter=\nSystemCallFilter=~reboot\n", NULL);
         if (tap_ok(c != NULL, "an empty assignment resets")) {
-                tap_ok(!c->seccomp.allow_list && c->seccomp.n_syscalls == 1 &&
-                               unit_seccomp_has(&c->seccomp, "reboot"),
+                tap_ok(!c->seccomp->allow_list && c->seccomp->n_syscalls == 1 &&
+                               unit_seccomp_has(c->seccomp, "reboot"),
                        "the next assignment starts a new list");
         }
 
         d = load("SystemCallFilter=\n", NULL);
         if (tap_ok(d != NULL, "an empty assignment alone"))
-                tap_ok(!d->seccomp.filter, "no filter");
+                tap_ok(!d->seccomp->filter, "no filter");
 }
 
 static void test_errno_entries(void) {
@@ -137,8 +136,8 @@ static void test_errno_entries(void) {
 
         if (!tap_ok(u != NULL, "name:ERRNO entries load"))
                 return;
-        for (uint32_t i = 0; i < u->seccomp.n_syscalls; i++) {
-                const seccomp_syscall *e = &u->seccomp.syscalls[i];
+        for (uint32_t i = 0; i < u->seccomp->n_syscalls; i++) {
+                const seccomp_syscall *e = &u->seccomp->syscalls[i];
 
                 if (e->nr == SYS_mount)
                         mount_error = e->error;
@@ -162,8 +161,8 @@ static void test_error_number_and_archs(void) {
                  "SystemCallArchitectures=x86 x32\n",
                  NULL);
         if (tap_ok(a != NULL, "SystemCallErrorNumber= and SystemCallArchitectures= load")) {
-                tap_inteq(a->seccomp.error_number, EPERM, "EPERM");
-                tap_inteq(a->seccomp.archs,
+                tap_inteq(a->seccomp->error_number, EPERM, "EPERM");
+                tap_inteq(a->seccomp->archs,
                           SECCOMP_ARCH_NATIVE | SECCOMP_ARCH_X86 | SECCOMP_ARCH_X32,
                           "repeated SystemCallArchitectures= add up");
         }
@@ -171,12 +170,12 @@ static void test_error_number_and_archs(void) {
                  "SystemCallArchitectures=\n",
                  NULL);
         if (tap_ok(b != NULL, "kill, and an empty architecture list")) {
-                tap_inteq(b->seccomp.error_number, SECCOMP_ERROR_KILL, "kill");
-                tap_inteq(b->seccomp.archs, 0, "the empty assignment resets the architectures");
+                tap_inteq(b->seccomp->error_number, SECCOMP_ERROR_KILL, "kill");
+                tap_inteq(b->seccomp->archs, 0, "the empty assignment resets the architectures");
         }
         c = load("SystemCallErrorNumber=4095\nSystemCallErrorNumber=EWOULDBLOCK\n", NULL);
         if (tap_ok(c != NULL, "numbers and aliases"))
-                tap_inteq(c->seccomp.error_number, EAGAIN, "EWOULDBLOCK is EAGAIN");
+                tap_inteq(c->seccomp->error_number, EAGAIN, "EWOULDBLOCK is EAGAIN");
         tap_streq(seccomp_error_to_string(EMEDIUMTYPE), "EMEDIUMTYPE", "errno names back");
 }
 
@@ -278,10 +277,10 @@ static void test_groups(void) {
         {
                 _cleanup_unit_free_ unit *u = load("SystemCallFilter=~@privileged\n", NULL);
 
-                tap_ok(u && unit_seccomp_has(&u->seccomp, "chown") &&
-                               unit_seccomp_has(&u->seccomp, "reboot") &&
-                               unit_seccomp_has(&u->seccomp, "init_module") &&
-                               unit_seccomp_has(&u->seccomp, "setuid"),
+                tap_ok(u && unit_seccomp_has(u->seccomp, "chown") &&
+                               unit_seccomp_has(u->seccomp, "reboot") &&
+                               unit_seccomp_has(u->seccomp, "init_module") &&
+                               unit_seccomp_has(u->seccomp, "setuid"),
                        "nested groups (@privileged holds @chown, @reboot, @module)");
         }
 }
@@ -316,28 +315,28 @@ static void test_cache(void) {
         seccomp_cache_get_stats(&s0);
 
         t = now_ns();
-        tap_inteq(seccomp_programs_get(&a->seccomp, false, &p1), 0, "compile a deny list");
+        tap_inteq(seccomp_programs_get(a->seccomp, false, &p1), 0, "compile a deny list");
         compile_cold_ns[0] = now_ns() - t;
         tap_inteq(p1.n, 1, "one program for a plain service");
         seccomp_cache_get_stats(&s1);
         tap_inteq(s1.compiled - s0.compiled, 1, "compiled once");
 
         t = now_ns();
-        tap_inteq(seccomp_programs_get(&a->seccomp, false, &p2), 0, "get it again");
+        tap_inteq(seccomp_programs_get(a->seccomp, false, &p2), 0, "get it again");
         get_cached_ns = now_ns() - t;
         seccomp_cache_get_stats(&s2);
         tap_ok(p2.prog[0] == p1.prog[0] && s2.compiled == s1.compiled && s2.hits == s1.hits + 1,
                "the second get is a cache hit: same program, no compilation");
 
-        tap_inteq(seccomp_programs_get(&b->seccomp, false, &p3), 0,
+        tap_inteq(seccomp_programs_get(b->seccomp, false, &p3), 0,
                   "an equal policy of another unit");
         tap_ok(p3.prog[0] == p1.prog[0], "shares the program");
 
-        tap_inteq(seccomp_programs_get(&c->seccomp, false, &p4), 0, "a different errno");
+        tap_inteq(seccomp_programs_get(c->seccomp, false, &p4), 0, "a different errno");
         tap_ok(p4.prog[0] != p1.prog[0], "is another program");
 
         t = now_ns();
-        tap_inteq(seccomp_programs_get(&a->seccomp, true, &p5), 0, "a container");
+        tap_inteq(seccomp_programs_get(a->seccomp, true, &p5), 0, "a container");
         compile_cold_ns[1] = now_ns() - t;
         tap_ok(p5.n == 2 && p5.prog[1] == p1.prog[0] && p5.prog[0] != p1.prog[0],
                "gets the baseline first, then the unit's own (cached) program");
@@ -348,14 +347,14 @@ static void test_cache(void) {
                 _cleanup_unit_free_ unit *plain = load("", NULL);
                 seccomp_programs p;
 
-                tap_ok(plain && seccomp_programs_get(&plain->seccomp, false, &p) == 0 && p.n == 0,
+                tap_ok(plain && seccomp_programs_get(plain->seccomp, false, &p) == 0 && p.n == 0,
                        "no filter, no container: no program");
         }
 
         seccomp_cache_flush();
         seccomp_cache_get_stats(&s1);
         tap_inteq(s1.entries, 0, "flush empties the cache");
-        tap_inteq(seccomp_programs_get(&a->seccomp, false, &p1), 0, "compile after a flush");
+        tap_inteq(seccomp_programs_get(a->seccomp, false, &p1), 0, "compile after a flush");
         seccomp_cache_get_stats(&s2);
         tap_inteq(s2.compiled, s1.compiled + 1, "compiles again");
 }
@@ -495,7 +494,7 @@ static void test_real(const char *what, const char *body, bool container, char *
         for (; args[n - 1] && n < ELEMENTSOF(argv) - 1; n++)
                 argv[n] = args[n - 1];
         argv[n] = NULL;
-        if (!tap_inteq(seccomp_programs_get(&u->seccomp, container, &p), 0, "%s: programs", what))
+        if (!tap_inteq(seccomp_programs_get(u->seccomp, container, &p), 0, "%s: programs", what))
                 return;
         if (!tap_inteq(run_confined(&p, argv, &res), 0, "%s: child runs", what))
                 return;
@@ -543,7 +542,7 @@ static void test_kill(void) {
         seccomp_programs p;
         child_result res = {};
 
-        if (!u || seccomp_programs_get(&u->seccomp, false, &p) < 0 ||
+        if (!u || seccomp_programs_get(u->seccomp, false, &p) < 0 ||
             run_confined(&p, NULL, &res) < 0) {
                 tap_ok(0, "without SystemCallErrorNumber= a filtered call kills");
                 return;

@@ -153,6 +153,8 @@ static void test_defaults(void) {
         tap_ok(u->relations == &unit_no_relations && !u->relations->after &&
                        !u->relations->requires && !u->relations->documentation,
                "no After=, Requires=...: the shared empty block");
+        tap_ok(u->seccomp == &unit_seccomp_defaults && !u->seccomp->filter && !u->seccomp->archs,
+               "no SystemCallFilter=...: the shared defaults");
 }
 
 static void test_policy_merge(void) {
