@@ -379,7 +379,8 @@ static int export_bpf(scmp_filter_ctx ctx, const struct sock_filter *prefix, siz
                 return -ENOMEM;
         prog->len = (unsigned short) n;
         prog->filter = (struct sock_filter *) (prog + 1);
-        memcpy(prog->filter, prefix, n_prefix * sizeof(struct sock_filter));
+        if (n_prefix > 0) /* prefix may be NULL then */
+                memcpy(prog->filter, prefix, n_prefix * sizeof(struct sock_filter));
         p = (char *) (prog->filter + n_prefix);
         for (size_t done = 0; done < size;) {
                 ssize_t k = pread(fd, p + done, size - done, (off_t) done);
