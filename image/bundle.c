@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bundle.h"
+#include "fileio.h"
 #include "macro.h"
 #include "unit.h"
 
@@ -133,34 +134,6 @@ static void hex_format(const uint8_t *b, size_t n, char *out) {
 static int sodium_ready(void) {
         /* Idempotent; it may wait once for the kernel's random pool at early boot. */
         return sodium_init() < 0 ? -EIO : 0;
-}
-
-/* Reads all of fd, at most max bytes (-EFBIG beyond). The buffer gets a NUL after the data. */
-static int read_bounded(int fd, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
-
-        buf = malloc(max + 2);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > max)
-                        return -EFBIG;
-        }
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
-        return 0;
 }
 
 /* ---- the manifest ---- */
@@ -655,7 +628,7 @@ static int load_key_file(int dfd, const char *path, const char *name, bundle_key
                 return fail(err, -errno, "%s: %s", path, strerror(errno));
         if (!S_ISREG(st.st_mode))
                 return fail(err, -EBADMSG, "%s: not a regular file", path);
-        r = read_bounded(fd, BUNDLE_SIGNATURE_MAX, &data, &size);
+        r = read_fd_bounded(fd, BUNDLE_SIGNATURE_MAX, &data, &size);
         if (r == -EFBIG)
                 return fail(err, r, "%s: larger than %d bytes: not a minisign public key", path,
                             BUNDLE_SIGNATURE_MAX);
@@ -777,7 +750,7 @@ static int read_bundle_file(int dir_fd, const char *name, size_t max, char **ret
         fd = open_bundle_file(dir_fd, name, err);
         if (fd < 0)
                 return fd;
-        r = read_bounded(fd, max, ret, ret_size);
+        r = read_fd_bounded(fd, max, ret, ret_size);
         if (r == -EFBIG)
                 return fail(err, r, "%s: larger than %zu bytes", name, max);
         if (r < 0)

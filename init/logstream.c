@@ -92,6 +92,7 @@ struct log_stream {
 };
 
 static log_dir *log_dir_ref(const char *path) {
+        size_t l = strlen(path) + 1;
         log_dir *d;
 
         for (d = log_dirs; d; d = d->next)
@@ -99,10 +100,10 @@ static log_dir *log_dir_ref(const char *path) {
                         d->refs++;
                         return d;
                 }
-        d = malloc(sizeof(*d) + strlen(path) + 1);
+        d = malloc(sizeof(*d) + l);
         if (!d)
                 return NULL;
-        strcpy(d->path, path);
+        memcpy(d->path, path, l);
         d->refs = 1;
         d->next = log_dirs;
         log_dirs = d;

@@ -288,32 +288,52 @@ static void remove_version(update_state *u, const char *name, const char *versio
         (void) fsync(dfd);
 }
 
+static int name_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The entries of directory dfd but subdirectories, sorted: those ending in suffix, without
+ * it, and not hidden (a leading '.'); or with suffix NULL every one, as is. NULL on error. */
+static char **dir_list(int dfd, const char *suffix) {
+        _cleanup_strv_free_ char **l = NULL;
+        struct dirent *de;
+        size_t count = 0;
+        DIR *d;
+
+        d = fdopendir(fcntl(dfd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return NULL;
+        while ((de = readdir(d))) {
+                const char *n = de->d_name;
+                size_t k = strlen(n);
+
+                if (streq(n, ".") || streq(n, "..") || de->d_type == DT_DIR)
+                        continue;
+                if (suffix && (n[0] == '.' || !endswith(n, suffix)))
+                        continue;
+                if (suffix)
+                        k -= strlen(suffix);
+                if (strv_extend(&l, n) < 0) {
+                        closedir(d);
+                        return NULL;
+                }
+                l[count++][k] = 0;
+        }
+        closedir(d);
+        if (!l)
+                return calloc(1, sizeof(char *));
+        qsort(l, count, sizeof(char *), name_cmp);
+        return TAKE_PTR(l);
+}
+
 /* Deletes every VERSION.squashfs of the image but Current= and Previous=. */
 static void prune_versions(update_state *u, image_record *r) {
         _cleanup_close_ int dfd = image_dir_open(u, r->name, 0);
-        _cleanup_strv_free_ char **old = NULL;
-        struct dirent *de;
-        DIR *d;
+        _cleanup_strv_free_ char **versions = dfd >= 0 ? dir_list(dfd, ".squashfs") : NULL;
 
-        if (dfd < 0)
-                return;
-        d = fdopendir(fcntl(dfd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                size_t n = strlen(de->d_name);
-                char version[IMAGE_VERSION_MAX + 1];
-
-                if (de->d_name[0] == '.' || !endswith(de->d_name, ".squashfs") ||
-                    n - strlen(".squashfs") > IMAGE_VERSION_MAX)
+        STRV_FOREACH(v, versions) {
+                if (streq(*v, r->current) || streq(*v, r->previous) || !image_version_is_valid(*v))
                         continue;
-                snprintf(version, sizeof(version), "%.*s", (int) (n - strlen(".squashfs")),
-                         de->d_name);
-                if (!streq(version, r->current) && !streq(version, r->previous))
-                        (void) strv_extend(&old, version);
-        }
-        closedir(d);
-        STRV_FOREACH(v, old) {
                 log_info("Image %s: removing version %s (neither current nor previous).", r->name,
                          *v);
                 remove_version(u, r->name, *v);
@@ -847,36 +867,11 @@ int update_stage(manager *m, const char *stem, int payload_fd, int manifest_fd, 
 
 /* ---- applying ---- */
 
-static int stem_cmp(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 char **update_staged(manager *m) {
-        char **l = NULL;
-        struct dirent *de;
-        DIR *d;
+        _cleanup_close_ int dfd =
+                m->updates ? open(m->updates->incoming, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 
-        d = m->updates ? opendir(m->updates->incoming) : NULL;
-        if (!d)
-                return calloc(1, sizeof(char *));
-        while ((de = readdir(d))) {
-                size_t n = strlen(de->d_name);
-                char stem[NAME_MAX + 1];
-
-                if (de->d_name[0] == '.' || !endswith(de->d_name, ".manifest"))
-                        continue;
-                snprintf(stem, sizeof(stem), "%.*s", (int) (n - strlen(".manifest")), de->d_name);
-                if (strv_extend(&l, stem) < 0) {
-                        closedir(d);
-                        strv_free(l);
-                        return NULL;
-                }
-        }
-        closedir(d);
-        if (!l)
-                return calloc(1, sizeof(char *));
-        qsort(l, strv_length(l), sizeof(char *), stem_cmp);
-        return l;
+        return dfd >= 0 ? dir_list(dfd, ".manifest") : calloc(1, sizeof(char *));
 }
 
 /* Removes the bundle STEM from incoming/: the manifest first (then it is no longer staged),
@@ -1167,23 +1162,15 @@ static void recover(manager *m, image_record *r) {
 static void clean_incoming(update_state *u) {
         _cleanup_close_ int dfd = open(u->incoming, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         _cleanup_close_ int rfd = -1;
-        _cleanup_strv_free_ char **gone = NULL, **aside = NULL;
-        struct dirent *de;
-        DIR *d;
+        _cleanup_strv_free_ char **names = NULL, **gone = NULL, **aside = NULL;
 
-        if (dfd < 0)
-                return;
-        d = fdopendir(fcntl(dfd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                const char *n = de->d_name;
+        names = dfd >= 0 ? dir_list(dfd, NULL) : NULL;
+        STRV_FOREACH(f, names) {
+                const char *n = *f;
                 char manifest[NAME_MAX + 1];
                 size_t l = strlen(n);
                 struct stat st;
 
-                if (streq(n, ".") || streq(n, "..") || de->d_type == DT_DIR)
-                        continue;
                 if (startswith(n, ".#")) {
                         (void) strv_extend(&gone, n);
                         continue;
@@ -1200,7 +1187,6 @@ static void clean_incoming(update_state *u) {
                                         (void) strv_extend(&aside, n);
                         }
         }
-        closedir(d);
         STRV_FOREACH(f, gone) {
                 log_info("Removing %s/%s: a staging cut short.", u->incoming, *f);
                 (void) unlinkat(dfd, *f, 0);

@@ -418,6 +418,19 @@ static int parse_common(int argc, char **argv) {
         return optind;
 }
 
+/* Options and nothing else (argv[0] is the verb): -1 to go on, else the exit status. */
+static int parse_no_operands(int argc, char **argv) {
+        int r = parse_common(argc, argv);
+
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : 0;
+        if (r < argc) {
+                fprintf(stderr, "vigilctl %s: takes no arguments\n", argv[0]);
+                return EXIT_USAGE;
+        }
+        return -1;
+}
+
 static int verb_list(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -426,13 +439,9 @@ static int verb_list(int argc, char **argv) {
         size_t n = 0;
         int r;
 
-        r = parse_common(argc, argv);
-        if (r <= 0)
-                return r < 0 ? EXIT_USAGE : 0;
-        if (r < argc) {
-                fprintf(stderr, "vigilctl list: takes no arguments\n");
-                return EXIT_USAGE;
-        }
+        r = parse_no_operands(argc, argv);
+        if (r >= 0)
+                return r;
         if (bus_connect(&bus) < 0)
                 return 1;
         if (call_manager(bus, "ListServices", &reply, "") < 0)
@@ -1037,13 +1046,9 @@ static int verb_reload(int argc, char **argv) {
         _cleanup_strv_free_ char **changes = NULL;
         int r;
 
-        r = parse_common(argc, argv);
-        if (r <= 0)
-                return r < 0 ? EXIT_USAGE : 0;
-        if (r < argc) {
-                fprintf(stderr, "vigilctl reload: takes no arguments\n");
-                return EXIT_USAGE;
-        }
+        r = parse_no_operands(argc, argv);
+        if (r >= 0)
+                return r;
         if (bus_connect(&bus) < 0)
                 return 1;
         if (call_manager(bus, "ReloadUnits", &reply, "") < 0)
@@ -1091,13 +1096,9 @@ static int verb_shutdown(int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        r = parse_common(argc, argv);
-        if (r <= 0)
-                return r < 0 ? EXIT_USAGE : 0;
-        if (r < argc) {
-                fprintf(stderr, "vigilctl %s: takes no arguments\n", argv[0]);
-                return EXIT_USAGE;
-        }
+        r = parse_no_operands(argc, argv);
+        if (r >= 0)
+                return r;
         if (bus_connect(&bus) < 0)
                 return 1;
         return call_manager(bus, streq(argv[0], "reboot") ? "Reboot" : "PowerOff", &reply, "") < 0

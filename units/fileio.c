@@ -7,23 +7,9 @@
 
 /* Reads a whole regular file of at most max bytes, NUL-terminated. Refusing anything but
  * regular files keeps a FIFO dropped into /etc from hanging PID 1. */
-int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -1;
+int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
         size_t n = 0, cap = 4096;
-        struct stat st;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > max)
-                return -EFBIG;
 
         buf = malloc(cap + 1);
         if (!buf)
@@ -59,6 +45,24 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
         if (ret_size)
                 *ret_size = n;
         return 0;
+}
+
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        return read_fd_bounded(fd, max, ret, ret_size);
 }
 
 int mkdir_p(const char *path, mode_t mode) {

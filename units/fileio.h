@@ -10,6 +10,8 @@
  * directories: -EISDIR), into a NUL-terminated buffer grown as needed. -EFBIG when the
  * file is larger than max. */
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
+/* Reads fd from its offset to its end: at most max bytes (-EFBIG beyond), NUL-terminated. */
+int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_size);
 
 /* mkdir -p: every missing directory of path with mode; existing ones are fine. */
 int mkdir_p(const char *path, mode_t mode);

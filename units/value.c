@@ -1048,7 +1048,7 @@ static int exec_command_pack(const char *path, char *const *argv, unsigned flags
         }
         block[n] = NULL;
         *ret = (exec_command){
-                .path = path_is_argv0 ? block[0] : strcpy(p, path),
+                .path = path_is_argv0 ? block[0] : memcpy(p, path, strlen(path) + 1),
                 .argv = block,
                 .flags = flags,
         };
