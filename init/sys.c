@@ -136,9 +136,14 @@ static void spare_schedule(service *s) {
  * moves it into the service's cgroup and lets it exec. */
 static bool spare_start(service *s, const isolation *iso, pid_t *ret_pid, int *ret_pidfd,
                         int *ret_exec_fd) {
-        if (s->spare.pid <= 0 || s->spare.unit != s->unit ||
-            !streq(s->spare.image_version ?: "", iso->image_version))
+        if (s->spare.pid <= 0)
                 return false;
+        if (s->spare.unit != s->unit || !streq(s->spare.image_version ?: "", iso->image_version)) {
+                /* Prepared from another unit or image: dropped, so that the next is prepared
+                 * from this one. */
+                kernel_release(s);
+                return false;
+        }
         if (cgroup_service_adopt(s, s->spare.pid) < 0 || write(s->spare.go_fd, "", 1) != 1) {
                 /* It died meanwhile, or cannot be moved: start afresh. */
                 kernel_release(s);

@@ -189,6 +189,8 @@ def test_image_store():
         image = make_image(sb, "arena", "1.0", root)
         for n in ("a", "b"):
             sb.write_unit(f"{n}.service", IMAGE_UNIT.replace("@OUT@", out) % (n, n))
+        sb.write_unit("r.service", IMAGE_UNIT.replace("@OUT@", out).replace(
+            "[Container]\n", "[Container]\nKeepReady=yes\n") % ("r", "r"))
         sb.write_unit("missing.service", """[Service]
 ExecStart=/bin/true
 [Container]
@@ -218,6 +220,24 @@ WantedBy=multi-user.target
         ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/a"), 10, "a restarted")
         t.ok(ok and read(out + "/a").startswith("2.0"), "a restart uses the new current version",
              read(out + "/a"))
+
+        # KeepReady=: the process prepared on 1.0 is dropped, and the next is prepared on 2.0.
+        spare = os.path.join(sandbox_cgroup(sb) or "/nonexistent", "spare.ready", "cgroup.procs")
+        old_spare = read(spare).split()
+        os.unlink(out + "/r")
+        sb.ctl("restart", "r.service", check=True)
+        ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/r"), 10, "r restarted")
+        t.ok(ok and old_spare and read(out + "/r").startswith("2.0") and
+             sb.wait_for(lambda: read(spare).split() not in ([], old_spare), 5),
+             "KeepReady=: a new image version drops the waiting process and prepares the next",
+             f"waiting before {old_spare}, now {read(spare).split()}\n" + read(out + "/r"))
+        new_spare = read(spare).split()
+        os.unlink(out + "/r")
+        sb.ctl("restart", "r.service", check=True)
+        ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/r"), 10, "r restarted again")
+        svc = read(os.path.join(sandbox_cgroup(sb), "r.service", "cgroup.procs")).split()
+        t.ok(ok and read(out + "/r").startswith("2.0") and new_spare and new_spare[0] in svc,
+             "... which the restart after runs", f"waiting {new_spare}, service {svc}")
         sb.stop()
     t.ok(loops_backed_by(image) == 0, "the loop device is released when vigil exits")
 
