@@ -1,14 +1,15 @@
 #!/bin/bash
 # image/build's container images from an OCI image layout and from a `docker save`
 # archive: layers applied in order with their whiteouts (by umoci), the appliance's users
-# and vigil's mount points added, and bad [Image] sections refused with file:line.
+# and vigil's mount points added, and bad [Image] sections refused with file:line; an
+# unknown package reported at its own Packages= line, a bad unit at the appliance's file.
 # Usage: test-image-build.sh SOURCE_ROOT BUILD_DIR
 set -u
 root=$1
 build=$2
 n=0
 failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; return 1; fi; }
 
 if [ "$(id -u)" != 0 ]; then echo "1..0 # SKIP needs root (image/build)"; exit 77; fi
 for tool in umoci skopeo mksquashfs unsquashfs; do
@@ -77,6 +78,58 @@ out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cac
         --vigil-build "$build" 2>&1)
 echo "$out" | grep -q "appliance.conf:5: error: invalid OCI= value"
 ok $? "a missing OCI layout is an error naming file:line"
+
+# An unknown package is reported at its own line, in [Image] as in [Appliance].
+cat > "$app/appliance.conf" <<EOC
+[Appliance]
+Name=imgtest
+Packages=no-such-package-for-vigil-a
+
+[Image]
+Name=bad
+Packages=no-such-package-for-vigil-b
+EOC
+out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+echo "$out" | grep -q "appliance.conf:3: error: package no-such-package-for-vigil-a is unknown"
+ok $? "an unknown [Appliance] Packages= package is an error at its line" ||
+        echo "$out" | sed 's/^/#   /'
+sed -i 's/^Packages=no-such-package-for-vigil-a$/Packages=/' "$app/appliance.conf"
+out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+echo "$out" | grep -q "appliance.conf:7: error: package no-such-package-for-vigil-b is unknown"
+ok $? "an unknown [Image] Packages= package is an error at its line, not at [Appliance]'s" ||
+        echo "$out" | sed 's/^/#   /'
+
+# A unit the appliance's build rejects (vigilctl verify on the staged root) is reported at
+# the appliance's own file, never at the temporary staging copy.
+cat > "$app/appliance.conf" <<EOC
+[Appliance]
+Name=unittest
+EOC
+cat > "$app/units/bad.service" <<EOC
+[Unit]
+Description=a unit vigil refuses
+
+[Service]
+ExecStart=/bin/true
+PrivateTmp=yes
+EOC
+mkdir -p "$app/units/bad.service.d"
+printf '[Service]\nNoSuchDirective=1\n' > "$app/units/bad.service.d/extra.conf"
+if ! ls /boot/vmlinuz-* > /dev/null 2>&1; then
+        n=$((n + 1)); echo "ok $n - # SKIP no kernel in /boot for a whole appliance build"
+else
+out=$("$root/image/build" --appliance "$app" --out "$tmp/out" --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "^$app/units/bad.service:6: error: .*PrivateTmp=" &&
+        echo "$out" | grep -q "^$app/units/bad.service.d/extra.conf:2: error: .*NoSuchDirective=" &&
+        ! echo "$out" | grep -q "$tmp/cache"
+ok $? "a bad unit file is an error at the appliance's units/NAME.service:LINE" ||
+        echo "$out" | sed 's/^/#   /'
+fi
+rm -rf "$app/units/bad.service" "$app/units/bad.service.d"
 
 echo "1..$n"
 exit $failed
