@@ -7,6 +7,7 @@
 set -u
 root=$1
 build=$2
+here=$(cd "$(dirname "$0")" && pwd)
 n=0
 failed=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; return 1; fi; }
@@ -32,8 +33,10 @@ umoci repack --image layout:v1 b1 && rm -rf b1 &&
 umoci unpack --image layout:v1 b1 && rm b1/rootfs/etc/gone && echo two > b1/rootfs/etc/added &&
 umoci repack --image layout:v1 b1 && rm -rf b1 &&
 skopeo --insecure-policy copy --quiet oci:layout:v1 docker-archive:saved.tar:base:v1 \
+        > /dev/null 2>&1 &&
+skopeo --insecure-policy copy --quiet oci:layout:v1 oci-archive:saved-oci.tar:base:v1 \
         > /dev/null 2>&1
-ok $? "an OCI layout with two layers and a docker-archive of it"
+ok $? "an OCI layout with two layers, a docker-archive and an oci-archive of it"
 
 check_image() { # $1: what, $2: the [Image] line naming the base
         cat > "$app/appliance.conf" <<EOC
@@ -66,6 +69,63 @@ EOC
 }
 check_image "OCI layout" "OCI=../layout:v1"
 check_image "docker save archive" "Archive=../saved.tar"
+check_image "podman save --format oci-archive" "Archive=../saved-oci.tar"
+
+# Layers that try to reach a directory outside the image root: nothing may land there,
+# neither from the layer (umoci) nor from what image/build adds on top (passwd, mount
+# points, homes, the Directory= overlay), whatever symlinks the base holds.
+outside=$tmp/outside
+hostile() { # $1: the case of make-hostile-layout.py; sets $out, $rc, $list
+        rm -rf "$outside" "$tmp/hostile" && mkdir -p "$outside" &&
+                for v in victim victim-link victim-hard; do echo $v > "$outside/$v"; done
+        python3 "$here/make-hostile-layout.py" "$tmp/hostile" "$outside" "$1"
+        cat > "$app/appliance.conf" <<EOC
+[Appliance]
+Name=imgtest
+
+[User]
+Name=player
+UID=1234
+Home=/home/player
+
+[Image]
+Name=hostile
+OCI=../hostile:v1
+Directory=overlay
+EOC
+        out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
+                --vigil-build "$build" 2>&1)
+        rc=$?
+        img=$(echo "$out" | awk '$1 == "hostile" { print $3 }' | tail -1)
+        list=$(unsquashfs -lls -d "" "$img" 2>/dev/null)
+        escaped=$( (cd "$outside" && find . ! -name . | sort | tr '\n' ' '
+                for v in victim victim-link victim-hard; do
+                        [ "$(cat $v 2> /dev/null)" = $v ] || echo "$v changed"
+                done
+                find "$tmp" -path "$tmp/cache/images" -prune -o \( -name dotdot -o \
+                        -name absolute -o -name 'through-*' \) -print) 2>&1)
+        [ "$escaped" = "./victim ./victim-hard ./victim-link " ]
+}
+hostile paths
+ok $? "a layer with ../, absolute paths, symlinks out and whiteouts of ../: nothing outside" ||
+        echo "$escaped$out" | sed 's/^/#   /'
+for f in dotdot absolute through-abslink through-rellink; do
+        echo "$list" | grep -q " $outside/$f\$" || break
+done
+[ $rc = 0 ] && echo "$list" | grep -q ' /etc/ok$'
+ok $? "a layer with ../, absolute paths, symlinks out: its files are inside the image" ||
+        echo "$list$out" | sed 's/^/#   /'
+hostile hardlink
+ok $? "a layer with a hard link to a file outside: nothing outside is touched" ||
+        echo "$escaped$out" | sed 's/^/#   /'
+hostile dirlinks
+ok $? "a base whose /etc, /usr, /tmp, /home are symlinks out: image/build writes nothing there" ||
+        echo "$escaped$out" | sed 's/^/#   /'
+[ $rc = 0 ] && unsquashfs -cat "$img" etc/passwd 2> /dev/null | grep -q '^player:x:1234:' &&
+        unsquashfs -cat "$img" etc/motd 2> /dev/null | grep -q 'from the overlay' &&
+        echo "$list" | grep -q '^d.* /home/player$' && echo "$list" | grep -q '^drwxrwxrwt.* /tmp$'
+ok $? "a base whose /etc, /usr, /tmp, /home are symlinks out: the image gets them as directories" ||
+        echo "$list$out" | sed 's/^/#   /'
 
 cat > "$app/appliance.conf" <<EOC
 [Appliance]
