@@ -38,7 +38,8 @@ skopeo --insecure-policy copy --quiet oci:layout:v1 oci-archive:saved-oci.tar:ba
         > /dev/null 2>&1
 ok $? "an OCI layout with two layers, a docker-archive and an oci-archive of it"
 
-check_image() { # $1: what, $2: the [Image] line naming the base
+build_image() { # $1: the image's name, $2: the [Image] line naming the base; sets $out,
+        # $rc, $img (its squashfs) and $list (its files)
         cat > "$app/appliance.conf" <<EOC
 [Appliance]
 Name=imgtest
@@ -46,18 +47,23 @@ Name=imgtest
 [User]
 Name=player
 UID=1234
+Home=/home/player
 
 [Image]
-Name=base
+Name=$1
 $2
 Directory=overlay
 EOC
         out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
                 --vigil-build "$build" 2>&1)
         rc=$?
-        ok $rc "$1: image/build --images-only" || echo "$out" | sed 's/^/#   /'
-        img=$(echo "$out" | awk '$1 == "base" { print $3 }' | tail -1)
+        img=$(echo "$out" | awk -v n="$1" '$1 == n { print $3 }' | tail -1)
         list=$(unsquashfs -lls -d "" "$img" 2>/dev/null)
+}
+
+check_image() { # $1: what, $2: the [Image] line naming the base
+        build_image base "$2"
+        ok $rc "$1: image/build --images-only" || echo "$out" | sed 's/^/#   /'
         echo "$list" | grep -q ' /etc/kept$' && echo "$list" | grep -q ' /etc/added$' &&
                 ! echo "$list" | grep -q ' /etc/gone$'
         ok $? "$1: the layers in order, the whiteout applied"
@@ -79,25 +85,7 @@ hostile() { # $1: the case of make-hostile-layout.py; sets $out, $rc, $list
         rm -rf "$outside" "$tmp/hostile" && mkdir -p "$outside" &&
                 for v in victim victim-link victim-hard; do echo $v > "$outside/$v"; done
         python3 "$here/make-hostile-layout.py" "$tmp/hostile" "$outside" "$1"
-        cat > "$app/appliance.conf" <<EOC
-[Appliance]
-Name=imgtest
-
-[User]
-Name=player
-UID=1234
-Home=/home/player
-
-[Image]
-Name=hostile
-OCI=../hostile:v1
-Directory=overlay
-EOC
-        out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
-                --vigil-build "$build" 2>&1)
-        rc=$?
-        img=$(echo "$out" | awk '$1 == "hostile" { print $3 }' | tail -1)
-        list=$(unsquashfs -lls -d "" "$img" 2>/dev/null)
+        build_image hostile "OCI=../hostile:v1"
         escaped=$( (cd "$outside" && find . ! -name . | sort | tr '\n' ' '
                 for v in victim victim-link victim-hard; do
                         [ "$(cat $v 2> /dev/null)" = $v ] || echo "$v changed"
