@@ -3,6 +3,8 @@
 # archive: layers applied in order with their whiteouts (by umoci), the appliance's users
 # and vigil's mount points added, and bad [Image] sections refused with file:line; an
 # unknown package reported at its own Packages= line, a bad unit at the appliance's file.
+# The cache: unchanged inputs are up to date (image and appliance) without redoing work,
+# a change of the builder rebuilds both; hostile layers write nothing outside the root.
 # Usage: test-image-build.sh SOURCE_ROOT BUILD_DIR
 set -u
 root=$1
@@ -38,6 +40,7 @@ skopeo --insecure-policy copy --quiet oci:layout:v1 oci-archive:saved-oci.tar:ba
         > /dev/null 2>&1
 ok $? "an OCI layout with two layers, a docker-archive and an oci-archive of it"
 
+builder=$root/image/build
 build_image() { # $1: the image's name, $2: the [Image] line naming the base; sets $out,
         # $rc, $img (its squashfs) and $list (its files)
         cat > "$app/appliance.conf" <<EOC
@@ -54,7 +57,7 @@ Name=$1
 $2
 Directory=overlay
 EOC
-        out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
+        out=$("$builder" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
                 --vigil-build "$build" 2>&1)
         rc=$?
         img=$(echo "$out" | awk -v n="$1" '$1 == n { print $3 }' | tail -1)
@@ -114,6 +117,35 @@ ok $? "a base whose /etc, /usr, /tmp, /home are symlinks out: image/build writes
         echo "$list" | grep -q '^d.* /home/player$' && echo "$list" | grep -q '^drwxrwxrwt.* /tmp$'
 ok $? "a base whose /etc, /usr, /tmp, /home are symlinks out: the image gets them as directories" ||
         echo "$list$out" | sed 's/^/#   /'
+
+# The image cache: unchanged inputs give the image already built; a change to any input of
+# the image's key, the builder itself included, builds a new version.
+changed_builder() { # a copy of image/build that differs by a comment, with its policies
+        mkdir -p "$tmp/changed/image" && ln -sfn "$root/policies" "$tmp/changed/policies" &&
+                cp "$root/image/build" "$tmp/changed/image/build" &&
+                echo "# changed" >> "$tmp/changed/image/build"
+}
+build_image base "OCI=../layout:v1"
+first=$img
+first_id=$(stat -c %i.%Y "$img" 2> /dev/null)
+build_image base "OCI=../layout:v1"
+[ $rc = 0 ] && [ "$img" = "$first" ] && [ "$(stat -c %i.%Y "$img")" = "$first_id" ] &&
+        echo "$out" | grep -q "image base .*: up to date" && ! echo "$out" | grep -q 'MiB ('
+ok $? "an image with unchanged inputs is up to date: the same file, not built again" ||
+        echo "$out" | sed 's/^/#   /'
+echo "changed" > "$app/overlay/etc/changed"
+build_image base "OCI=../layout:v1"
+rm "$app/overlay/etc/changed"
+[ $rc = 0 ] && [ -n "$img" ] && [ "$img" != "$first" ] && echo "$out" | grep -q 'MiB ('
+ok $? "a change in the Directory= overlay builds a new image version" ||
+        echo "$out" | sed 's/^/#   /'
+changed_builder
+builder=$tmp/changed/image/build
+build_image base "OCI=../layout:v1"
+builder=$root/image/build
+[ $rc = 0 ] && [ -n "$img" ] && [ "$img" != "$first" ] && echo "$out" | grep -q 'MiB ('
+ok $? "a change in image/build itself builds a new image version" ||
+        echo "$out" | sed 's/^/#   /'
 
 cat > "$app/appliance.conf" <<EOC
 [Appliance]
@@ -176,8 +208,30 @@ rc=$?
         ! echo "$out" | grep -q "$tmp/cache"
 ok $? "a bad unit file is an error at the appliance's units/NAME.service:LINE" ||
         echo "$out" | sed 's/^/#   /'
-fi
 rm -rf "$app/units/bad.service" "$app/units/bad.service.d"
+
+# The whole appliance: built, then up to date without redoing any step, then built again
+# by a changed builder.
+out=$("$root/image/build" --appliance "$app" --out "$tmp/out" --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+rc=$?
+first_id=$(stat -c %i.%Y "$tmp/out/initrd.img" 2> /dev/null)
+[ $rc = 0 ] && echo "$out" | grep -q '^\[7/7\]' && echo "$out" | grep -q ": built in "
+ok $? "an appliance is built, every step shown" || echo "$out" | sed 's/^/#   /'
+out=$("$root/image/build" --appliance "$app" --out "$tmp/out" --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+rc=$?
+[ $rc = 0 ] && [ "$out" = "$tmp/out: up to date" ] &&
+        [ "$(stat -c %i.%Y "$tmp/out/initrd.img")" = "$first_id" ]
+ok $? "unchanged inputs: up to date, no step run, the initrd not rewritten" ||
+        echo "$out" | sed 's/^/#   /'
+out=$("$tmp/changed/image/build" --appliance "$app" --out "$tmp/out" --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+rc=$?
+[ $rc = 0 ] && echo "$out" | grep -q '^\[6/7\] initrd.img' && ! echo "$out" | grep -q 'up to date'
+ok $? "a change in image/build itself builds the appliance again" ||
+        echo "$out" | sed 's/^/#   /'
+fi
 
 echo "1..$n"
 exit $failed
