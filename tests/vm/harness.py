@@ -193,12 +193,15 @@ def free_udp_port():
 
 class VM:
     """One boot of the appliance. Use as a context manager: qemu is killed on exit whatever
-    happened. Several VM objects may share one data disk (persistence across boots)."""
+    happened. Several VM objects may share one data disk (persistence across boots).
+    interactive: the console is on this terminal (not in console.log) and the game port is
+    the appliance's own (appliance.json), for image/demo; the test channel works as ever."""
 
     _count = 0
 
-    def __init__(self, adir, name=None, data=None, fresh_data=True):
+    def __init__(self, adir, name=None, data=None, fresh_data=True, interactive=False):
         VM._count += 1
+        self.interactive = interactive
         self.adir = adir
         self.name = name or f"boot{VM._count}"
         self.work = os.path.join(WORK, self.name)
@@ -230,16 +233,24 @@ class VM:
 
     def start(self):
         for attempt in range(5):
-            self.host_port = free_udp_port()
-            cmd = [RUN_VM, "--appliance", self.adir, "--headless",
-                   "--console-log", self.console_log, "--test-channel", self.sock_path,
-                   "--host-port", str(self.host_port), "--data", self.data,
-                   "--monitor", self.monitor_path]
+            cmd = [RUN_VM, "--appliance", self.adir, "--test-channel", self.sock_path,
+                   "--data", self.data, "--monitor", self.monitor_path]
+            if self.interactive:
+                game = self.conf.get("game") or {}
+                self.host_port = next((f["host"] for f in self.conf.get("forward", [])
+                                       if f["guest"] == game.get("port")), None)
+            else:
+                self.host_port = free_udp_port()
+                cmd += ["--headless", "--console-log", self.console_log,
+                        "--host-port", str(self.host_port)]
             self.t_start = time.monotonic()
             self.t_exit = None
             with open(self.qemu_log, "w") as qlog:
-                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
+                # interactive: the console and qemu's errors on this terminal (qemu sets it
+                # raw, and restores it when it exits)
+                io = {} if self.interactive else {"stdin": subprocess.DEVNULL, "stdout": qlog,
+                                                  "stderr": subprocess.STDOUT}
+                self.proc = subprocess.Popen(cmd, start_new_session=True, **io)
             # qemu fails at once when the port was taken meanwhile: try another
             deadline = time.monotonic() + 30 * SLOW
             while time.monotonic() < deadline:
@@ -252,6 +263,8 @@ class VM:
                 time.sleep(0.05)
             err = self._read(self.qemu_log)
             self.kill()
+            if self.interactive:
+                raise VMError(f"qemu did not start (exit {self.proc.returncode})")
             if "host forwarding" not in err and "cannot bind" not in err:
                 raise VMError(f"qemu did not start: {err.strip()[-500:]}")
         raise VMError("qemu could not bind a host port after 5 attempts")
@@ -413,7 +426,7 @@ class VM:
         word, text = self._marker("SYNC")
         reconnect = time.monotonic() + 30 * SLOW
         while True:
-            if (self.elapsed() > EARLY_HANG and not self.console()
+            if (not self.interactive and self.elapsed() > EARLY_HANG and not self.console()
                     and self.early_hangs < EARLY_HANG_RETRIES):
                 self.early_hangs += 1
                 self._save_hang_state()
