@@ -1,7 +1,8 @@
 """A D-Bus peer for vigil's private socket, for tests that need what vigilctl and busctl do
 not give: watching signals (the private socket is peer-to-peer: no bus daemon, no match
 rules, every connection gets every signal) and calling a method with arguments vigilctl
-would never send (file descriptors with a crafted name, for example).
+would never send (file descriptors with a crafted name, for example). On a bus daemon,
+subscribe() asks for the broadcast signals of a match rule.
 
 It speaks just enough of the wire protocol: the EXTERNAL handshake with file descriptor
 passing, message headers, and bodies made of basic types (s o g y b n q i u x t d h).
@@ -165,7 +166,7 @@ class Peer:
                 self.cond.notify_all()
 
     def call(self, member, signature, *args, path="/org/vigil1",
-             interface="org.vigil1.Manager", timeout=30):
+             interface="org.vigil1.Manager", destination="org.vigil1", timeout=30):
         """Calls a method whose arguments are basic types ('h': a file descriptor, passed
         with the message). Returns (error name or None, reply args or None)."""
         body = _Writer()
@@ -177,7 +178,7 @@ class Peer:
             body.value(code, v)
         self.serial += 1
         fields = [(F_PATH, path), (F_INTERFACE, interface), (F_MEMBER, member),
-                  (F_DESTINATION, "org.vigil1")]
+                  (F_DESTINATION, destination)]
         if signature:
             fields.append((F_SIGNATURE, signature))
         if fds:
@@ -205,6 +206,25 @@ class Peer:
             self.cond.wait_for(lambda: serial in self.replies or not self.thread.is_alive(),
                                timeout)
             return self.replies.pop(serial, ("(no reply)", None))
+
+    def subscribe(self, rule):
+        """On a bus daemon (not the private socket): Hello, then AddMatch(rule), so that the
+        daemon routes the broadcast signals the rule names to this connection."""
+        for member, sig, args in (("Hello", "", ()), ("AddMatch", "s", (rule,))):
+            err, reply = self.call(member, sig, *args, path="/org/freedesktop/DBus",
+                                   interface="org.freedesktop.DBus",
+                                   destination="org.freedesktop.DBus")
+            if err:
+                raise ConnectionError(f"{member}: {err} {reply}")
+
+    def wait_signal(self, member, cond=lambda args: True, timeout=10):
+        """The args of the first signal called member that satisfies cond, waiting for it;
+        None after timeout."""
+        def find():
+            return next((a for (_, m, a, _) in self.signals if m == member and cond(a)), None)
+        with self.cond:
+            self.cond.wait_for(lambda: find() is not None or not self.thread.is_alive(), timeout)
+            return find()
 
     def members(self, member):
         """The args of every signal called member received so far."""

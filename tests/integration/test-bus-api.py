@@ -389,42 +389,55 @@ def busctl(sb, *args, uid=None, groups=None):
     cmd = ["setpriv", "--reuid=65534", "--regid=65534"] if uid else []
     if uid:
         cmd += [f"--groups={','.join(str(g) for g in groups)}"] if groups else ["--clear-groups"]
-    cmd += ["busctl", f"--address=unix:path={sb.work}/bus.sock", *args]
+    cmd += ["busctl", f"--address={bus_address(sb)}", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
 
-def test_system_bus():
-    policy = os.path.join(os.path.dirname(__file__),
-                          "../../image/appliances/gameserver/rootfs/etc/dbus-1/system.d/"
-                          "org.vigil1.conf")
-    if not os.path.exists(policy):
-        t.ok(False, "the shipped org.vigil1 policy exists", policy)
-        return
-    units = {"dbus.service": """[Service]
+# The shipped policy of the gameserver appliance: only root may own org.vigil1.
+POLICY = os.path.abspath(os.path.join(os.path.dirname(__file__),
+                                      "../../image/appliances/gameserver/rootfs/etc/dbus-1/"
+                                      "system.d/org.vigil1.conf"))
+# The test-owned dbus-daemon, one of vigil's units; its socket is WORK/bus.sock.
+DBUS_UNIT = """[Service]
 ExecStart=/bin/sh -c 'umask 0; exec dbus-daemon --nofork --nopidfile --config-file=@WORK@/bus.conf'
 Restart=always
 RestartSec=200ms
 [Install]
 WantedBy=multi-user.target
-""", "game.service": IDLE % "game"}
-    conf = "[Manager]\nSystemBusAddress=unix:path=@WORK@/bus.sock\n" + CONF
+"""
+
+
+def bus_address(sb):
+    return f"unix:path={sb.work}/bus.sock"
+
+
+def start_with_bus(sb, conf=CONF):
+    """Starts sb (whose units include DBUS_UNIT as dbus.service) with vigil.conf naming the
+    test bus as the system bus, plus conf; whether vigil took org.vigil1 there."""
+    if not os.path.exists(POLICY):
+        t.ok(False, "the shipped org.vigil1 policy exists", POLICY)
+        return False
+    with open(os.path.join(sb.config, "vigil.conf"), "w") as f:
+        f.write(f"[Manager]\nSystemBusAddress={bus_address(sb)}\n" + conf)
+    with open(os.path.join(sb.work, "bus.conf"), "w") as f:
+        f.write(DBUS_CONF.replace("@WORK@", sb.work).replace("@POLICY@", POLICY))
+    os.chmod(sb.work, 0o755)
+    os.chmod(sb.dir, 0o755)
+    sb.start()
+    return sb.wait_for(lambda: "org.vigil1" in busctl(sb, "list", "--acquired").stdout, 15)
+
+
+def test_system_bus():
+    units = {"dbus.service": DBUS_UNIT, "game.service": IDLE % "game"}
     with Sandbox(units) as sb:
-        with open(os.path.join(sb.config, "vigil.conf"), "w") as f:
-            f.write(conf.replace("@WORK@", sb.work))
-        with open(os.path.join(sb.work, "bus.conf"), "w") as f:
-            f.write(DBUS_CONF.replace("@WORK@", sb.work).replace("@POLICY@",
-                                                                 os.path.abspath(policy)))
-        os.chmod(sb.work, 0o755)
-        os.chmod(sb.dir, 0o755)
-        sb.start()
+        named = start_with_bus(sb)
         sb.wait_state("game.service", "active")
-        named = sb.wait_for(lambda: "org.vigil1" in busctl(sb, "list", "--acquired").stdout, 15)
         t.ok(named, "vigil takes org.vigil1 when the bus appears", sb.vigil_log()[-2000:])
         r = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
                    "ListServices")
         t.ok(r.returncode == 0 and "game.service" in r.stdout, "busctl ListServices",
              r.stdout + r.stderr)
-        r = subprocess.run([VIGILCTL, "--system", "--address", f"unix:path={sb.work}/bus.sock",
+        r = subprocess.run([VIGILCTL, "--system", "--address", bus_address(sb),
                             "--json", "list"], capture_output=True, text=True, timeout=30)
         t.ok(r.returncode == 0 and "game.service" in r.stdout,
              "vigilctl --system talks to vigil through the bus", r.stdout + r.stderr)
@@ -470,7 +483,7 @@ WantedBy=multi-user.target
         r = busctl(sb, *args)
         t.ok(r.returncode != 0 and "more than 32 properties" in r.stderr,
              "a huge property array is refused", r.stderr)
-        procs = [subprocess.Popen(["busctl", f"--address=unix:path={sb.work}/bus.sock",
+        procs = [subprocess.Popen(["busctl", f"--address={bus_address(sb)}",
                                    "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
                                    "GetLogs", "su", "game.service", "100000"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -579,29 +592,13 @@ def test_python_dbus():
         t.n += 1
         print(f"ok {t.n} - python3-dbus client # SKIP python3-dbus is not installed", flush=True)
         return
-    policy = os.path.join(os.path.dirname(__file__),
-                          "../../image/appliances/gameserver/rootfs/etc/dbus-1/system.d/"
-                          "org.vigil1.conf")
-    units = {"dbus.service": """[Service]
-ExecStart=/bin/sh -c 'umask 0; exec dbus-daemon --nofork --nopidfile --config-file=@WORK@/bus.conf'
-Restart=always
-RestartSec=200ms
-[Install]
-WantedBy=multi-user.target
-""", "game.service": IDLE % "game", "other.service": IDLE % "other"}
+    units = {"dbus.service": DBUS_UNIT, "game.service": IDLE % "game",
+             "other.service": IDLE % "other"}
     with Sandbox(units) as sb:
-        address = f"unix:path={sb.work}/bus.sock"
-        with open(os.path.join(sb.config, "vigil.conf"), "w") as f:
-            f.write(f"[Manager]\nSystemBusAddress={address}\n" + CONF)
-        with open(os.path.join(sb.work, "bus.conf"), "w") as f:
-            f.write(DBUS_CONF.replace("@WORK@", sb.work).replace("@POLICY@",
-                                                                 os.path.abspath(policy)))
-        os.chmod(sb.work, 0o755)
-        os.chmod(sb.dir, 0o755)
-        sb.start()
+        address = bus_address(sb)
+        named = start_with_bus(sb)
         sb.wait_state("game.service", "active")
         sb.wait_state("other.service", "active")
-        named = sb.wait_for(lambda: "org.vigil1" in busctl(sb, "list", "--acquired").stdout, 15)
         if not t.ok(named, "python3-dbus: vigil owns org.vigil1 on the test bus",
                     sb.vigil_log()[-2000:]):
             return
@@ -706,8 +703,85 @@ WantedBy=multi-user.target
              "python3-dbus: StageUpdate of a pipe through the bus daemon is InvalidArgument",
              f"{res} {err}")
 
+def test_signals():
+    """ServiceStateChanged and ServiceCrashed as a client receives them: on the private socket
+    (every connection gets every signal) and through the test bus (after AddMatch)."""
+    units = {"dbus.service": DBUS_UNIT,
+             "game.service": "[Service]\nExecStart=/bin/sleep 1000\n",
+             "crash.service": "[Service]\nExecStart=/bin/sleep 1000\nRestart=on-failure\n"
+                              "RestartSec=100ms\n",
+             "exits.service": "[Service]\nExecStart=/bin/sh -c 'exit 3'\n"}
+    with Sandbox(units) as sb:
+        if not t.ok(start_with_bus(sb), "signals: vigil owns org.vigil1 on the test bus",
+                    sb.vigil_log()[-2000:]):
+            return
+        private = Peer(sb.socket)
+        onbus = Peer(f"{sb.work}/bus.sock")
+        try:
+            onbus.subscribe("type='signal',sender='org.vigil1',interface='org.vigil1.Manager'")
+            peers = (("private socket", private), ("bus", onbus))
+
+            def changes(peer, name):
+                return [a[1:] for a in peer.members("ServiceStateChanged") if a[0] == name]
+
+            def wait_change(peer, name, *want):
+                return peer.wait_signal("ServiceStateChanged",
+                                        lambda a: a == (name, *want)) is not None
+
+            sb.ctl("start", "game", check=True)
+            for where, p in peers:
+                ok = wait_change(p, "game.service", "active", "running", "success")
+                t.ok(ok and changes(p, "game.service")[0] == ("activating", "start", "success"),
+                     f"ServiceStateChanged on the {where} for a start: activating/start, then "
+                     "active/running, result success", changes(p, "game.service"))
+            sb.ctl("stop", "game", check=True)
+            for where, p in peers:
+                ok = wait_change(p, "game.service", "inactive", "dead", "success")
+                seen = changes(p, "game.service")
+                t.ok(ok and ("deactivating", "stop-sigterm", "success") in seen,
+                     f"ServiceStateChanged on the {where} for a stop: deactivating/stop-sigterm, "
+                     "then inactive/dead", seen)
+
+            sb.ctl("start", "crash", check=True)
+            sb.wait_state("crash.service", "active")
+            sb.ctl("kill", "crash", "SIGKILL", check=True)
+            for where, p in peers:
+                got = p.wait_signal("ServiceCrashed", lambda a: a[0] == "crash.service")
+                t.ok(got == ("crash.service", "signal", -1, 9, 0),
+                     f"ServiceCrashed on the {where} for a SIGKILL: result signal, exit code -1, "
+                     "signal 9, 0 restarts so far", got)
+            for where, p in peers:
+                t.ok(wait_change(p, "crash.service", "activating", "auto-restart", "signal"),
+                     f"ServiceStateChanged on the {where}: the crashed service waits to restart",
+                     changes(p, "crash.service"))
+            sb.wait_for(lambda: (sb.status("crash.service") or {}).get("restarts") == 1 and
+                        sb.state_of("crash.service") == "active", 10)
+            sb.ctl("kill", "crash", "SIGKILL", check=True)
+            got = private.wait_signal("ServiceCrashed", lambda a: a[0] == "crash.service" and
+                                      a[4] == 1)
+            t.ok(got == ("crash.service", "signal", -1, 9, 1),
+                 "a second crash: ServiceCrashed counts the restart",
+                 private.members("ServiceCrashed"))
+
+            sb.ctl("start", "exits", check=True)
+            for where, p in peers:
+                got = p.wait_signal("ServiceCrashed", lambda a: a[0] == "exits.service")
+                failed = wait_change(p, "exits.service", "failed", "failed", "exit-code")
+                t.ok(got == ("exits.service", "exit-code", 3, 0, 0) and failed,
+                     f"ServiceCrashed on the {where} for exit 3: result exit-code, exit code 3, "
+                     "no signal; then ServiceStateChanged failed/failed/exit-code",
+                     f"{got} {changes(p, 'exits.service')}")
+            t.ok(not [a for a in private.members("ServiceCrashed") if a[0] == "game.service"],
+                 "a clean stop is no crash")
+            t.ok(private.error is None and onbus.error is None, "every signal parsed",
+                 f"{private.error} {onbus.error}")
+        finally:
+            private.close()
+            onbus.close()
+
+
 for test in (test_access, test_reload, test_reset_and_properties, test_update, test_system_bus,
-             test_python_dbus):
+             test_python_dbus, test_signals):
     if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
         continue
     try:
