@@ -33,12 +33,21 @@ static const char *audit_field(const char *s, bool spaces, char *buf, size_t len
         return buf;
 }
 
+/* A uid, gid or pid as decimal, or "-" when unknown (UID_INVALID, GID_INVALID; pid 0: the
+ * caller is outside vigil's PID namespace, or the bus daemon did not say). */
+static const char *audit_id(unsigned long id, bool known, char buf[static 21]) {
+        if (!known)
+                return "-";
+        snprintf(buf, 21, "%lu", id);
+        return buf;
+}
+
 void audit_log(const char *dir, const access_caller *caller, pid_t pid, const char *transport,
                const char *verb, const char *target, const char *result) {
         static usec_t last_failure;
         _cleanup_free_ char *path = NULL, *old = NULL, *line = NULL;
         _cleanup_close_ int fd = -1;
-        char when[32], t[AUDIT_FIELD_MAX], r[AUDIT_FIELD_MAX];
+        char when[32], t[AUDIT_FIELD_MAX], r[AUDIT_FIELD_MAX], u[21], g[21], p[21];
         struct timespec ts;
         struct tm tm;
         struct stat st;
@@ -51,11 +60,13 @@ void audit_log(const char *dir, const access_caller *caller, pid_t pid, const ch
 
         if (asprintf_safe(&path, "%s/audit.log", dir) < 0 ||
             asprintf_safe(&old, "%s/audit.log.1", dir) < 0 ||
-            asprintf_safe(&line, "%s uid=%ld gid=%ld pid=%ld via=%s verb=%s target=%s result=%s\n",
-                          when, caller ? (long) caller->uid : -1L,
-                          caller ? (long) caller->gid : -1L, (long) pid, transport, verb,
-                          audit_field(target, false, t, sizeof(t)),
-                          audit_field(result, true, r, sizeof(r))) < 0) {
+            asprintf_safe(
+                    &line, "%s uid=%s gid=%s pid=%s via=%s verb=%s target=%s result=%s\n", when,
+                    audit_id(caller ? caller->uid : 0, caller && caller->uid != UID_INVALID, u),
+                    audit_id(caller ? caller->gid : 0, caller && caller->gid != GID_INVALID, g),
+                    audit_id((unsigned long) pid, pid > 0, p), transport, verb,
+                    audit_field(target, false, t, sizeof(t)),
+                    audit_field(result, true, r, sizeof(r))) < 0) {
                 log_oom();
                 return;
         }

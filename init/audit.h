@@ -5,7 +5,7 @@
 
 #define AUDIT_LOG_MAX_BYTES (1024 * 1024) /* then audit.log becomes audit.log.1 */
 
-/* Appends to DIR/audit.log: the time (UTC), the caller (uid, gid, pid when known, and the
+/* Appends to DIR/audit.log: the time (UTC), the caller (uid, gid, pid: "-" when unknown; and the
  * transport), the verb, the target ("-" for the machine) and the result ("ok", "denied" or
  * "error: MESSAGE"). Every field is bounded and made printable. Failures are logged once
  * per burst, never fatal. */

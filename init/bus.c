@@ -63,9 +63,6 @@
 
 #define log_debug_errno(e, ...) log_internal(LOG_DEBUG, (e), __VA_ARGS__)
 
-#define UID_INVALID ((uid_t) -1)
-#define GID_INVALID ((gid_t) -1)
-
 typedef struct bus_conn bus_conn;
 typedef struct bus_follower bus_follower;
 

@@ -56,7 +56,11 @@ typedef struct vigil_conf {
         size_t n_grants;
 } vigil_conf;
 
-/* The caller of a D-Bus method, as the kernel or the bus daemon reported it. */
+#define UID_INVALID ((uid_t) -1)
+#define GID_INVALID ((gid_t) -1)
+
+/* The caller of a D-Bus method, as the kernel or the bus daemon reported it (GID_INVALID:
+ * the bus daemon reports no gid). */
 typedef struct access_caller {
         uid_t uid; /* effective */
         gid_t gid; /* effective */

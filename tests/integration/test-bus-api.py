@@ -780,8 +780,91 @@ def test_signals():
             onbus.close()
 
 
+def ordered_unit(name, after=None):
+    """A service that notes its start and, on SIGTERM, its stop in WORK/started, WORK/stopped."""
+    return f"""[Unit]
+{"After=" + after if after else ""}
+[Service]
+ExecStart=/bin/sh -c 'trap "echo {name} >> @WORK@/stopped; exit 0" TERM; \\
+echo {name} >> @WORK@/started; while :; do sleep 0.05; done'
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def words(path):
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def test_shutdown():
+    """Reboot and PowerOff end to end: in --sandbox vigil stops every service in order and
+    exits 0 (no reboot), whether asked through the test bus or by vigilctl; an unprivileged
+    caller is denied and nothing stops."""
+    units = {"dbus.service": DBUS_UNIT, "a.service": ordered_unit("a"),
+             "b.service": ordered_unit("b", "a.service")}
+    cases = [("busctl", "Reboot", "reboot", "Reboot"), ("busctl", "PowerOff", "poweroff",
+                                                        "Power-off"),
+             ("vigilctl", "reboot", "reboot", "Reboot"), ("vigilctl", "poweroff", "poweroff",
+                                                          "Power-off")]
+    for tool, what, verb, logged in cases:
+        with Sandbox(units) as sb:
+            if not t.ok(start_with_bus(sb), f"{tool} {what}: vigil owns org.vigil1",
+                        sb.vigil_log()[-2000:]):
+                continue
+            sb.wait_for(lambda: sorted(words(sb.work + "/started")) == ["a", "b"], 10)
+            open_socket(sb)
+
+            def call(uid=None, groups=None):
+                if tool == "busctl":
+                    return busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
+                                  what, uid=uid, groups=groups)
+                if uid is None:
+                    return sb.ctl(what)
+                return ctl_as(sb, groups or [], what)
+
+            r = call(uid=65534)
+            denied = r.returncode == 1 if tool == "vigilctl" else r.returncode != 0
+            time.sleep(0.3)  # a wrongly accepted request would be stopping things by now
+            t.ok(denied and f"may not {verb}" in r.stderr and sb.proc.poll() is None and
+                 not words(sb.work + "/stopped") and sb.state_of("a.service") == "active",
+                 f"{tool} {what} as an unprivileged caller: access denied, nothing stops",
+                 r.stderr)
+            r = call(uid=65534, groups=[4242])
+            t.ok(r.returncode != 0 and f"may not {verb}" in r.stderr and sb.proc.poll() is None,
+                 f"{tool} {what} from a group granted only service verbs: denied", r.stderr)
+            r = call()
+            try:
+                rc = sb.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                rc = None
+            log = sb.vigil_log()
+            t.ok(r.returncode == 0 and rc == 0,
+                 f"{tool} {what} as root: the call succeeds and vigil --sandbox exits 0",
+                 f"call {r.returncode} {r.stderr} vigil {rc}\n{log[-1500:]}")
+            t.ok(words(sb.work + "/stopped") == ["b", "a"] and
+                 f"{logged} requested over D-Bus by uid 0." in log and
+                 "Shutting down for exit: stopping all services." in log,
+                 f"{tool} {what}: every service stopped, in reverse order, and the log says who "
+                 "asked", f"stopped {words(sb.work + '/stopped')}\n{log[-1500:]}")
+            with open(os.path.join(sb.state, "log", "audit.log")) as f:
+                audit = f.read()
+            # The caller is outside the sandbox's PID namespace: no pid; dbus-daemon gives
+            # no gid.
+            via, gid, gid0 = ("system-bus", "-", "-") if tool == "busctl" else \
+                ("private", "65534", "0")
+            t.ok(f"uid=65534 gid={gid} pid=- via={via} verb={verb} target=- result=denied"
+                 in audit and
+                 f"uid=0 gid={gid0} pid=- via={via} verb={verb} target=- result=ok" in audit,
+                 f"{tool} {what}: the audit log has the denied and the accepted request, "
+                 "unknown ids as -", audit)
+
+
 for test in (test_access, test_reload, test_reset_and_properties, test_update, test_system_bus,
-             test_python_dbus, test_signals):
+             test_python_dbus, test_signals, test_shutdown):
     if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
         continue
     try:
