@@ -863,8 +863,135 @@ def test_shutdown():
                  "unknown ids as -", audit)
 
 
+def test_reload_service():
+    """ReloadService runs ExecReload= (every command, in order, with $MAINPID) while the main
+    process keeps running; without ExecReload=, or when not running, a clear error."""
+    units = {
+        "reloadable.service": """[Service]
+ExecStart=/bin/sh -c 'trap "echo hup >> @WORK@/hups" HUP; while :; do sleep 0.05; done'
+ExecReload=/bin/kill -HUP $MAINPID
+ExecReload=/bin/sh -c 'echo second >> @WORK@/reloads'
+[Install]
+WantedBy=multi-user.target
+""",
+        "badreload.service": IDLE % "badreload" + "ExecReload=/bin/false\n",
+        "stopped.service": "[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/true\n",
+        "plain.service": IDLE % "plain"}
+    with Sandbox(units) as sb:
+        sb.start()
+        for n in ("reloadable", "badreload", "plain"):
+            sb.wait_state(n + ".service", "active")
+        pid = sb.status("reloadable.service")["main_pid"]
+        peer = Peer(sb.socket)
+        try:
+            err, _ = peer.call("ReloadService", "s", "reloadable.service")
+            ran = sb.wait_for(lambda: words(sb.work + "/hups") == ["hup"] and
+                              words(sb.work + "/reloads") == ["second"], 10)
+            t.ok(err is None and ran, "ReloadService runs each ExecReload= in order ($MAINPID "
+                 "reaches the main process)", f"{err} {words(sb.work + '/hups')}")
+            back = peer.wait_signal("ServiceStateChanged", lambda a: a == (
+                "reloadable.service", "active", "running", "success"))
+            seen = [a[1:3] for a in peer.members("ServiceStateChanged")
+                    if a[0] == "reloadable.service"]
+            t.ok(back is not None and seen[0] == ("reloading", "reload") and
+                 sb.status("reloadable.service")["main_pid"] == pid and
+                 "Reloaded." in sb.service_log("reloadable.service"),
+                 "the service is reloading, then active again with the same main process",
+                 f"{seen} {sb.service_log('reloadable.service')[-500:]}")
+            for what, name, error, message in [
+                    ("a service without ExecReload=", "plain", "NotSupported",
+                     "cannot reload plain.service: it has no ExecReload="),
+                    ("a stopped service", "stopped", "NotRunning",
+                     "cannot reload stopped.service: it is not running"),
+                    ("an unknown name", "nosuch", "NoSuchService", "no service named nosuch.service")]:
+                err, args = peer.call("ReloadService", "s", name + ".service")
+                t.ok(err == "org.vigil1.Error." + error and args == (message,),
+                     f"ReloadService of {what}: {error}, \"{message}\"", f"{err} {args}")
+            t.ok(sb.state_of("plain.service") == "active", "the service without ExecReload= "
+                 "runs on")
+            bad = sb.status("badreload.service")["main_pid"]
+            err, _ = peer.call("ReloadService", "s", "badreload.service")
+            failed = sb.wait_for(lambda: "Reload failed." in sb.service_log("badreload.service"),
+                                 10)
+            st = sb.status("badreload.service")
+            t.ok(err is None and failed and st["active"] == "active" and st["main_pid"] == bad,
+                 "a failing ExecReload= is logged and the service keeps running",
+                 f"{err} {st} {sb.service_log('badreload.service')[-300:]}")
+        finally:
+            peer.close()
+        with open(os.path.join(sb.state, "log", "audit.log")) as f:
+            audit = f.read()
+        t.ok("verb=reload target=reloadable.service result=ok" in audit and
+             "verb=reload target=plain.service result=error: cannot reload plain.service: it "
+             "has no ExecReload=" in audit, "the audit log has each reload and its result", audit)
+
+
+def host_pid(sb, pid):
+    """The host pid of the sandbox's process pid."""
+    for p in sb.namespace_pids():
+        try:
+            with open(f"/proc/{p}/status") as f:
+                ns = [line.split()[-1] for line in f if line.startswith("NSpid:")]
+        except OSError:
+            continue
+        if ns == [str(pid)]:
+            return p
+    return None
+
+
+def oom_score_adj(sb, name):
+    p = host_pid(sb, (sb.status(name) or {}).get("main_pid", 0))
+    try:
+        with open(f"/proc/{p}/oom_score_adj") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def test_reload_policy():
+    """ReloadUnits after a policy file changed: the services that use it restart with the new
+    settings, the others keep running; a broken policy changes nothing."""
+    units = {"uses.service": IDLE % "uses" + "Policy=tune\n",
+             "other.service": IDLE % "other"}
+    policies = {"tune.policy": "# tuning\n[Service]\nOOMScoreAdjust=100\nRestartSec=3s\n"}
+    with Sandbox(units, policies=policies) as sb:
+        sb.start()
+        sb.wait_state("uses.service", "active")
+        sb.wait_state("other.service", "active")
+        t.ok(oom_score_adj(sb, "uses.service") == 100, "the policy's OOMScoreAdjust=100 is in "
+             "effect", oom_score_adj(sb, "uses.service"))
+        uses = sb.status("uses.service")["main_pid"]
+        other = sb.status("other.service")["main_pid"]
+        with open(os.path.join(sb.config, "policies", "tune.policy"), "w") as f:
+            f.write("# tuning\n[Service]\nOOMScoreAdjust=200\n\nRestartSec=5s\n")
+        r = sb.ctl("reload")
+        t.ok(r.returncode == 0 and r.stdout.split("\n")[0] == "changed uses.service (restarting)"
+             and "other.service" not in r.stdout,
+             "vigilctl reload after a policy change: the service using it changed", r.stdout)
+        ok = sb.wait_for(lambda: (sb.status("uses.service") or {}).get("main_pid") not in
+                         (0, uses) and sb.state_of("uses.service") == "active", 10)
+        t.ok(ok and oom_score_adj(sb, "uses.service") == 200,
+             "it restarted with the new OOMScoreAdjust=200", oom_score_adj(sb, "uses.service"))
+        st = json.loads(sb.ctl("--json", "status", "uses").stdout)
+        src = {s["key"]: s for s in st["settings"]}.get("Service.RestartSec", {})
+        t.ok(src.get("value") == "5s" and src.get("source", "").endswith("tune.policy:5"),
+             "status shows the policy's new RestartSec= and its file and line", src)
+        t.ok(sb.status("other.service")["main_pid"] == other,
+             "a service without the policy kept running")
+        uses = sb.status("uses.service")["main_pid"]
+        with open(os.path.join(sb.config, "policies", "tune.policy"), "a") as f:
+            f.write("ExecStart=/bin/evil\n")
+        r = sb.ctl("reload")
+        time.sleep(0.3)
+        t.ok(r.returncode == 1 and "tune.policy:6" in r.stderr and "nothing changed" in r.stderr
+             and sb.status("uses.service")["main_pid"] == uses and
+             oom_score_adj(sb, "uses.service") == 200,
+             "a broken policy: reload fails, names the policy line, nothing changes", r.stderr)
+
+
 for test in (test_access, test_reload, test_reset_and_properties, test_update, test_system_bus,
-             test_python_dbus, test_signals, test_shutdown):
+             test_python_dbus, test_signals, test_shutdown, test_reload_service,
+             test_reload_policy):
     if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
         continue
     try:
