@@ -207,15 +207,22 @@ class Peer:
                                timeout)
             return self.replies.pop(serial, ("(no reply)", None))
 
+    def _daemon_call(self, member, signature, *args):
+        err, reply = self.call(member, signature, *args, path="/org/freedesktop/DBus",
+                               interface="org.freedesktop.DBus",
+                               destination="org.freedesktop.DBus")
+        if err:
+            raise ConnectionError(f"{member}: {err} {reply}")
+
+    def hello(self):
+        """On a bus daemon (not the private socket): the Hello every client sends first."""
+        self._daemon_call("Hello", "")
+
     def subscribe(self, rule):
-        """On a bus daemon (not the private socket): Hello, then AddMatch(rule), so that the
-        daemon routes the broadcast signals the rule names to this connection."""
-        for member, sig, args in (("Hello", "", ()), ("AddMatch", "s", (rule,))):
-            err, reply = self.call(member, sig, *args, path="/org/freedesktop/DBus",
-                                   interface="org.freedesktop.DBus",
-                                   destination="org.freedesktop.DBus")
-            if err:
-                raise ConnectionError(f"{member}: {err} {reply}")
+        """On a bus daemon: Hello, then AddMatch(rule), so that the daemon routes the
+        broadcast signals the rule names to this connection."""
+        self.hello()
+        self._daemon_call("AddMatch", "s", rule)
 
     def wait_signal(self, member, cond=lambda args: True, timeout=10):
         """The args of the first signal called member that satisfies cond, waiting for it;

@@ -453,8 +453,8 @@ def test_system_bus():
         pid = sb.status("game.service")["main_pid"]
         r = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
                    "RestartService", "s", "game.service", uid=65534, groups=[4242])
-        # dbus-daemon reports supplementary groups (UnixGroupIDs) only from 1.15.2 on; without
-        # them, grants by group give nothing on the system bus (the call is denied).
+        # Not every dbus-daemon reports supplementary groups (UnixGroupIDs; Debian's 1.14.10
+        # does); without them, grants by group give nothing on the system bus (denied).
         creds = busctl(sb, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
                        "org.freedesktop.DBus", "GetConnectionCredentials", "s", "org.vigil1")
         if "UnixGroupIDs" in creds.stdout:
@@ -837,10 +837,7 @@ def test_shutdown():
             t.ok(r.returncode != 0 and f"may not {verb}" in r.stderr and sb.proc.poll() is None,
                  f"{tool} {what} from a group granted only service verbs: denied", r.stderr)
             r = call()
-            try:
-                rc = sb.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                rc = None
+            rc = wait_exit(sb)
             log = sb.vigil_log()
             t.ok(r.returncode == 0 and rc == 0,
                  f"{tool} {what} as root: the call succeeds and vigil --sandbox exits 0",
@@ -903,7 +900,8 @@ WantedBy=multi-user.target
                      "cannot reload plain.service: it has no ExecReload="),
                     ("a stopped service", "stopped", "NotRunning",
                      "cannot reload stopped.service: it is not running"),
-                    ("an unknown name", "nosuch", "NoSuchService", "no service named nosuch.service")]:
+                    ("an unknown name", "nosuch", "NoSuchService",
+                     "no service named nosuch.service")]:
                 err, args = peer.call("ReloadService", "s", name + ".service")
                 t.ok(err == "org.vigil1.Error." + error and args == (message,),
                      f"ReloadService of {what}: {error}, \"{message}\"", f"{err} {args}")
@@ -989,9 +987,260 @@ def test_reload_policy():
              "a broken policy: reload fails, names the policy line, nothing changes", r.stderr)
 
 
+MATRIX_UNITS = {
+    "dbus.service": DBUS_UNIT, "game.service": IDLE % "game", "other.service": IDLE % "other",
+    "idle.service": "[Service]\nExecStart=/bin/sleep 1000\n",
+    "marked.service": """[Service]
+ExecStart=/bin/sh -c 'trap "echo hup >> @WORK@/marks" HUP; trap "echo usr1 >> @WORK@/marks" USR1; \\
+while :; do sleep 0.05; done'
+ExecReload=/bin/kill -HUP $MAINPID
+[Install]
+WantedBy=multi-user.target
+""",
+    "fails.service": "[Service]\nExecStart=/bin/sh -c 'exit 3'\n[Install]\n"
+                     "WantedBy=multi-user.target\n"}
+
+# The read methods of org.vigil1.Manager (busctl arguments): open to every caller.
+READS = {"ListServices": [], "GetService": ["s", "game.service"],
+         "GetLogs": ["su", "game.service", "10"], "FollowLogs": ["s", "game.service"],
+         "GetCrashRecords": ["su", "fails.service", "5"], "GetUpdateStatus": []}
+
+# A client for StageUpdate (busctl cannot send file descriptors): buswire on the test bus as
+# whoever runs it; prints [error name or null, reply args].
+STAGE_CLIENT = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from buswire import Peer
+peer = Peer(sys.argv[2])
+peer.hello()
+fds = [os.open(sys.argv[3] + s, os.O_RDONLY)
+       for s in (".squashfs", ".manifest", ".manifest.minisig")]
+print(json.dumps(peer.call("StageUpdate", "shhh", os.path.basename(sys.argv[3]), *fds)))
+peer.close()
+"""
+
+
+def mutations(sb):
+    """Every mutating method but Reboot and PowerOff: (method, busctl arguments or None for
+    StageUpdate, audit verb, audit target, the error an allowed caller gets (None: success),
+    whether the change happened)."""
+    other = sb.status("other.service")["main_pid"]
+
+    def setting(key):
+        st = json.loads(sb.ctl("--json", "status", "game").stdout)
+        return {x["key"]: x["value"] for x in st["settings"]}.get(key)
+
+    return [
+        ("StartService", ["s", "idle.service"], "start", "idle.service", None,
+         lambda: sb.wait_state("idle.service", "active")),
+        ("StopService", ["s", "game.service"], "stop", "game.service", None,
+         lambda: sb.wait_state("game.service", "inactive")),
+        ("RestartService", ["s", "other.service"], "restart", "other.service", None,
+         lambda: sb.wait_for(lambda: (sb.status("other.service") or {}).get("main_pid")
+                             not in (0, other), 10)),
+        ("ReloadService", ["s", "marked.service"], "reload", "marked.service", None,
+         lambda: sb.wait_for(lambda: "hup" in words(sb.work + "/marks"), 10)),
+        ("KillService", ["si", "marked.service", "10"], "kill", "marked.service", None,
+         lambda: sb.wait_for(lambda: "usr1" in words(sb.work + "/marks"), 10)),
+        ("ResetFailed", ["s", "fails.service"], "reset-failed", "fails.service", None,
+         lambda: sb.wait_state("fails.service", "inactive")),
+        ("SetProperties", ["sba(sv)", "game.service", "true", "1", "RestartSec", "s", "7s"],
+         "set-property", "game.service", None, lambda: setting("Service.RestartSec") == "7s"),
+        ("ReloadUnits", [], "reload-units", "-", None,
+         lambda: sb.status("added.service") is not None),
+        # Staging copies the files; ApplyUpdates then finds the bundle and rejects it (the
+        # signature is junk): that rejection is the trace of both.
+        ("StageUpdate", None, "update", "game-1.0", None, lambda: rejected(sb)),
+        ("ApplyUpdates", ["b", "false"], "update", "-", None, lambda: rejected(sb)),
+        ("RollbackImage", ["s", "nosuch"], "update", "nosuch", "org.vigil1.Error.NoSuchImage",
+         lambda: True)]
+
+
+def rejected(sb):
+    """Whether the update engine rejected the staged bundle game-1.0 (audited)."""
+    with open(os.path.join(sb.state, "log", "audit.log")) as f:
+        return any("via=vigil verb=rejected" in line and "game-1.0.manifest.minisig" in line
+                   for line in f)
+
+
+def snapshot(sb):
+    """What a mutating call could change: every service's state and process, game's settings,
+    the marks of marked.service, what is staged."""
+    rows = json.loads(sb.ctl("--json", "list").stdout)
+    st = json.loads(sb.ctl("--json", "status", "game").stdout)
+    incoming = os.path.join(sb.dir, "incoming")
+    return ([(s["name"], s["active"], s["main_pid"], s["restarts"], s["result"]) for s in rows],
+            st["settings"], words(sb.work + "/marks"),
+            sorted(os.listdir(incoming)) if os.path.isdir(incoming) else [])
+
+
+class Monitor:
+    """busctl monitor on the test bus (as root): the error name of every error reply, by its
+    message, since busctl call prints only the message."""
+
+    def __init__(self, sb):
+        self.proc = subprocess.Popen(["busctl", f"--address={bus_address(sb)}", "monitor",
+                                      "--json=short"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.errors = None
+        time.sleep(0.3)  # until it is a monitor
+
+    def stop(self):
+        time.sleep(0.3)
+        self.proc.terminate()
+        out, _ = self.proc.communicate(10)
+        self.errors = {}
+        for line in out.splitlines():
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            if m.get("type") == "error":
+                self.errors[m["payload"]["data"][0]] = m["error_name"]
+
+    def name(self, r):
+        """The error name of the reply busctl call printed in r (None: it succeeded)."""
+        if r.returncode == 0:
+            return None
+        return self.errors.get(r.stderr.strip().removeprefix("Call failed: "), r.stderr)
+
+
+def manager_methods(sb):
+    import xml.etree.ElementTree as ET
+    r = busctl(sb, "introspect", "--xml-interface", "org.vigil1", "/org/vigil1")
+    try:
+        root = ET.fromstring(r.stdout)
+    except ET.ParseError:
+        return set()
+    return {x.get("name") for i in root.findall("interface")
+            if i.get("name") == "org.vigil1.Manager" for x in i.findall("method")}
+
+
+def test_matrix():
+    """Every method of org.vigil1.Manager through the test bus (busctl; StageUpdate through
+    buswire) as root, as a member of [Access] AdminGroup= and as an unprivileged user
+    (setpriv): the mutating ones are for the first two only, denied ones are AccessDenied,
+    change nothing and are audited; the read ones are open to all three."""
+    callers = [("root", None, None, "0"), ("an AdminGroup= member", 65534, [4243], "65534"),
+               ("an unprivileged user", 65534, None, "65534")]
+    shutdown = ["Reboot", "PowerOff"]
+    for who, uid, groups, audit_uid in callers:
+        with Sandbox(MATRIX_UNITS) as sb:
+            if not t.ok(start_with_bus(sb), f"matrix, {who}: vigil owns org.vigil1",
+                        sb.vigil_log()[-2000:]):
+                continue
+            for n in ("game", "other", "marked"):
+                sb.wait_state(n + ".service", "active")
+            sb.wait_state("fails.service", "failed")
+            allowed = uid is None or groups is not None
+            if allowed and uid:
+                creds = busctl(sb, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "GetConnectionCredentials", "s",
+                               "org.vigil1")
+                if "UnixGroupIDs" not in creds.stdout:
+                    t.note("this dbus-daemon reports no UnixGroupIDs: AdminGroup= gives "
+                           "nothing on the system bus, the admin row expects denials")
+                    allowed = False
+            if who == "root":
+                methods = manager_methods(sb)
+                listed = {m[0] for m in mutations(sb)} | set(shutdown) | set(READS)
+                t.ok(methods and methods == listed, "the matrix covers every method of "
+                     "org.vigil1.Manager", f"introspected {sorted(methods)} listed "
+                     f"{sorted(listed)}")
+            bundle = os.path.join(sb.work, "game-1.0")
+            for suffix in (".squashfs", ".manifest", ".manifest.minisig"):
+                with open(bundle + suffix, "w") as f:
+                    f.write("not a real bundle\n")
+            sb.write_unit("added.service", "[Service]\nExecStart=/bin/sleep 1000\n")
+
+            for method, args in READS.items():
+                r = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
+                           method, *args, uid=uid, groups=groups)
+                t.ok(r.returncode == 0, f"matrix, {who}: {method} is open", r.stderr)
+            path = "/org/vigil1/service/game_2eservice"
+            r = busctl(sb, "call", "org.vigil1", path, "org.freedesktop.DBus.Properties",
+                       "GetAll", "s", "org.vigil1.Service", uid=uid, groups=groups)
+            r2 = busctl(sb, "get-property", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
+                        "NServices", uid=uid, groups=groups)
+            t.ok(r.returncode == 0 and "MainPID" in r.stdout and r2.stdout.startswith("u "),
+                 f"matrix, {who}: the properties of the manager and of a service are open",
+                 r.stderr + r2.stderr)
+
+            monitor = Monitor(sb)
+            before = snapshot(sb)
+            results = []
+            for method, args, verb, target, error, changed in mutations(sb):
+                if args is None:
+                    cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}"] if uid else []
+                    if uid:
+                        cmd += [f"--groups={','.join(map(str, groups))}"] if groups else \
+                            ["--clear-groups"]
+                    r = subprocess.run(cmd + ["/usr/bin/python3", "-c", STAGE_CLIENT,
+                                              os.path.dirname(os.path.abspath(__file__)),
+                                              f"{sb.work}/bus.sock", bundle],
+                                       capture_output=True, text=True, timeout=30)
+                    try:
+                        got = json.loads(r.stdout)[0]
+                    except (ValueError, IndexError):
+                        got = r.stdout + r.stderr
+                    results.append((method, verb, target, error, changed, got))
+                    continue
+                r = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
+                           method, *args, uid=uid, groups=groups)
+                results.append((method, verb, target, error, changed, r))
+            for method in shutdown if not allowed else []:  # allowed: they end the sandbox
+                r = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
+                           method, uid=uid, groups=groups)
+                results.append((method, method.lower(), "-", None, None, r))
+            monitor.stop()
+            with open(os.path.join(sb.state, "log", "audit.log")) as f:
+                audit = f.read()
+            for method, verb, target, error, changed, r in results:
+                got = monitor.name(r) if isinstance(r, subprocess.CompletedProcess) else r
+                line = f"uid={audit_uid} gid=- pid=- via=system-bus verb={verb} target={target}"
+                if allowed:
+                    t.ok(got == error and changed() and f"{line} result=denied" not in audit and
+                         line in audit,
+                         f"matrix, {who}: {method} is allowed "
+                         f"({error.rsplit('.', 1)[1] if error else 'success'}, the change "
+                         "happens, audited)", f"{got} {audit[-500:]}")
+                else:
+                    t.ok(got == "org.vigil1.Error.AccessDenied" and
+                         f"{line} result=denied" in audit,
+                         f"matrix, {who}: {method} is AccessDenied and audited as denied",
+                         f"{got} {audit[-500:]}")
+            if not allowed:
+                time.sleep(0.3)
+                after = snapshot(sb)
+                t.ok(after == before and sb.status("added.service") is None and
+                     sb.proc.poll() is None,
+                     f"matrix, {who}: nothing changed and vigil runs on",
+                     f"before {before}\nafter {after}")
+                continue
+            shutdown_allowed(sb, who, "Reboot", uid, groups)
+        with Sandbox({"dbus.service": DBUS_UNIT}) as sb:
+            if allowed and start_with_bus(sb):
+                shutdown_allowed(sb, who, "PowerOff", uid, groups)
+
+
+def shutdown_allowed(sb, who, method, uid, groups):
+    r = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager", method, uid=uid,
+               groups=groups)
+    rc = wait_exit(sb)
+    t.ok(r.returncode == 0 and rc == 0, f"matrix, {who}: {method} is allowed (vigil --sandbox "
+         "stops everything and exits 0)", f"{r.stderr} {rc}")
+
+
+def wait_exit(sb, timeout=30):
+    """vigil's exit status once it exits by itself; None if it is still running by then."""
+    try:
+        return sb.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
 for test in (test_access, test_reload, test_reset_and_properties, test_update, test_system_bus,
              test_python_dbus, test_signals, test_shutdown, test_reload_service,
-             test_reload_policy):
+             test_reload_policy, test_matrix):
     if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
         continue
     try:
