@@ -101,6 +101,38 @@ class Sandbox:
             raise RuntimeError(f"vigilctl {' '.join(args)}: exit {r.returncode}: {r.stderr}")
         return r
 
+    def ctl_tty(self, *args, timeout=30):
+        """vigilctl with its stdout on a pseudo-terminal (stderr piped, as a terminal user
+        would redirect neither): (exit status, what reached the terminal, stderr)."""
+        import pty
+        import select
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([VIGILCTL, "--address", f"unix:path={self.socket}", *args],
+                                 stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            os.close(slave)
+            slave = None
+            out = b""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if not select.select([master], [], [], 0.1)[0]:
+                    if p.poll() is not None:
+                        break
+                    continue
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every writer closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            p.wait(max(deadline - time.monotonic(), 1))
+            return p.returncode, out.decode(errors="replace"), p.stderr.read().decode()
+        finally:
+            os.close(master)
+            if slave is not None:
+                os.close(slave)
+
     def status(self, name):
         """(active state, sub state, result, restarts) from ListServices."""
         import json

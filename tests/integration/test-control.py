@@ -200,7 +200,53 @@ ExecStart=/bin/sleep 1000
         t.ok(rc == 0, "and it still shuts down cleanly", f"exit {rc}")
 
 
-for test in (test_verbs, test_notify_and_watchdog, test_hostile_notify, test_alloc_failures):
+def test_colors():
+    """Colours only on a terminal: list and status colour the states on a pty (green active,
+    red failed, a bold header) and print no escape at all into a pipe; on a terminal a
+    service's own control characters are defused."""
+    units = {"good.service": """[Unit]
+Description=Good
+[Service]
+ExecStart=/bin/sh -c 'printf "\\033[2Jwiped\\n"; exec sleep 1000'
+[Install]
+WantedBy=multi-user.target
+""", "bad.service": """[Service]
+ExecStart=/bin/sh -c 'exit 3'
+[Install]
+WantedBy=multi-user.target
+"""}
+    green, red, bold, reset = "\033[0;32m", "\033[0;31m", "\033[1m", "\033[0m"
+    with Sandbox(units) as sb:
+        sb.start()
+        sb.wait_state("good.service", "active")
+        sb.wait_state("bad.service", "failed")
+        sb.wait_for(lambda: "wiped" in sb.service_log("good.service"), 10)
+        rc, out, err = sb.ctl_tty("list")
+        rows = {line.split()[0]: line for line in out.splitlines() if line.split()}
+        t.ok(rc == 0 and out.startswith(bold) and
+             green + "active" in rows.get("good.service", "") and
+             red + "failed" in rows.get("bad.service", ""),
+             "vigilctl list on a terminal: a bold header, active in green, failed in red",
+             repr(out) + err)
+        rc, out, err = sb.ctl_tty("status", "good")
+        t.ok(rc == 0 and out.startswith(green + "●" + reset) and
+             f"Active: {green}active (running){reset}" in out,
+             "vigilctl status on a terminal: the dot and the state in green", repr(out) + err)
+        t.ok("\033[2J" not in out and "?[2Jwiped" in out,
+             "a log line's escape sequence reaches the terminal defused", repr(out))
+        rc, out, err = sb.ctl_tty("status", "bad")
+        t.ok(rc == 3 and out.startswith(red + "●" + reset) and
+             f"Active: {red}failed (failed){reset}" in out,
+             "vigilctl status of a failed service on a terminal: in red, exit 3", repr(out) + err)
+        piped = [sb.ctl(*a) for a in (["list"], ["status", "good"], ["status", "bad"])]
+        t.ok(all(r.returncode in (0, 3) and r.stdout and "\033[" not in r.stdout.replace(
+            "\033[2Jwiped", "") for r in piped) and "good.service" in piped[0].stdout,
+             "piped, list and status print no colour escapes (a service's own output passes "
+             "as it is)", [r.stdout for r in piped])
+
+
+for test in (test_verbs, test_notify_and_watchdog, test_hostile_notify, test_alloc_failures,
+             test_colors):
     if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
         continue
     try:
