@@ -1049,11 +1049,16 @@ def mutations(sb):
         ("ReloadUnits", [], "reload-units", "-", None,
          lambda: sb.status("added.service") is not None),
         # Staging copies the files; ApplyUpdates then finds the bundle and rejects it (the
-        # signature is junk): that rejection is the trace of both.
-        ("StageUpdate", None, "update", "game-1.0", None, lambda: rejected(sb)),
+        # signature is junk).
+        ("StageUpdate", None, "update", "game-1.0", None, lambda: staged(sb)),
         ("ApplyUpdates", ["b", "false"], "update", "-", None, lambda: rejected(sb)),
         ("RollbackImage", ["s", "nosuch"], "update", "nosuch", "org.vigil1.Error.NoSuchImage",
          lambda: True)]
+
+
+def staged(sb):
+    incoming = os.path.join(sb.dir, "incoming")
+    return any(files for _, _, files in os.walk(incoming))
 
 
 def rejected(sb):
@@ -1183,11 +1188,12 @@ def test_matrix():
                         got = json.loads(r.stdout)[0]
                     except (ValueError, IndexError):
                         got = r.stdout + r.stderr
-                    results.append((method, verb, target, error, changed, got))
-                    continue
-                r = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
-                           method, *args, uid=uid, groups=groups)
-                results.append((method, verb, target, error, changed, r))
+                else:
+                    got = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
+                                 method, *args, uid=uid, groups=groups)
+                # The effect before the next call: a KillService right after ReloadService
+                # would also hit the ExecReload= process.
+                results.append((method, verb, target, error, allowed and changed(), got))
             for method in shutdown if not allowed else []:  # allowed: they end the sandbox
                 r = busctl(sb, "call", "org.vigil1", "/org/vigil1", "org.vigil1.Manager",
                            method, uid=uid, groups=groups)
@@ -1199,7 +1205,7 @@ def test_matrix():
                 got = monitor.name(r) if isinstance(r, subprocess.CompletedProcess) else r
                 line = f"uid={audit_uid} gid=- pid=- via=system-bus verb={verb} target={target}"
                 if allowed:
-                    t.ok(got == error and changed() and f"{line} result=denied" not in audit and
+                    t.ok(got == error and changed and f"{line} result=denied" not in audit and
                          line in audit,
                          f"matrix, {who}: {method} is allowed "
                          f"({error.rsplit('.', 1)[1] if error else 'success'}, the change "
@@ -1238,13 +1244,7 @@ def wait_exit(sb, timeout=30):
     except subprocess.TimeoutExpired:
         return None
 
-for test in (test_access, test_reload, test_reset_and_properties, test_update, test_system_bus,
-             test_python_dbus, test_signals, test_shutdown, test_reload_service,
-             test_reload_policy, test_matrix):
-    if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
-        continue
-    try:
-        test()
-    except Exception as e:
-        t.ok(False, f"{test.__name__} ran", repr(e))
-t.done()
+
+t.run([test_access, test_reload, test_reset_and_properties, test_update, test_system_bus,
+       test_python_dbus, test_signals, test_shutdown, test_reload_service,
+       test_reload_policy, test_matrix])

@@ -245,12 +245,5 @@ WantedBy=multi-user.target
              "as it is)", [r.stdout for r in piped])
 
 
-for test in (test_verbs, test_notify_and_watchdog, test_hostile_notify, test_alloc_failures,
-             test_colors):
-    if len(sys.argv) > 1 and test.__name__ not in sys.argv[1:]:
-        continue
-    try:
-        test()
-    except Exception as e:
-        t.ok(False, f"{test.__name__} ran", repr(e))
-t.done()
+t.run([test_verbs, test_notify_and_watchdog, test_hostile_notify, test_alloc_failures,
+       test_colors])
