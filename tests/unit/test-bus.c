@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 
+#include "audit.h"
 #include "bus-doubles.h"
 #include "bus.h"
 #include "config.h"
@@ -1337,6 +1338,40 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
         return 0;
 }
 
+/* Ids nobody reported are "-", not (gid_t) -1 or pid 0: dbus-daemon gives no gid, and a
+ * caller outside vigil's PID namespace has no pid there. */
+static void test_audit_ids(void) {
+        char dir[] = "/tmp/test-audit-XXXXXX", path[64], line[256] = "";
+        access_caller bus_caller = { .uid = 65534, .gid = GID_INVALID };
+        access_caller kernel_caller = { .uid = 0, .gid = 0 };
+        FILE *f;
+
+        if (!mkdtemp(dir)) {
+                tap_ok(false, "a directory for the audit log");
+                return;
+        }
+        snprintf(path, sizeof(path), "%s/audit.log", dir);
+        audit_log(dir, &bus_caller, 0, "system-bus", "stop", "a.service", "denied");
+        audit_log(dir, &kernel_caller, 42, "private", "reboot", NULL, "ok");
+        audit_log(dir, NULL, 0, "private", "start", "b.service", "denied");
+        f = fopen(path, "re");
+        tap_ok(f && fgets(line, sizeof(line), f) &&
+                       strstr(line, " uid=65534 gid=- pid=- via=system-bus verb=stop "
+                                    "target=a.service result=denied\n"),
+               "audit: no gid from the bus daemon and no pid are \"-\"");
+        tap_ok(f && fgets(line, sizeof(line), f) &&
+                       strstr(line, " uid=0 gid=0 pid=42 via=private verb=reboot target=- "
+                                    "result=ok\n"),
+               "audit: known ids are numbers, root's 0 too");
+        tap_ok(f && fgets(line, sizeof(line), f) &&
+                       strstr(line, " uid=- gid=- pid=- via=private verb=start "),
+               "audit: a caller with no credentials is all \"-\"");
+        if (f)
+                fclose(f);
+        unlink(path);
+        rmdir(dir);
+}
+
 int main(void) {
         char *dir = memcpy(socket_dir, "/tmp/test-bus-XXXXXX", sizeof("/tmp/test-bus-XXXXXX"));
         struct stat st;
@@ -1356,6 +1391,7 @@ int main(void) {
                 return 77;
         }
         test_conf();
+        test_audit_ids();
         snprintf(address, sizeof(address), "unix:path=%s", socket_path);
         /* A stale socket from an "earlier run" must be replaced. */
         {
