@@ -3,6 +3,7 @@ answers through the forwarded port, a killed server is restarted, a clean powero
 data disk clean."""
 
 import json
+import os
 import re
 import time
 
@@ -63,6 +64,27 @@ def main(tap, adir):
             log(f"game server answers {vm.elapsed():.1f} s after qemu started: "
                 f"{json.dumps(info)}")
         step(tap, vm, "the game server answers twquery through the forwarded port", game)
+
+        def isolated_network():
+            # Host side: qemu's user network has no way out, only the relayed game port.
+            pids = vm.qemu_pids()
+            if not pids:
+                raise AssertionError("no qemu process found below run-vm")
+            host_ns = os.readlink("/proc/self/ns/net")
+            for pid in pids:
+                if os.readlink(f"/proc/{pid}/ns/net") == host_ns:
+                    raise AssertionError(f"qemu {pid} shares the host's network namespace")
+                with open(f"/proc/{pid}/net/dev") as f:
+                    links = [ln.split(":")[0].strip() for ln in f.readlines()[2:]]
+                if links != ["lo"]:
+                    raise AssertionError(f"qemu {pid}'s network namespace has {links}")
+            # Guest side: a connection to TEST-NET-1 (RFC 5737, never routed) fails at once.
+            rc, out = vm.run("timeout 10 nc 192.0.2.1 80 </dev/null; echo rc=$?")
+            if "rc=0" in out:
+                raise AssertionError(f"the guest reached 192.0.2.1:80: {out}")
+            log(f"guest connection to 192.0.2.1:80: {out.strip().splitlines()[-1]}")
+        step(tap, vm, "nothing leaves the machine: qemu's namespace has only lo, the guest "
+             "reaches no outside address", isolated_network)
 
         def container():
             st = json.loads(vm.check(f"vigilctl --json status {GAME}"))
