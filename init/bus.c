@@ -1469,6 +1469,7 @@ static int property_get_warnings(sd_bus *bus, const char *path, const char *inte
 typedef enum setting_kind {
         SETTING_STRING,
         SETTING_CONTAINER_STRING, /* a string of unit->container: offset in unit_container */
+        SETTING_PROCESS_STRING,   /* a string of unit->process: offset in unit_process */
         SETTING_SEC,              /* usec_t, USEC_INFINITY: "infinity" */
         SETTING_UNSIGNED,         /* unsigned */
         SETTING_TYPE,
@@ -1505,20 +1506,23 @@ static const struct setting {
         { "Service", NULL, "KillSignal", SETTING_SIGNAL, offsetof(unit, kill_signal) },
         { "Service", NULL, "User", SETTING_STRING, offsetof(unit, user) },
         { "Service", NULL, "Group", SETTING_STRING, offsetof(unit, group) },
-        { "Service", NULL, "WorkingDirectory", SETTING_STRING, offsetof(unit, working_directory) },
+        { "Service", NULL, "WorkingDirectory", SETTING_PROCESS_STRING,
+          offsetof(unit_process, working_directory) },
         { "Service", NULL, "Policy", SETTING_STRING, offsetof(unit, policy) },
         { "Container", NULL, "Image", SETTING_CONTAINER_STRING, offsetof(unit_container, image) },
 };
 
 static void setting_format(const unit *u, const struct setting *st, char *buf, size_t len) {
-        const void *f = st->kind == SETTING_CONTAINER_STRING
-                                ? (const char *) u->container + st->offset
-                                : (const char *) u + st->offset;
+        const void *f =
+                st->kind == SETTING_CONTAINER_STRING ? (const char *) u->container + st->offset
+                : st->kind == SETTING_PROCESS_STRING ? (const char *) u->process + st->offset
+                                                     : (const char *) u + st->offset;
         usec_t t;
 
         switch (st->kind) {
         case SETTING_STRING:
         case SETTING_CONTAINER_STRING:
+        case SETTING_PROCESS_STRING:
                 snprintf(buf, len, "%s", *(char *const *) f ?: "");
                 break;
         case SETTING_SEC:

@@ -1024,8 +1024,10 @@ int service_new(manager *m, unit *u, service **ret) {
                 /* StandardOutput=kmsg and the "+console" forms add copies of the lines. */
                 log_settings ls = m->log;
 
-                ls.console = ls.console || u->std_output.console || u->std_error.console;
-                ls.kmsg = u->std_output.kind == OUTPUT_KMSG || u->std_error.kind == OUTPUT_KMSG;
+                ls.console = ls.console || u->process->std_output.console ||
+                             u->process->std_error.console;
+                ls.kmsg = u->process->std_output.kind == OUTPUT_KMSG ||
+                          u->process->std_error.kind == OUTPUT_KMSG;
                 r = log_stream_new(m->event, s->name, &ls, &s->log);
         }
         if (r < 0) {

@@ -290,8 +290,8 @@ static int load_environment_files(const unit *u, char ***ret) {
         _cleanup_strv_free_ char **env = NULL;
         int r;
 
-        for (size_t i = 0; i < u->n_environment_files; i++) {
-                const env_file *f = &u->environment_files[i];
+        for (size_t i = 0; i < u->process->n_environment_files; i++) {
+                const env_file *f = &u->process->environment_files[i];
 
                 r = env_file_load(f->path, &env);
                 /* "-": like systemd, any failure to read the file is ignored. */
@@ -344,7 +344,7 @@ static int build_environment(const spawn_params *p, const char *user, const char
                 if (r < 0)
                         return r;
         }
-        STRV_FOREACH(e, u->environment) {
+        STRV_FOREACH(e, u->process->environment) {
                 char *d = strdup(*e);
 
                 if (!d)
@@ -603,16 +603,17 @@ static void setup_stdio(const child *c, int log_fd) {
         if (r < 0)
                 child_fail(c, -r, EXIT_STDIN, "setting up stdin");
 
-        r = open_output(&u->std_output, log_fd, STDOUT_FILENO);
+        r = open_output(&u->process->std_output, log_fd, STDOUT_FILENO);
         if (r < 0)
                 child_fail(c, -r, EXIT_STDOUT, "setting up stdout");
 
         /* stderr "inherit" means wherever stdout goes; the same file as stdout shares its
          * open file description, so appends and offsets do not overwrite each other. */
-        if (u->std_error.kind == OUTPUT_INHERIT || same_output(&u->std_error, &u->std_output))
+        if (u->process->std_error.kind == OUTPUT_INHERIT ||
+            same_output(&u->process->std_error, &u->process->std_output))
                 r = dup_to(STDOUT_FILENO, STDERR_FILENO);
         else
-                r = open_output(&u->std_error, log_fd, STDERR_FILENO);
+                r = open_output(&u->process->std_error, log_fd, STDERR_FILENO);
         if (r < 0)
                 child_fail(c, -r, EXIT_STDERR, "setting up stderr");
 }
@@ -711,7 +712,7 @@ static void resolve_creds(const child *c, child_creds *cr) {
                         child_fail(c, -r, EXIT_GROUP, "reading the groups of %s", cr->user.name);
                 cr->set_groups = true;
         }
-        STRV_FOREACH(g, u->supplementary_groups) {
+        STRV_FOREACH(g, u->process->supplementary_groups) {
                 gid_t gid, *l;
                 bool dup = false;
 
@@ -746,8 +747,8 @@ static uint64_t bounding_set(const unit *u, const isolation *iso) {
         unit_source src;
 
         if (iso && !unit_directive_source(u, "Service", "CapabilityBoundingSet", &src))
-                return u->ambient_capabilities;
-        return u->capability_bounding_set;
+                return u->process->ambient_capabilities;
+        return u->process->capability_bounding_set;
 }
 
 static int drop_bounding_set(uint64_t keep) {
@@ -868,11 +869,11 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
         setup_stdio(&c, log_fd);
 
         for (int i = 0; i < RLIMIT_COUNT; i++)
-                if (u->limits[i].set && setrlimit(i, &u->limits[i].limit) < 0)
+                if (u->process->limits[i].set && setrlimit(i, &u->process->limits[i].limit) < 0)
                         child_fail(&c, errno, EXIT_LIMITS, "setting resource limit %s",
                                    rlimit_to_string(i) ?: "?");
 
-        umask(u->umask);
+        umask(u->process->umask);
 
         r = resource_apply_child(u->resource);
         if (r < 0)
@@ -913,16 +914,16 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
                 if (r < 0)
                         child_fail(&c, -r, EXIT_CAPABILITIES, "dropping capabilities");
                 /* Ambient capabilities survive the change of user only with keep-caps. */
-                if (u->ambient_capabilities && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                if (u->process->ambient_capabilities && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
                         child_fail(&c, errno, EXIT_CAPABILITIES, "keeping capabilities");
                 apply_creds(&c, &cr);
-                r = raise_ambient(u->ambient_capabilities);
+                r = raise_ambient(u->process->ambient_capabilities);
                 if (r < 0)
                         child_fail(&c, -r, EXIT_CAPABILITIES, "raising ambient capabilities");
         }
 
         /* After the switch: the directory may only be reachable as the service user. */
-        if (u->working_directory_home) {
+        if (u->process->working_directory_home) {
                 if (!cr.have_user) {
                         r = creds_lookup_user(p->root, "0", &cr.user);
                         if (r < 0)
@@ -931,9 +932,9 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
                 }
                 wd = cr.user.home;
         } else
-                wd = isempty(u->working_directory) ? "/" : u->working_directory;
+                wd = isempty(u->process->working_directory) ? "/" : u->process->working_directory;
         if (chdir(wd) < 0) {
-                if (!u->working_directory_missing_ok)
+                if (!u->process->working_directory_missing_ok)
                         child_fail(&c, errno, EXIT_CHDIR, "changing to directory %s", wd);
                 (void) chdir("/");
         }
@@ -967,7 +968,7 @@ static _Noreturn void child_run(const spawn_params *p, const seccomp_programs *p
         }
 
         if (!(cmd->flags & EXEC_PRIVILEGED) &&
-            (u->no_new_privileges > 0 || (u->no_new_privileges < 0 && iso)) &&
+            (u->process->no_new_privileges > 0 || (u->process->no_new_privileges < 0 && iso)) &&
             prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 child_fail(&c, errno, EXIT_NO_NEW_PRIVILEGES, "setting no_new_privs");
 

@@ -375,10 +375,12 @@ const directive container_directives[] = {
           false },
         { "Service", "BindReadOnlyPaths", parse_bind_paths, F_CONTAINER(mounts),
           D_SPECIFIERS | D_POLICY, true },
-        { "Service", "NoNewPrivileges", load_parse_tristate, F(no_new_privileges), D_POLICY, 0 },
-        { "Service", "CapabilityBoundingSet", parse_caps, F(capability_bounding_set), D_POLICY,
-          true },
-        { "Service", "AmbientCapabilities", parse_caps, F(ambient_capabilities), D_POLICY, false },
+        { "Service", "NoNewPrivileges", load_parse_tristate, F_PROCESS(no_new_privileges), D_POLICY,
+          0 },
+        { "Service", "CapabilityBoundingSet", parse_caps, F_PROCESS(capability_bounding_set),
+          D_POLICY, true },
+        { "Service", "AmbientCapabilities", parse_caps, F_PROCESS(ambient_capabilities), D_POLICY,
+          false },
 };
 const size_t N_CONTAINER_DIRECTIVES = ELEMENTSOF(container_directives);
 
@@ -431,7 +433,7 @@ void unit_container_verify(load_ctx *c) {
                 load_at(c, "Container", "HealthCmd");
                 load_report(c, "HealthCmd= takes one command, not %zu", ct->health_cmd.n);
         }
-        if ((u->ambient_capabilities & ~u->capability_bounding_set) != 0) {
+        if ((u->process->ambient_capabilities & ~u->process->capability_bounding_set) != 0) {
                 load_at(c, "Service", "AmbientCapabilities");
                 load_report(c, "AmbientCapabilities= names a capability that "
                                "CapabilityBoundingSet= removes");

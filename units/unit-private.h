@@ -45,9 +45,8 @@ struct load_ctx {
 
 #define F(field) offsetof(unit, field)
 /* The settings kept in blocks of their own (unit->resource, container, commands, relations,
- * seccomp)
- * have row offsets past the end of struct unit, as in this layout; load_field() turns one into
- * the field. */
+ * seccomp, process) have row offsets past the end of struct unit, as in this layout; load_field()
+ * turns one into the field. */
 typedef struct unit_layout {
         unit u;
         unit_resource resource;
@@ -55,12 +54,14 @@ typedef struct unit_layout {
         unit_commands commands;
         unit_relations relations;
         unit_seccomp seccomp;
+        unit_process process;
 } unit_layout;
 #define F_RESOURCE(field) offsetof(unit_layout, resource.field)
 #define F_CONTAINER(field) offsetof(unit_layout, container.field)
 #define F_COMMANDS(field) offsetof(unit_layout, commands.field)
 #define F_RELATIONS(field) offsetof(unit_layout, relations.field)
 #define F_SECCOMP(field) offsetof(unit_layout, seccomp.field)
+#define F_PROCESS(field) offsetof(unit_layout, process.field)
 
 /* The field the current row writes: in the unit, or in a block of the unit's own (copied
  * from the defaults or from c->base at the first write). NULL when out of memory. */

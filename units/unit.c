@@ -67,17 +67,12 @@ const unit unit_defaults = {
         .timeout_stop = 90 * USEC_PER_SEC,
         .kill_signal = SIGTERM,
         .kill_mode = KILL_CONTROL_GROUP,
-        .umask = 0022,
-        .std_output = { .kind = OUTPUT_JOURNAL },
-        .std_error = { .kind = OUTPUT_INHERIT },
-        .no_new_privileges = -1,
-        .capability_bounding_set = UINT64_MAX,
+        .process = &unit_process_defaults,
         .resource = &unit_resource_defaults,
         .seccomp = &unit_seccomp_defaults,
         .container = &unit_container_defaults,
         .commands = &unit_no_commands,
         .relations = &unit_no_relations,
-        .limits = unit_no_limits,
         .restart_prevent_exit_status = &exit_status_set_empty,
         .success_exit_status = &exit_status_set_empty,
 };
@@ -101,6 +96,8 @@ static const unit_block unit_blocks[] = {
           F(relations) },
         { offsetof(unit_layout, seccomp), sizeof(unit_seccomp), &unit_seccomp_defaults,
           F(seccomp) },
+        { offsetof(unit_layout, process), sizeof(unit_process), &unit_process_defaults,
+          F(process) },
 };
 
 static const unit_block *unit_block_of(size_t offset) {
@@ -565,7 +562,8 @@ static int parse_groups(load_ctx *c, const char *value, void *field) {
 }
 
 static int parse_working_directory(load_ctx *c, const char *value, void *field) {
-        unit *u = c->u;
+        unit_process *pr =
+                (unit_process *) ((char *) field - offsetof(unit_process, working_directory));
         bool missing_ok = false;
         const char *p = value;
 
@@ -574,16 +572,16 @@ static int parse_working_directory(load_ctx *c, const char *value, void *field) 
                 p++;
         }
         if (!*value) {
-                u->working_directory = mfree(u->working_directory);
-                u->working_directory_home = u->working_directory_missing_ok = false;
+                pr->working_directory = mfree(pr->working_directory);
+                pr->working_directory_home = pr->working_directory_missing_ok = false;
                 return 0;
         }
         if (!streq(p, "~") && !path_is_normalized_absolute(p))
                 return load_invalid(c, value, "expected an absolute, normalized path or \"~\"");
-        if (load_parse_string(c, streq(p, "~") ? "" : p, &u->working_directory) < 0)
+        if (load_parse_string(c, streq(p, "~") ? "" : p, &pr->working_directory) < 0)
                 return -ENOMEM;
-        u->working_directory_home = streq(p, "~");
-        u->working_directory_missing_ok = missing_ok;
+        pr->working_directory_home = streq(p, "~");
+        pr->working_directory_missing_ok = missing_ok;
         return 0;
 }
 
@@ -607,30 +605,31 @@ static int parse_env(load_ctx *c, const char *value, void *field) {
 }
 
 static int parse_env_file(load_ctx *c, const char *value, void *field) {
-        unit *u = c->u;
+        unit_process *pr =
+                (unit_process *) ((char *) field - offsetof(unit_process, environment_files));
         bool missing_ok = *value == '-';
         const char *p = value + missing_ok;
         env_file *f;
 
         if (!*value) {
-                for (size_t i = 0; i < u->n_environment_files; i++)
-                        free(u->environment_files[i].path);
-                u->environment_files = mfree(u->environment_files);
-                u->n_environment_files = 0;
+                for (size_t i = 0; i < pr->n_environment_files; i++)
+                        free(pr->environment_files[i].path);
+                pr->environment_files = mfree(pr->environment_files);
+                pr->n_environment_files = 0;
                 return 0;
         }
         if (!path_is_normalized_absolute(p))
                 return load_invalid(c, value, "expected an absolute, normalized path");
-        if (u->n_environment_files >= UNIT_LIST_MAX)
+        if (pr->n_environment_files >= UNIT_LIST_MAX)
                 return load_report(c, "%s= has more than %d entries", c->d->key, UNIT_LIST_MAX);
-        f = reallocarray(u->environment_files, u->n_environment_files + 1, sizeof(env_file));
+        f = reallocarray(pr->environment_files, pr->n_environment_files + 1, sizeof(env_file));
         if (!f)
                 return -ENOMEM;
-        u->environment_files = f;
-        f[u->n_environment_files] = (env_file){ .path = strdup(p), .missing_ok = missing_ok };
-        if (!f[u->n_environment_files].path)
+        pr->environment_files = f;
+        f[pr->n_environment_files] = (env_file){ .path = strdup(p), .missing_ok = missing_ok };
+        if (!f[pr->n_environment_files].path)
                 return -ENOMEM;
-        u->n_environment_files++;
+        pr->n_environment_files++;
         return 0;
 }
 
@@ -649,15 +648,24 @@ static int parse_umask_field(load_ctx *c, const char *value, void *field) {
 
 const rlimit_setting unit_no_limits[RLIMIT_COUNT];
 
+const unit_process unit_process_defaults = {
+        .umask = 0022,
+        .no_new_privileges = -1,
+        .limits = unit_no_limits,
+        .std_output = { .kind = OUTPUT_JOURNAL },
+        .std_error = { .kind = OUTPUT_INHERIT },
+        .capability_bounding_set = UINT64_MAX,
+};
+
 /* The unit's own, writable array of limits, allocated at the first Limit*= that sets one. */
-static rlimit_setting *unit_limits_writable(unit *u) {
+static rlimit_setting *unit_limits_writable(const rlimit_setting **limits) {
         rlimit_setting *l;
 
-        if (u->limits != unit_no_limits)
-                return (rlimit_setting *) u->limits;
+        if (*limits != unit_no_limits)
+                return (rlimit_setting *) *limits;
         l = calloc(RLIMIT_COUNT, sizeof(rlimit_setting));
         if (l)
-                u->limits = l;
+                *limits = l;
         return l;
 }
 
@@ -667,7 +675,7 @@ static int parse_limit(load_ctx *c, const char *value, void *field) {
         struct rlimit rl;
         int res = c->d->arg, r;
 
-        if (limits != &c->u->limits || res < 0 || res >= RLIMIT_COUNT)
+        if (c->d->offset != F_PROCESS(limits) || res < 0 || res >= RLIMIT_COUNT)
                 return -EINVAL; /* a table row that is not a Limit*= one */
         if (!*value) {
                 if (*limits != unit_no_limits)
@@ -681,7 +689,7 @@ static int parse_limit(load_ctx *c, const char *value, void *field) {
                 return load_invalid(c, value,
                                     "expected a value or SOFT:HARD (soft not above hard), "
                                     "or \"infinity\"");
-        all = unit_limits_writable(c->u);
+        all = unit_limits_writable(limits);
         if (!all)
                 return -ENOMEM;
         all[res] = (rlimit_setting){ .set = true, .limit = rl };
@@ -766,7 +774,7 @@ static int parse_policy(load_ctx *c, const char *value, void *field) {
 /* ---- the table ----------------------------------------------------------------------------- */
 
 #define LIMIT(name, res)                                                                           \
-        { "Service", "Limit" name, parse_limit, F(limits), D_POLICY, res }
+        { "Service", "Limit" name, parse_limit, F_PROCESS(limits), D_POLICY, res }
 
 static const directive core_directives[] = {
         { "Unit", "Description", load_parse_string, F(description), D_SPECIFIERS, 0 },
@@ -813,14 +821,14 @@ static const directive core_directives[] = {
         { "Service", "StartLimitBurst", load_parse_unsigned, F(start_limit_burst), D_POLICY, 0 },
         { "Service", "User", load_parse_user_group, F(user), D_SPECIFIERS | D_POLICY, 0 },
         { "Service", "Group", load_parse_user_group, F(group), D_SPECIFIERS | D_POLICY, 0 },
-        { "Service", "SupplementaryGroups", parse_groups, F(supplementary_groups),
+        { "Service", "SupplementaryGroups", parse_groups, F_PROCESS(supplementary_groups),
           D_SPECIFIERS | D_POLICY, 0 },
-        { "Service", "WorkingDirectory", parse_working_directory, F(working_directory),
+        { "Service", "WorkingDirectory", parse_working_directory, F_PROCESS(working_directory),
           D_SPECIFIERS | D_POLICY, 0 },
-        { "Service", "Environment", parse_env, F(environment), D_SPECIFIERS | D_POLICY, 0 },
-        { "Service", "EnvironmentFile", parse_env_file, F(environment_files),
+        { "Service", "Environment", parse_env, F_PROCESS(environment), D_SPECIFIERS | D_POLICY, 0 },
+        { "Service", "EnvironmentFile", parse_env_file, F_PROCESS(environment_files),
           D_SPECIFIERS | D_POLICY, 0 },
-        { "Service", "UMask", parse_umask_field, F(umask), D_POLICY, 0 },
+        { "Service", "UMask", parse_umask_field, F_PROCESS(umask), D_POLICY, 0 },
         LIMIT("CPU", RLIMIT_CPU),
         LIMIT("FSIZE", RLIMIT_FSIZE),
         LIMIT("DATA", RLIMIT_DATA),
@@ -837,9 +845,11 @@ static const directive core_directives[] = {
         LIMIT("NICE", RLIMIT_NICE),
         LIMIT("RTPRIO", RLIMIT_RTPRIO),
         LIMIT("RTTIME", RLIMIT_RTTIME),
-        { "Service", "StandardOutput", parse_output, F(std_output), D_SPECIFIERS | D_POLICY, 0 },
-        { "Service", "StandardError", parse_output, F(std_error), D_SPECIFIERS | D_POLICY, 0 },
-        { "Service", "SyslogIdentifier", parse_identifier, F(syslog_identifier),
+        { "Service", "StandardOutput", parse_output, F_PROCESS(std_output), D_SPECIFIERS | D_POLICY,
+          0 },
+        { "Service", "StandardError", parse_output, F_PROCESS(std_error), D_SPECIFIERS | D_POLICY,
+          0 },
+        { "Service", "SyslogIdentifier", parse_identifier, F_PROCESS(syslog_identifier),
           D_SPECIFIERS | D_POLICY, 0 },
         { "Service", "Policy", parse_policy, F(policy), D_SPECIFIERS, 0 },
 
@@ -897,7 +907,7 @@ static size_t field_row(size_t offset, int arg) {
         for (size_t i = 0, n = n_directives(); i < n; i++) {
                 const directive *d = directive_at(i);
 
-                if (d->offset == offset && (offset != F(limits) || d->arg == arg))
+                if (d->offset == offset && (offset != F_PROCESS(limits) || d->arg == arg))
                         return i;
         }
         return SIZE_MAX;
@@ -1181,28 +1191,39 @@ static const size_t list_fields[] = {
         F_RELATIONS(binds_to),
         F_RELATIONS(conflicts),
         F(wanted_by),
-        F(supplementary_groups),
-        F(environment),
+        F_PROCESS(supplementary_groups),
+        F_PROCESS(environment),
 };
 static const size_t string_fields[] = {
-        F(description),    F(user),   F(group),       F(working_directory), F(std_output.path),
-        F(std_error.path), F(policy), F(policy_path), F(syslog_identifier),
+        F(description),
+        F(user),
+        F(group),
+        F_PROCESS(working_directory),
+        F_PROCESS(std_output.path),
+        F_PROCESS(std_error.path),
+        F(policy),
+        F(policy_path),
+        F_PROCESS(syslog_identifier),
 };
 
-/* NULL for a list in a block still shared with its defaults: it is empty, and stays so. */
-static char ***unit_list(unit *u, size_t i) {
-        const unit_block *b = unit_block_of(list_fields[i]);
+/* The field at a row offset; NULL for one in a block still shared with its defaults: it is
+ * empty, and stays so. */
+static void *unit_own_field(unit *u, size_t offset) {
+        const unit_block *b = unit_block_of(offset);
         const void *block;
 
         if (!b)
-                return (char ***) ((char *) u + list_fields[i]);
+                return (char *) u + offset;
         block = *(const void *const *) ((const char *) u + b->pointer);
-        return block == b->defaults ? NULL
-                                    : (char ***) ((char *) block + list_fields[i] - b->start);
+        return block == b->defaults ? NULL : (char *) block + offset - b->start;
+}
+
+static char ***unit_list(unit *u, size_t i) {
+        return unit_own_field(u, list_fields[i]);
 }
 
 static char **unit_string(unit *u, size_t i) {
-        return (char **) ((char *) u + string_fields[i]);
+        return unit_own_field(u, string_fields[i]);
 }
 
 /* "NAME\0PREFIX\0INSTANCE\0": its length. */
@@ -1320,7 +1341,7 @@ static void unit_pack_fields(unit *u, packer *p) {
         for (size_t i = 0; i < ELEMENTSOF(string_fields); i++) {
                 char **f = unit_string(u, i), *n;
 
-                if (!*f)
+                if (!f || !*f)
                         continue;
                 n = pack_bytes(p, *f, strlen(*f) + 1);
                 if (p->ptrs) {
@@ -1370,6 +1391,18 @@ static void unit_pack(unit *u) {
         u->packed = true;
 }
 
+/* Its lists and strings go with the unit's (unit_free()). */
+static void unit_process_free(const unit_process *p) {
+        if (p == &unit_process_defaults)
+                return;
+        for (size_t i = 0; i < p->n_environment_files; i++)
+                free(p->environment_files[i].path);
+        free(p->environment_files);
+        if (p->limits != unit_no_limits)
+                free((rlimit_setting *) p->limits);
+        free((unit_process *) p);
+}
+
 unit *unit_free(unit *u) {
         if (!u)
                 return NULL;
@@ -1383,14 +1416,13 @@ unit *unit_free(unit *u) {
                         if (unit_list(u, i))
                                 strv_free(*unit_list(u, i));
                 for (size_t i = 0; i < ELEMENTSOF(string_fields); i++)
-                        free(*unit_string(u, i));
+                        if (unit_string(u, i))
+                                free(*unit_string(u, i));
                 for (size_t i = 0; (el = unit_exec_list(u, i)); i++)
                         exec_list_done(el);
                 free(u->sources);
         }
-        for (size_t i = 0; i < u->n_environment_files; i++)
-                free(u->environment_files[i].path);
-        free(u->environment_files);
+        unit_process_free(u->process);
         if (u->commands != &unit_no_commands)
                 free((unit_commands *) u->commands); /* its lists were freed above */
         if (u->relations != &unit_no_relations)
@@ -1398,8 +1430,6 @@ unit *unit_free(unit *u) {
         unit_container_free(u->container);
         unit_resource_free(u->resource);
         unit_seccomp_free(u->seccomp);
-        if (u->limits != unit_no_limits)
-                free((rlimit_setting *) u->limits);
         exit_status_set_free(u->restart_prevent_exit_status);
         exit_status_set_free(u->success_exit_status);
         free(u);

@@ -101,6 +101,31 @@ typedef struct rlimit_setting {
 /* Every limit unset: what unit->limits points to until one is set. */
 extern const rlimit_setting unit_no_limits[RLIMIT_COUNT];
 
+/* How the service's processes run, beyond User= and Group=: a unit with only ExecStart=
+ * and Restart= sets none of this, so most units share the defaults. */
+typedef struct unit_process {
+        char **supplementary_groups;
+        char *working_directory;           /* NULL: "/" for root, or ~ */
+        bool working_directory_home;       /* "~": the user's home */
+        bool working_directory_missing_ok; /* "-" prefix */
+        mode_t umask;
+        int no_new_privileges; /* -1: unset (yes in a container, else no) */
+        char **environment;
+        env_file *environment_files;
+        size_t n_environment_files;
+        /* Limit*=: RLIMIT_COUNT entries, indexed by RLIMIT_*; unit_no_limits (none set)
+         * until a unit or its policy sets one, so a block carries a pointer, not 384 bytes. */
+        const rlimit_setting *limits;
+        output_setting std_output, std_error;
+        char *syslog_identifier;
+        uint64_t capability_bounding_set; /* bit per capability; all ones: unchanged */
+        uint64_t ambient_capabilities;
+} unit_process;
+
+/* UMask=0022, StandardOutput=journal, nothing else set: what unit->process points to until
+ * a setting of it is made. */
+extern const unit_process unit_process_defaults;
+
 /* Where a value came from: the last assignment that set it. */
 typedef struct unit_source {
         const char *path; /* points into unit->files */
@@ -192,25 +217,11 @@ struct unit {
         int kill_signal;
         kill_mode kill_mode;
         usec_t watchdog;
-        char *user, *group;
-        char **supplementary_groups;
-        char *working_directory;           /* NULL: "/" for root, or ~ */
-        bool working_directory_home;       /* "~": the user's home */
-        bool working_directory_missing_ok; /* "-" prefix */
         bool packed; /* its strings and lists are one allocation, files (units/unit.c) */
-        char **environment;
-        env_file *environment_files;
-        size_t n_environment_files;
-        mode_t umask;
-        int no_new_privileges; /* -1: unset (yes in a container, else no) */
-        /* Limit*=: RLIMIT_COUNT entries, indexed by RLIMIT_*; unit_no_limits (none set)
-         * until a unit or its policy sets one, so most units carry a pointer, not 384 bytes. */
-        const rlimit_setting *limits;
-        output_setting std_output, std_error;
-        char *syslog_identifier;
+        char *user, *group;
+        /* unit_process_defaults until the unit or its policy sets one of them */
+        const unit_process *process;
         char *policy;
-        uint64_t capability_bounding_set; /* bit per capability; all ones: unchanged */
-        uint64_t ambient_capabilities;
         /* units/unit-resource.c: unit_resource_defaults until the unit or its policy sets one
          * (most units set none, and the block is about 280 bytes) */
         const unit_resource *resource;

@@ -348,6 +348,7 @@ void bus_doubles_setup(manager *m) {
                 units[i].commands = &unit_no_commands;
                 units[i].relations = &unit_no_relations;
                 units[i].seccomp = &unit_seccomp_defaults;
+                units[i].process = &unit_process_defaults;
                 services[i] = (service){ .manager = m,
                                          .unit = &units[i],
                                          .name = (char *) names[i],

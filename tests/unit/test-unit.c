@@ -96,30 +96,34 @@ static void test_full(void) {
         tap_inteq(u->kill_signal, SIGINT, "KillSignal");
         tap_inteq(u->kill_mode, KILL_MIXED, "KillMode");
         tap_inteq(u->watchdog, 10 * USEC_PER_SEC, "WatchdogSec");
+        tap_ok(u->process != &unit_process_defaults, "Environment=...: a block of its own");
         tap_streq(u->user, "game", "User");
         tap_streq(u->group, "1000", "Group");
-        STRV_EQ(u->supplementary_groups, "audio|video", "SupplementaryGroups");
-        tap_streq(u->working_directory, "/var/lib/game", "WorkingDirectory");
-        tap_ok(u->working_directory_missing_ok, "WorkingDirectory=- prefix");
-        STRV_EQ(u->environment, "GREETING=hello world|PLAIN=1|TAB=a\tb", "Environment");
-        tap_ok(u->n_environment_files == 1 && u->environment_files[0].missing_ok &&
-                       strcmp(u->environment_files[0].path, "/etc/default/game") == 0,
+        STRV_EQ(u->process->supplementary_groups, "audio|video", "SupplementaryGroups");
+        tap_streq(u->process->working_directory, "/var/lib/game", "WorkingDirectory");
+        tap_ok(u->process->working_directory_missing_ok, "WorkingDirectory=- prefix");
+        STRV_EQ(u->process->environment, "GREETING=hello world|PLAIN=1|TAB=a\tb", "Environment");
+        tap_ok(u->process->n_environment_files == 1 &&
+                       u->process->environment_files[0].missing_ok &&
+                       strcmp(u->process->environment_files[0].path, "/etc/default/game") == 0,
                "EnvironmentFile");
-        tap_inteq(u->umask, 027, "UMask");
-        tap_ok(u->limits[RLIMIT_NOFILE].set && u->limits[RLIMIT_NOFILE].limit.rlim_cur == 1024 &&
-                       u->limits[RLIMIT_NOFILE].limit.rlim_max == 4096,
+        tap_inteq(u->process->umask, 027, "UMask");
+        tap_ok(u->process->limits[RLIMIT_NOFILE].set &&
+                       u->process->limits[RLIMIT_NOFILE].limit.rlim_cur == 1024 &&
+                       u->process->limits[RLIMIT_NOFILE].limit.rlim_max == 4096,
                "LimitNOFILE=1024:4096");
-        tap_ok(u->limits[RLIMIT_CORE].limit.rlim_cur == RLIM_INFINITY, "LimitCORE=infinity");
-        tap_inteq(u->limits[RLIMIT_MEMLOCK].limit.rlim_cur, 64 << 20, "LimitMEMLOCK=64M");
-        tap_inteq(u->limits[RLIMIT_CPU].limit.rlim_cur, 3600, "LimitCPU=1h");
-        tap_inteq(u->limits[RLIMIT_NICE].limit.rlim_cur, 25, "LimitNICE=-5");
-        tap_ok(!u->limits[RLIMIT_AS].set, "LimitAS not set");
-        tap_ok(u->std_output.kind == OUTPUT_JOURNAL && u->std_output.console,
+        tap_ok(u->process->limits[RLIMIT_CORE].limit.rlim_cur == RLIM_INFINITY,
+               "LimitCORE=infinity");
+        tap_inteq(u->process->limits[RLIMIT_MEMLOCK].limit.rlim_cur, 64 << 20, "LimitMEMLOCK=64M");
+        tap_inteq(u->process->limits[RLIMIT_CPU].limit.rlim_cur, 3600, "LimitCPU=1h");
+        tap_inteq(u->process->limits[RLIMIT_NICE].limit.rlim_cur, 25, "LimitNICE=-5");
+        tap_ok(!u->process->limits[RLIMIT_AS].set, "LimitAS not set");
+        tap_ok(u->process->std_output.kind == OUTPUT_JOURNAL && u->process->std_output.console,
                "StandardOutput=journal+console");
-        tap_ok(u->std_error.kind == OUTPUT_APPEND &&
-                       strcmp(u->std_error.path, "/var/log/game.err") == 0,
+        tap_ok(u->process->std_error.kind == OUTPUT_APPEND &&
+                       strcmp(u->process->std_error.path, "/var/log/game.err") == 0,
                "StandardError=append:");
-        tap_streq(u->syslog_identifier, "game", "SyslogIdentifier");
+        tap_streq(u->process->syslog_identifier, "game", "SyslogIdentifier");
         STRV_EQ(u->wanted_by, "multi-user.target", "WantedBy");
         SOURCE_EQ(u, "Service", "KillMode", "units/good/full.service:29");
         tap_ok(!unit_directive_source(u, "Service", "Policy", &(unit_source){}),
@@ -133,7 +137,7 @@ static void test_defaults(void) {
                 return;
         STRV_EQ(u->exec_start.items[0].argv, "/bin/sh|-c|echo a ; echo b|#|kept",
                 "CRLF and BOM: ; inside quotes and # after them are arguments");
-        STRV_EQ(u->environment, "A=1|B=2", "a continuation line in CRLF");
+        STRV_EQ(u->process->environment, "A=1|B=2", "a continuation line in CRLF");
         tap_inteq(u->type, SERVICE_SIMPLE, "default Type=simple");
         tap_inteq(u->restart, RESTART_NO, "default Restart=no");
         tap_inteq(u->restart_sec, 100 * USEC_PER_MSEC, "default RestartSec=100ms");
@@ -141,9 +145,9 @@ static void test_defaults(void) {
         tap_inteq(u->kill_signal, SIGTERM, "default KillSignal=SIGTERM");
         tap_inteq(u->kill_mode, KILL_CONTROL_GROUP, "default KillMode=control-group");
         tap_inteq(u->start_limit_burst, 5, "default StartLimitBurst=5");
-        tap_inteq(u->umask, 022, "default UMask=0022");
-        tap_inteq(u->std_output.kind, OUTPUT_JOURNAL, "default StandardOutput=journal");
-        tap_inteq(u->std_error.kind, OUTPUT_INHERIT, "default StandardError=inherit");
+        tap_inteq(u->process->umask, 022, "default UMask=0022");
+        tap_inteq(u->process->std_output.kind, OUTPUT_JOURNAL, "default StandardOutput=journal");
+        tap_inteq(u->process->std_error.kind, OUTPUT_INHERIT, "default StandardError=inherit");
         tap_ok(u->container == &unit_container_defaults && !unit_is_container(u) &&
                        u->container->read_only && u->container->user_ns == -1,
                "no container settings: the shared defaults (ReadOnly=yes, UserNS= unset)");
@@ -155,6 +159,10 @@ static void test_defaults(void) {
                "no After=, Requires=...: the shared empty block");
         tap_ok(u->seccomp == &unit_seccomp_defaults && !u->seccomp->filter && !u->seccomp->archs,
                "no SystemCallFilter=...: the shared defaults");
+        tap_ok(u->process != &unit_process_defaults && u->process->limits == unit_no_limits &&
+                       u->process->capability_bounding_set == UINT64_MAX &&
+                       u->process->no_new_privileges == -1 && !u->process->working_directory,
+               "Environment= alone: a block of its own, the rest at the defaults");
 }
 
 static void test_policy_merge(void) {
@@ -167,9 +175,10 @@ static void test_policy_merge(void) {
         tap_inteq(u->restart, RESTART_ALWAYS, "Restart= from the policy");
         tap_inteq(u->restart_sec, USEC_PER_SEC, "the unit's RestartSec= wins");
         tap_inteq(u->start_limit_burst, 20, "StartLimitBurst= from the policy's [Unit]");
-        STRV_EQ(u->environment, "FROM_POLICY=1|SHARED=unit|OWN=1",
+        STRV_EQ(u->process->environment, "FROM_POLICY=1|SHARED=unit|OWN=1",
                 "the unit's Environment= adds to the policy's, replacing a variable it sets");
-        tap_inteq(u->limits[RLIMIT_NOFILE].limit.rlim_max, 65536, "LimitNOFILE from the policy");
+        tap_inteq(u->process->limits[RLIMIT_NOFILE].limit.rlim_max, 65536,
+                  "LimitNOFILE from the policy");
         SOURCE_EQ(u, "Service", "Restart", "units/policies/gameserver.policy:7");
         SOURCE_EQ(u, "Service", "RestartSec", "units/good/policy-merge.service:4");
         SOURCE_EQ(u, "Unit", "StartLimitBurst", "units/policies/gameserver.policy:4");
@@ -184,7 +193,7 @@ static void test_dropins(void) {
         tap_streq(u->description, "from 20-b", "drop-ins apply in lexical order");
         tap_inteq(u->exec_start.n, 1, "an empty ExecStart= resets the list");
         tap_streq(u->exec_start.items[0].path, "/bin/replaced", "the drop-in's command");
-        STRV_EQ(u->environment, "AFTER_RESET=1", "an empty Environment= resets the list");
+        STRV_EQ(u->process->environment, "AFTER_RESET=1", "an empty Environment= resets the list");
         SOURCE_EQ(u, "Unit", "Description", "units/good/dropin.service.d/20-b.conf:2");
         STRV_EQ(u->files,
                 "units/good/dropin.service|units/good/dropin.service.d/10-a.conf|"
@@ -201,7 +210,7 @@ static void test_template(void) {
                 STRV_EQ(u->exec_start.items[0].argv,
                         "/bin/echo|foo|tmpl@foo.service|tmpl|tmpl@foo|%", "%%i %%n %%p %%N %%%%");
                 tap_streq(u->description, "Instance foo of tmpl", "specifiers in Description=");
-                STRV_EQ(u->environment, "INSTANCE=foo|T=template|I=instance",
+                STRV_EQ(u->process->environment, "INSTANCE=foo|T=template|I=instance",
                         "template drop-ins, then the instance's");
         }
         if (t)
@@ -215,6 +224,9 @@ static void test_oneshot(void) {
                 return;
         tap_inteq(u->exec_start.n, 3, "a lone ; separates commands; Type=oneshot takes several");
         STRV_EQ(u->exec_start.items[1].argv, "/bin/echo|two|;|three", "\\; is an argument");
+        tap_ok(u->process == &unit_process_defaults && u->process->umask == 0022 &&
+                       u->process->std_output.kind == OUTPUT_JOURNAL,
+               "no Environment=, Limit*=, UMask=...: the shared defaults");
 }
 
 static void test_buffer(void) {
@@ -309,10 +321,11 @@ static void test_container(void) {
         tap_ok(c->network == NETWORK_NONE, "Network=none");
         tap_ok(!c->read_only, "ReadOnly=no");
         tap_ok(c->user_ns == 1, "PrivateUsers=yes");
-        tap_ok(u->no_new_privileges == 1, "NoNewPrivileges=yes");
-        tap_ok(u->capability_bounding_set == (UINT64_C(1) << 10), /* CAP_NET_BIND_SERVICE */
+        tap_ok(u->process->no_new_privileges == 1, "NoNewPrivileges=yes");
+        tap_ok(u->process->capability_bounding_set ==
+                       (UINT64_C(1) << 10), /* CAP_NET_BIND_SERVICE */
                "CapabilityBoundingSet= lists add up and ~ removes");
-        tap_ok(u->ambient_capabilities == (UINT64_C(1) << 10), "AmbientCapabilities=");
+        tap_ok(u->process->ambient_capabilities == (UINT64_C(1) << 10), "AmbientCapabilities=");
         tap_ok(c->n_mounts == 5, "five mounts (got %zu)", c->n_mounts);
         if (c->n_mounts == 5) {
                 const mount_entry *m = c->mounts;
@@ -346,7 +359,7 @@ static void test_caps_reset(void) {
         tap_ok(unit_load_buffer("caps.service", "caps.service", text, sizeof(text) - 1, &diags,
                                 &u) >= 0,
                "CapabilityBoundingSet= empty loads");
-        tap_ok(u && u->capability_bounding_set == 0,
+        tap_ok(u && u->process->capability_bounding_set == 0,
                "an empty CapabilityBoundingSet= means no capabilities, as in systemd");
         diag_list_done(&diags);
 }
