@@ -1437,7 +1437,7 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
         if (streq(property, "Image"))
                 return append_string(reply, s->unit ? s->unit->container->image : NULL);
         if (streq(property, "ImageVersion"))
-                return append_string(reply, s->image_version);
+                return append_string(reply, service_image_version(s));
         return -EINVAL;
 }
 

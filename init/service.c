@@ -996,6 +996,18 @@ static void service_opt_timer_free(service_timer *t) {
         free(t);
 }
 
+service_container *service_container_get(service *s) {
+        service_container *c = s->container;
+
+        if (c)
+                return c;
+        c = calloc(1, sizeof(service_container));
+        if (!c)
+                return NULL;
+        c->spare.pidfd = c->spare.exec_fd = c->spare.go_fd = -1;
+        return s->container = c;
+}
+
 int service_new(manager *m, unit *u, service **ret) {
         service *s;
         int r;
@@ -1005,7 +1017,6 @@ int service_new(manager *m, unit *u, service **ret) {
                 return -ENOMEM;
         s->manager = m;
         s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events.fd = -1;
-        s->spare.pidfd = s->spare.exec_fd = s->spare.go_fd = -1;
         s->memory_events.fd = -1;
         s->name = u->name;
         if (service_start_times_new(u, &s->start_times) < 0) {
@@ -1094,7 +1105,10 @@ service *service_free(service *s) {
                 s->manager->ops->release(s);
         unit_free(s->unit); /* and with it s->name */
         unit_free(s->pending_unit);
-        free(s->image_version);
+        if (s->container) {
+                free(s->container->image_version);
+                free(s->container);
+        }
         free(s->status_text);
         free(s->missing_requirement);
         free(s->start_times);

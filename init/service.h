@@ -108,6 +108,20 @@ typedef enum service_dep {
         _DEP_MAX,
 } service_dep;
 
+/* A container service's own (unit_is_container()): NULL until one starts. */
+typedef struct service_container {
+        char *image_version; /* the version of Image= its main process was started on */
+        /* KeepReady=: the next main process, prepared up to its exec (init/sys.c). */
+        struct {
+                pid_t pid;
+                int pidfd, exec_fd, go_fd;
+                const unit *unit; /* what it was prepared from; another unit: discarded */
+                char *image_version;
+                sd_event_source *timer; /* prepares it, a moment after a start */
+        } spare;
+} service_container;
+
+/* One per service: the fields in size order, so that no padding comes between them. */
 struct service {
         manager *manager;
         unit *unit; /* owned; replaced on reload */
@@ -122,8 +136,8 @@ struct service {
         int main_pidfd, control_pidfd;
         pid_t pgid;                    /* without cgroups: the main process's group */
         const exec_list *control_list; /* the list control_index walks */
-        size_t control_index;
-        size_t exec_start_index; /* oneshot: which ExecStart= command runs */
+        unsigned control_index;
+        unsigned exec_start_index; /* oneshot: which ExecStart= command runs */
 
         /* The last main-process exit. */
         int exit_code;   /* CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 */
@@ -138,16 +152,11 @@ struct service {
         unsigned restarts;     /* automatic restarts since boot ("Restarts") */
         unsigned backoff_step; /* restarts since the backoff was last reset */
         usec_t *start_times;   /* ring of the last StartLimitBurst= start times; NULL: no limit */
-        size_t n_start_times;
-        usec_t active_since; /* CLOCK_MONOTONIC, 0 when not running */
-        usec_t active_since_realtime;
-        usec_t last_active_since;        /* active_since of the run that just ended */
+        unsigned n_start_times;
         service_state state_before_stop; /* DEAD while no stop was asked for */
-        bool restart_requested;          /* an admin restart: start again once stopped */
-
-        bool start_done;           /* the current start request has completed */
-        bool in_cycle;             /* part of an ordering cycle: never started */
-        bool dispatch_mark;        /* scratch for the manager's passes */
+        usec_t active_since;             /* CLOCK_MONOTONIC, 0 when not running */
+        usec_t active_since_realtime;
+        usec_t last_active_since;  /* active_since of the run that just ended */
         char *missing_requirement; /* why it can never start, or NULL */
 
         /* Resolved dependencies, every kind in one array, kind after kind (most services
@@ -155,18 +164,15 @@ struct service {
         service **deps;
         uint32_t n_deps[_DEP_MAX];
 
-        int cgroup_fd;       /* this service's cgroup directory, or -1 */
-        bool cgroup_killed;  /* cgroup.kill was used on it: renewed before the next start */
-        bool oom_killed;     /* the OOM killer struck during the current run */
-        char *image_version; /* the version of Image= its main process was started on */
-        /* KeepReady=: the next main process, prepared up to its exec (init/sys.c). */
-        struct {
-                pid_t pid;
-                int pidfd, exec_fd, go_fd;
-                const unit *unit; /* what it was prepared from; another unit: discarded */
-                char *image_version;
-                sd_event_source *timer; /* prepares it, a moment after a start */
-        } spare;
+        int cgroup_fd;          /* this service's cgroup directory, or -1 */
+        bool cgroup_killed;     /* cgroup.kill was used on it: renewed before the next start */
+        bool oom_killed;        /* the OOM killer struck during the current run */
+        bool restart_requested; /* an admin restart: start again once stopped */
+        bool start_done;        /* the current start request has completed */
+        bool in_cycle;          /* part of an ordering cycle: never started */
+        bool dispatch_mark;     /* scratch for the manager's passes */
+        bool removed;           /* ReloadUnits: its file is gone */
+        service_container *container; /* init/sys.c */
         fd_watch events;        /* its cgroup.events (fd -1: none), watched for "populated 0" */
         fd_watch memory_events; /* its memory.events, watched for oom_kill (fd -1: none) */
         uint64_t oom_kills;     /* the oom_kill count of memory.events last read */
@@ -174,15 +180,20 @@ struct service {
         service_timer *retry_timer;   /* StartLimitRetrySec=; likewise */
         log_stream *log;
 
-        /* ReloadUnits: a digest of the files the unit came from, the unit that replaces the
-         * current one once the service is down, and whether its file is gone. */
+        /* ReloadUnits: a digest of the files the unit came from, and the unit that replaces
+         * the current one once the service is down. */
         uint64_t unit_digest;
         unit *pending_unit;
-        bool removed;
 };
 
 int service_new(manager *m, unit *u, service **ret);
 service *service_free(service *s);
+/* s->container, made on first use (NULL: out of memory). */
+service_container *service_container_get(service *s);
+/* The version of Image= its main process was started on, or NULL. */
+static inline const char *service_image_version(const service *s) {
+        return s->container ? s->container->image_version : NULL;
+}
 
 /* The services that s has as dependencies of that kind, *ret_n of them. */
 service *const *service_deps(const service *s, service_dep kind, size_t *ret_n);

@@ -74,20 +74,24 @@ static int start_ctx_init(start_ctx *ctx, service *s, const exec_command *cmd, b
 #define SPARE_DELAY_USEC 0
 
 static void kernel_release(service *s) {
+        service_container *c = s->container;
+
+        if (!c)
+                return;
         /* Gone before anything else goes (its cgroup, the manager): it only ever waited. */
-        if (s->spare.pidfd >= 0 &&
-            syscall(SYS_pidfd_send_signal, s->spare.pidfd, SIGKILL, NULL, 0) >= 0) {
+        if (c->spare.pidfd >= 0 &&
+            syscall(SYS_pidfd_send_signal, c->spare.pidfd, SIGKILL, NULL, 0) >= 0) {
                 siginfo_t si;
 
-                (void) waitid(P_PIDFD, (id_t) s->spare.pidfd, &si, WEXITED);
+                (void) waitid(P_PIDFD, (id_t) c->spare.pidfd, &si, WEXITED);
         }
-        s->spare.go_fd = safe_close(s->spare.go_fd);
-        s->spare.pidfd = safe_close(s->spare.pidfd);
-        s->spare.exec_fd = safe_close(s->spare.exec_fd);
-        s->spare.pid = 0;
-        s->spare.unit = NULL;
-        s->spare.image_version = mfree(s->spare.image_version);
-        s->spare.timer = sd_event_source_disable_unref(s->spare.timer);
+        c->spare.go_fd = safe_close(c->spare.go_fd);
+        c->spare.pidfd = safe_close(c->spare.pidfd);
+        c->spare.exec_fd = safe_close(c->spare.exec_fd);
+        c->spare.pid = 0;
+        c->spare.unit = NULL;
+        c->spare.image_version = mfree(c->spare.image_version);
+        c->spare.timer = sd_event_source_disable_unref(c->spare.timer);
 }
 
 /* Whether cmd, the main command, is prepared ahead for s. */
@@ -102,22 +106,23 @@ static bool keeps_ready(const service *s, const exec_command *cmd, bool control)
  * means that the next start is an ordinary one. */
 static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         service *s = userdata;
+        service_container *c = s->container;
         start_ctx *ctx = &the_start_ctx;
         int r;
 
-        s->spare.timer = sd_event_source_disable_unref(s->spare.timer);
-        if (s->spare.pid > 0 || !keeps_ready(s, &s->unit->exec_start.items[0], false))
+        c->spare.timer = sd_event_source_disable_unref(c->spare.timer);
+        if (c->spare.pid > 0 || !keeps_ready(s, &s->unit->exec_start.items[0], false))
                 return 0;
         r = start_ctx_init(ctx, s, &s->unit->exec_start.items[0], false);
         if (r >= 0 && ctx->p.isolation) {
                 ctx->p.prepare_only = true;
                 ctx->p.cgroup_fd = cgroup_spare_fd(s->manager);
-                r = spawn_prepared(&ctx->p, &s->spare.pid, &s->spare.pidfd, &s->spare.exec_fd,
-                                   &s->spare.go_fd);
+                r = spawn_prepared(&ctx->p, &c->spare.pid, &c->spare.pidfd, &c->spare.exec_fd,
+                                   &c->spare.go_fd);
         }
-        if (r >= 0 && s->spare.pid > 0) {
-                s->spare.unit = s->unit;
-                if (free_and_strdup(&s->spare.image_version,
+        if (r >= 0 && c->spare.pid > 0) {
+                c->spare.unit = s->unit;
+                if (free_and_strdup(&c->spare.image_version,
                                     ctx->iso.image_version[0] ? ctx->iso.image_version : NULL) < 0)
                         kernel_release(s);
         } else if (r < 0)
@@ -126,9 +131,11 @@ static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata
 }
 
 static void spare_schedule(service *s) {
-        if (s->spare.timer)
+        service_container *c = service_container_get(s);
+
+        if (!c || c->spare.timer)
                 return;
-        (void) sd_event_add_time_relative(s->manager->event, &s->spare.timer, CLOCK_MONOTONIC,
+        (void) sd_event_add_time_relative(s->manager->event, &c->spare.timer, CLOCK_MONOTONIC,
                                           SPARE_DELAY_USEC, 0, on_spare_timer, s);
 }
 
@@ -136,23 +143,25 @@ static void spare_schedule(service *s) {
  * moves it into the service's cgroup and lets it exec. */
 static bool spare_start(service *s, const isolation *iso, pid_t *ret_pid, int *ret_pidfd,
                         int *ret_exec_fd) {
-        if (s->spare.pid <= 0)
+        service_container *c = s->container;
+
+        if (!c || c->spare.pid <= 0)
                 return false;
-        if (s->spare.unit != s->unit || !streq(s->spare.image_version ?: "", iso->image_version)) {
+        if (c->spare.unit != s->unit || !streq(c->spare.image_version ?: "", iso->image_version)) {
                 /* Prepared from another unit or image: dropped, so that the next is prepared
                  * from this one. */
                 kernel_release(s);
                 return false;
         }
-        if (cgroup_service_adopt(s, s->spare.pid) < 0 || write(s->spare.go_fd, "", 1) != 1) {
+        if (cgroup_service_adopt(s, c->spare.pid) < 0 || write(c->spare.go_fd, "", 1) != 1) {
                 /* It died meanwhile, or cannot be moved: start afresh. */
                 kernel_release(s);
                 return false;
         }
-        *ret_pid = s->spare.pid;
-        *ret_pidfd = TAKE_FD(s->spare.pidfd);
+        *ret_pid = c->spare.pid;
+        *ret_pidfd = TAKE_FD(c->spare.pidfd);
         if (ret_exec_fd)
-                *ret_exec_fd = TAKE_FD(s->spare.exec_fd);
+                *ret_exec_fd = TAKE_FD(c->spare.exec_fd);
         kernel_release(s);
         return true;
 }
@@ -169,9 +178,14 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
         if (r < 0)
                 return r;
         if (!control && !(cmd->flags & EXEC_PRIVILEGED) &&
-            free_and_strdup(&s->image_version,
-                            ctx->iso.image_version[0] ? ctx->iso.image_version : NULL) < 0)
-                return -ENOMEM;
+            (ctx->iso.image_version[0] || s->container)) {
+                service_container *c = service_container_get(s);
+
+                if (!c ||
+                    free_and_strdup(&c->image_version,
+                                    ctx->iso.image_version[0] ? ctx->iso.image_version : NULL) < 0)
+                        return -ENOMEM;
+        }
 
         if (!keeps_ready(s, cmd, control) || !ctx->p.isolation)
                 return spawn_command(&ctx->p, ret_pid, ret_pidfd, ret_exec_fd);

@@ -608,7 +608,8 @@ static void trial_check(manager *m, image_record *r) {
                         return;
                 }
                 notify = s->unit->type == SERVICE_NOTIFY;
-                if (s->state != SERVICE_RUNNING || !streq(s->image_version ?: "", r->current) ||
+                if (s->state != SERVICE_RUNNING ||
+                    !streq(service_image_version(s) ?: "", r->current) ||
                     (!notify && now - s->active_since < m->conf.trial_healthy)) {
                         waiting = true;
                         r->health_passed = 0; /* a restart: its checks run again */

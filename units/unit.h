@@ -217,7 +217,8 @@ struct unit {
         int kill_signal;
         kill_mode kill_mode;
         usec_t watchdog;
-        bool packed; /* its strings and lists are one allocation, files (units/unit.c) */
+        bool packed;        /* its strings and lists are one allocation, files (units/unit.c) */
+        uint16_t n_sources; /* at most one per directive table row */
         char *user, *group;
         /* unit_process_defaults until the unit or its policy sets one of them */
         const unit_process *process;
@@ -236,7 +237,6 @@ struct unit {
         char **wanted_by;
 
         unit_source_slot *sources; /* see unit_directive_source() */
-        size_t n_sources;
 };
 
 typedef struct unit_load_options {
