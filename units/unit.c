@@ -1323,8 +1323,7 @@ static exec_list *unit_exec_list(unit *u, size_t i) {
         return NULL;
 }
 
-/* Measures (p->ptrs NULL) or moves (p->ptrs set) what unit_pack() packs. files' array is the
- * first of the pointer arrays, so that it is the start of the allocation. */
+/* Measures (p->ptrs NULL) or moves (p->ptrs set) what unit_pack() packs. */
 static void unit_pack_fields(unit *u, packer *p) {
         size_t len = name_block_len(u);
         char *name = pack_bytes(p, u->name, len);
@@ -1373,22 +1372,27 @@ static void unit_pack_fields(unit *u, packer *p) {
 }
 
 /* A loaded unit's strings, lists, commands and source records never change again: they
- * become one allocation instead of one per string, per list entry and per command. Without
- * memory for that they stay as they are. */
-static void unit_pack(unit *u) {
+ * become one allocation with the unit itself instead of one per string, per list entry and
+ * per command. Made once they are all known, it lies beyond the loader's passing allocations
+ * rather than among them, so freeing those leaves no hole behind each unit. Without memory
+ * for that *u stays as it is. */
+static void unit_pack(unit **u) {
         packer p = {};
-        char **block;
+        unit *n;
 
-        if (u->packed || !u->files)
+        if ((*u)->packed || !(*u)->files)
                 return;
-        unit_pack_fields(u, &p);
-        block = malloc(p.n_ptrs * sizeof(char *) + p.n_chars);
-        if (!block)
+        unit_pack_fields(*u, &p);
+        n = malloc(sizeof(unit) + p.n_ptrs * sizeof(char *) + p.n_chars);
+        if (!n)
                 return;
-        p = (packer){ .ptrs = block, .chars = (char *) (block + p.n_ptrs) };
-        unit_pack_fields(u, &p);
-        u->path = u->files[0];
-        u->packed = true;
+        *n = **u;
+        p = (packer){ .ptrs = (char **) (n + 1), .chars = (char *) ((char **) (n + 1) + p.n_ptrs) };
+        unit_pack_fields(n, &p);
+        n->path = n->files[0];
+        n->packed = true;
+        free(*u);
+        *u = n;
 }
 
 /* Its lists and strings go with the unit's (unit_free()). */
@@ -1406,9 +1410,7 @@ static void unit_process_free(const unit_process *p) {
 unit *unit_free(unit *u) {
         if (!u)
                 return NULL;
-        if (u->packed)
-                free(u->files); /* and everything unit_pack() moved there */
-        else {
+        if (!u->packed) { /* else everything unit_pack() moved went with the unit */
                 exec_list *el;
 
                 free(u->name); /* and prefix, instance */
@@ -1864,7 +1866,7 @@ finish:
                 return r;
         if (diags->n_errors > errors_before)
                 return -EBADMSG;
-        unit_pack(u);
+        unit_pack(&u);
         *ret = TAKE_PTR(u);
         return 0;
 }
@@ -1897,7 +1899,7 @@ int unit_load_buffer(const char *name, const char *path, const char *data, size_
         unit_verify(&c);
         if (diags->n_errors > errors_before)
                 return -EBADMSG;
-        unit_pack(u);
+        unit_pack(&u);
         *ret = TAKE_PTR(u);
         return 0;
 }

@@ -217,7 +217,7 @@ struct unit {
         int kill_signal;
         kill_mode kill_mode;
         usec_t watchdog;
-        bool packed;        /* its strings and lists are one allocation, files (units/unit.c) */
+        bool packed;        /* its strings and lists are in its own allocation (units/unit.c) */
         uint16_t n_sources; /* at most one per directive table row */
         char *user, *group;
         /* unit_process_defaults until the unit or its policy sets one of them */
