@@ -1422,7 +1422,7 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
                         reply, "t",
                         (uint64_t) (s->active_since > 0 ? s->active_since_realtime : 0));
         if (streq(property, "StatusText"))
-                return append_string(reply, s->status_text);
+                return append_string(reply, s->extra->status_text);
         if (streq(property, "LastExitCode"))
                 return sd_bus_message_append(
                         reply, "i", (int32_t) (s->exit_code == CLD_EXITED ? s->exit_status : -1));
@@ -1437,7 +1437,7 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
         if (streq(property, "Image"))
                 return append_string(reply, s->unit ? s->unit->container->image : NULL);
         if (streq(property, "ImageVersion"))
-                return append_string(reply, service_image_version(s));
+                return append_string(reply, s->extra->image_version);
         return -EINVAL;
 }
 

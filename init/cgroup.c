@@ -762,6 +762,7 @@ static int watch_memory_events(service *s) {
 /* ResourceEnforcement=required: a setting that is not enforced keeps the service down. */
 static void check_enforcement(service *s) {
         _cleanup_strv_free_ char **warnings = NULL;
+        service_extra *x;
 
         if (resource_warnings(s->unit, &warnings) < 0 || !warnings)
                 return;
@@ -769,11 +770,13 @@ static void check_enforcement(service *s) {
                 if (!cgroup_apply_failures(s->name) ||
                     !strv_contains((char **) cgroup_apply_failures(s->name), *w))
                         log_warning("%s: %s", s->name, *w);
-        if (s->unit->resource->enforcement != ENFORCEMENT_REQUIRED || s->missing_requirement)
+        if (s->unit->resource->enforcement != ENFORCEMENT_REQUIRED || s->extra->missing_requirement)
                 return;
-        if (asprintf_safe(&s->missing_requirement, "ResourceEnforcement=required, but %s%s",
+        x = service_extra_get(s);
+        if (x &&
+            asprintf_safe(&x->missing_requirement, "ResourceEnforcement=required, but %s%s",
                           warnings[0], warnings[1] ? " (and more: see vigilctl status)" : "") < 0)
-                s->missing_requirement = NULL;
+                x->missing_requirement = NULL;
 }
 
 int cgroup_service_create(service *s) {

@@ -112,8 +112,8 @@ static int start_allowed(service *s) {
                 service_dependency_failed(s, "it is part of an ordering cycle");
                 return -1;
         }
-        if (s->missing_requirement) {
-                service_dependency_failed(s, s->missing_requirement);
+        if (s->extra->missing_requirement) {
+                service_dependency_failed(s, s->extra->missing_requirement);
                 return -1;
         }
         d = service_deps(s, DEP_AFTER, &n);
@@ -541,11 +541,14 @@ static int manager_resolve(manager *m) {
                                         continue;
                                 t = manager_find_service(m, *n);
                                 if (!t) {
-                                        if (!s->missing_requirement &&
-                                            asprintf_safe(&s->missing_requirement,
-                                                          "required service %s does not exist",
-                                                          *n) < 0)
-                                                s->missing_requirement = NULL;
+                                        service_extra *x = s->extra->missing_requirement
+                                                                   ? NULL
+                                                                   : service_extra_get(s);
+
+                                        if (x && asprintf_safe(&x->missing_requirement,
+                                                               "required service %s does not exist",
+                                                               *n) < 0)
+                                                x->missing_requirement = NULL;
                                         continue;
                                 }
                                 r |= service_dep_add(s, DEP_REQUIRES, t) |
@@ -875,8 +878,8 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
                 log_info("%s: %s set%s.", s->name, *a, runtime ? " until the next boot" : "");
         }
         unit_changes_take(s->unit, &scratch);
-        if (s->pending_unit)
-                overrides_apply_to(m, s->name, s->pending_unit);
+        if (s->extra->pending_unit)
+                overrides_apply_to(m, s->name, s->extra->pending_unit);
         /* The new limits reach the kernel now; Nice= and scheduling at the next start. */
         r = cgroup_service_apply(s);
         if (r > 0)
@@ -1007,7 +1010,9 @@ static int manager_rebuild(manager *m) {
                 service *s = m->services[i];
 
                 service_deps_clear(s);
-                s->missing_requirement = mfree(s->missing_requirement);
+                if (service_extra_own(s))
+                        service_extra_own(s)->missing_requirement =
+                                mfree(s->extra->missing_requirement);
                 s->in_cycle = false;
         }
         r = manager_resolve(m);
@@ -1030,11 +1035,11 @@ static void manager_apply_pending(manager *m) {
         for (size_t i = 0; i < m->n_services; i++) {
                 service *s = m->services[i];
 
-                if (s->pending_unit && service_is_down(s)) {
-                        int r = service_replace_unit(s, s->pending_unit);
+                if (s->extra->pending_unit && service_is_down(s)) {
+                        int r = service_replace_unit(s, s->extra->pending_unit);
 
                         if (r >= 0) {
-                                s->pending_unit = NULL;
+                                service_extra_own(s)->pending_unit = NULL;
                                 rebuild = true;
                         } else
                                 log_error_errno(r, "%s: cannot take its new unit: %m", s->name);
@@ -1199,15 +1204,19 @@ int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
                 } else if (s->unit_digest == d && !s->removed) {
                         unit_free(u);
                         continue;
+                } else if (!service_extra_get(s)) { /* for pending_unit */
+                        log_error("%s: out of memory for its new unit.", s->name);
+                        unit_free(u);
+                        continue;
                 } else {
                         s->removed = false;
                         s->unit_digest = d;
-                        s->pending_unit = unit_free(s->pending_unit);
+                        service_drop_pending_unit(s);
                         overrides_apply_to(m, s->name, u);
                         if (service_is_down(s) && service_replace_unit(s, u) >= 0)
                                 (void) asprintf_safe(&what, "changed %s", s->name);
                         else {
-                                s->pending_unit = u;
+                                service_extra_own(s)->pending_unit = u;
                                 (void) service_restart(s);
                                 (void) asprintf_safe(&what, "changed %s (restarting)", s->name);
                         }
@@ -1222,7 +1231,7 @@ int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
                 if (s->removed || strv_contains(names, s->name))
                         continue;
                 s->removed = true;
-                s->pending_unit = unit_free(s->pending_unit);
+                service_drop_pending_unit(s);
                 if (service_is_active(s) || s->state == SERVICE_AUTO_RESTART)
                         (void) service_stop(s);
                 (void) asprintf_safe(&what, "removed %s", s->name);

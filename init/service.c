@@ -105,11 +105,11 @@ static void service_arm_timer(service *s, usec_t usec) {
 }
 
 static void service_arm_retry(service *s) {
-        timer_arm(opt_timer(s->retry_timer), s->unit->start_limit_retry);
+        timer_arm(opt_timer(s->extra->retry_timer), s->unit->start_limit_retry);
 }
 
 bool service_retry_pending(const service *s) {
-        return timer_armed(opt_timer(s->retry_timer));
+        return timer_armed(opt_timer(s->extra->retry_timer));
 }
 
 _printf_(2, 3) static void service_log(service *s, const char *fmt, ...) {
@@ -139,7 +139,7 @@ static void service_set_state(service *s, service_state state) {
         if (state == SERVICE_DEAD || state == SERVICE_FAILED || state == SERVICE_AUTO_RESTART)
                 s->active_since = s->active_since_realtime = 0;
         if (state != SERVICE_RUNNING && state != SERVICE_RELOAD)
-                timer_arm(opt_timer(s->watchdog_timer), USEC_INFINITY);
+                timer_arm(opt_timer(s->extra->watchdog_timer), USEC_INFINITY);
 
         manager_service_state_changed(s->manager, s);
 }
@@ -243,7 +243,8 @@ static void service_enter_start_pre(service *s) {
         s->state_before_stop = SERVICE_DEAD; /* no stop asked for yet */
         s->exit_code = s->exit_status = 0;
         s->oom_killed = false;
-        s->status_text = mfree(s->status_text);
+        if (service_extra_own(s))
+                service_extra_own(s)->status_text = mfree(s->extra->status_text);
         s->watchdog_usec = s->unit->watchdog;
 
         service_arm_timer(s, s->unit->timeout_start);
@@ -268,7 +269,7 @@ static int on_exec_done(sd_event_source *src, int fd, uint32_t revents, void *us
         n = read(fd, &err, sizeof(err));
         if (n < 0 && errno == EAGAIN)
                 return 0;
-        s->exec_source = sd_event_source_disable_unref(s->exec_source);
+        service_extra_own(s)->exec_source = sd_event_source_disable_unref(s->extra->exec_source);
         /* EOF with no data: execve() succeeded. A failure shows up as the exit. */
         if (n == 0 && s->state == SERVICE_START && s->unit->type == SERVICE_EXEC)
                 service_enter_start_post(s);
@@ -292,13 +293,16 @@ static void service_enter_start(service *s) {
         }
         s->pgid = s->main_pid;
         if (exec_fd >= 0) {
-                r = sd_event_add_io(s->manager->event, &s->exec_source, exec_fd, EPOLLIN,
-                                    on_exec_done, s);
+                service_extra *x = service_extra_get(s);
+
+                r = x ? sd_event_add_io(s->manager->event, &x->exec_source, exec_fd, EPOLLIN,
+                                        on_exec_done, s)
+                      : -ENOMEM;
                 if (r < 0) {
                         close(exec_fd);
                         log_error_errno(r, "%s: cannot watch the exec pipe: %m", s->name);
                 } else
-                        sd_event_source_set_io_fd_own(s->exec_source, true);
+                        sd_event_source_set_io_fd_own(x->exec_source, true);
         }
 
         switch (u->type) {
@@ -306,7 +310,7 @@ static void service_enter_start(service *s) {
                 service_enter_start_post(s);
                 break;
         case SERVICE_EXEC:
-                if (!s->exec_source) /* could not watch: treat like simple */
+                if (!s->extra->exec_source) /* could not watch: treat like simple */
                         service_enter_start_post(s);
                 break;
         default: /* oneshot: wait for the exit; notify: for READY=1 */
@@ -535,7 +539,9 @@ static void service_enter_dead(service *s, service_result result) {
         if (s->result == RESULT_SUCCESS)
                 s->result = result;
         service_arm_timer(s, USEC_INFINITY);
-        s->exec_source = sd_event_source_disable_unref(s->exec_source);
+        if (service_extra_own(s))
+                service_extra_own(s)->exec_source =
+                        sd_event_source_disable_unref(s->extra->exec_source);
         s->control_list = NULL;
         failed = s->result != RESULT_SUCCESS;
 
@@ -616,14 +622,13 @@ static void on_watchdog(shared_timer *t) {
         service_enter_signal(s, SERVICE_STOP_SIGTERM, RESULT_WATCHDOG);
 }
 
-static int service_add_opt_timer(service *s, service_timer **ret, shared_timer_fn cb);
+static int service_add_watchdog_timer(service *s);
 
 static void service_start_watchdog(service *s) {
         /* A service may ask for a watchdog at run time with WATCHDOG_USEC=. */
-        if (!s->watchdog_timer && s->watchdog_usec > 0 &&
-            service_add_opt_timer(s, &s->watchdog_timer, on_watchdog) < 0)
+        if (!s->extra->watchdog_timer && s->watchdog_usec > 0 && service_add_watchdog_timer(s) < 0)
                 log_error("%s: cannot create its watchdog timer.", s->name);
-        timer_arm(opt_timer(s->watchdog_timer),
+        timer_arm(opt_timer(s->extra->watchdog_timer),
                   s->watchdog_usec == 0 ? USEC_INFINITY : s->watchdog_usec);
 }
 
@@ -827,18 +832,19 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
                         if (s->state == SERVICE_RUNNING || s->state == SERVICE_RELOAD)
                                 service_start_watchdog(s);
                 } else if (streq(*f, "WATCHDOG=trigger")) {
-                        if (timer_armed(opt_timer(s->watchdog_timer)))
-                                on_watchdog(&s->watchdog_timer->timer);
+                        if (timer_armed(opt_timer(s->extra->watchdog_timer)))
+                                on_watchdog(&s->extra->watchdog_timer->timer);
                 } else if ((v = startswith(*f, "WATCHDOG_USEC=")) && parse_u64(v, &u) >= 0) {
                         s->watchdog_usec = u;
                         if (s->state == SERVICE_RUNNING)
                                 service_start_watchdog(s);
                 } else if ((v = startswith(*f, "STATUS="))) {
-                        char *t = strndup(v, 1024);
+                        service_extra *x = service_extra_get(s);
+                        char *t = x ? strndup(v, 1024) : NULL;
 
                         if (t) {
-                                free(s->status_text);
-                                s->status_text = t;
+                                free(x->status_text);
+                                x->status_text = t;
                                 manager_service_state_changed(s->manager, s);
                         }
                 } else if ((v = startswith(*f, "ERRNO=")) && parse_u64(v, &u) >= 0) {
@@ -876,7 +882,7 @@ void service_dispatch(service *s) {
                 service_enter_dead(s, RESULT_SUCCESS);
                 break;
         case SERVICE_FAILED:
-                timer_arm(opt_timer(s->retry_timer), USEC_INFINITY);
+                timer_arm(opt_timer(s->extra->retry_timer), USEC_INFINITY);
                 break;
         case SERVICE_START_PRE:
         case SERVICE_START:
@@ -916,7 +922,7 @@ int service_start(service *s) {
         /* An admin's start is a fresh chance: forget the start limit and the backoff. */
         s->n_start_times = 0;
         s->backoff_step = 0;
-        timer_arm(opt_timer(s->retry_timer), USEC_INFINITY);
+        timer_arm(opt_timer(s->extra->retry_timer), USEC_INFINITY);
         if (s->state == SERVICE_FAILED)
                 service_set_state(s, SERVICE_DEAD);
         manager_service_requested(s->manager, s, TARGET_STARTED);
@@ -953,7 +959,7 @@ void service_reset_failed(service *s) {
         /* Forget the start limit and backoff too: the next start is a fresh one. */
         s->n_start_times = 0;
         s->backoff_step = 0;
-        timer_arm(opt_timer(s->retry_timer), USEC_INFINITY);
+        timer_arm(opt_timer(s->extra->retry_timer), USEC_INFINITY);
         s->result = RESULT_SUCCESS;
         s->target = TARGET_STOPPED;
         service_set_state(s, SERVICE_DEAD);
@@ -989,6 +995,18 @@ static int service_add_opt_timer(service *s, service_timer **ret, shared_timer_f
         return 0;
 }
 
+static int service_add_watchdog_timer(service *s) {
+        service_extra *x = service_extra_get(s);
+
+        return x ? service_add_opt_timer(s, &x->watchdog_timer, on_watchdog) : -ENOMEM;
+}
+
+static int service_add_retry_timer(service *s) {
+        service_extra *x = service_extra_get(s);
+
+        return x ? service_add_opt_timer(s, &x->retry_timer, on_retry) : -ENOMEM;
+}
+
 static void service_opt_timer_free(service_timer *t) {
         if (!t)
                 return;
@@ -996,16 +1014,30 @@ static void service_opt_timer_free(service_timer *t) {
         free(t);
 }
 
-service_container *service_container_get(service *s) {
-        service_container *c = s->container;
+const service_extra service_no_extra = { .spare = { .pidfd = -1, .exec_fd = -1, .go_fd = -1 } };
 
-        if (c)
-                return c;
-        c = calloc(1, sizeof(service_container));
-        if (!c)
+service_extra *service_extra_own(service *s) {
+        return s->extra != &service_no_extra ? (service_extra *) s->extra : NULL;
+}
+
+void service_drop_pending_unit(service *s) {
+        service_extra *x = service_extra_own(s);
+
+        if (x)
+                x->pending_unit = unit_free(x->pending_unit);
+}
+
+service_extra *service_extra_get(service *s) {
+        service_extra *x = service_extra_own(s);
+
+        if (x)
+                return x;
+        x = malloc(sizeof(service_extra));
+        if (!x)
                 return NULL;
-        c->spare.pidfd = c->spare.exec_fd = c->spare.go_fd = -1;
-        return s->container = c;
+        *x = service_no_extra;
+        s->extra = x;
+        return x;
 }
 
 int service_new(manager *m, unit *u, service **ret) {
@@ -1018,6 +1050,7 @@ int service_new(manager *m, unit *u, service **ret) {
         s->manager = m;
         s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events.fd = -1;
         s->memory_events.fd = -1;
+        s->extra = &service_no_extra;
         s->name = u->name;
         if (service_start_times_new(u, &s->start_times) < 0) {
                 service_free(s);
@@ -1028,9 +1061,9 @@ int service_new(manager *m, unit *u, service **ret) {
         s->unit = u;
         r = service_add_timer(s, &s->timer, on_timer);
         if (r >= 0 && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
-                r = service_add_opt_timer(s, &s->watchdog_timer, on_watchdog);
+                r = service_add_watchdog_timer(s);
         if (r >= 0 && u->start_limit_retry != USEC_INFINITY)
-                r = service_add_opt_timer(s, &s->retry_timer, on_retry);
+                r = service_add_retry_timer(s);
         if (r >= 0) {
                 /* StandardOutput=kmsg and the "+console" forms add copies of the lines. */
                 log_settings ls = m->log;
@@ -1093,9 +1126,9 @@ service *service_free(service *s) {
         if (!s)
                 return NULL;
         shared_timer_free(&s->timer);
-        service_opt_timer_free(s->watchdog_timer);
-        service_opt_timer_free(s->retry_timer);
-        sd_event_source_disable_unref(s->exec_source);
+        service_opt_timer_free(s->extra->watchdog_timer);
+        service_opt_timer_free(s->extra->retry_timer);
+        sd_event_source_disable_unref(s->extra->exec_source);
         service_close_process(&s->main_pid, &s->main_pidfd);
         service_close_process(&s->control_pid, &s->control_pidfd);
         cgroup_service_remove(s);
@@ -1104,13 +1137,13 @@ service *service_free(service *s) {
         if (s->manager->ops->release)
                 s->manager->ops->release(s);
         unit_free(s->unit); /* and with it s->name */
-        unit_free(s->pending_unit);
-        if (s->container) {
-                free(s->container->image_version);
-                free(s->container);
+        if (service_extra_own(s)) {
+                unit_free(s->extra->pending_unit);
+                free(s->extra->image_version);
+                free(s->extra->status_text);
+                free(s->extra->missing_requirement);
+                free(service_extra_own(s));
         }
-        free(s->status_text);
-        free(s->missing_requirement);
         free(s->start_times);
         free(s);
         return NULL;
@@ -1126,15 +1159,15 @@ int service_replace_unit(service *s, unit *u) {
                 return -ENOMEM;
         /* The timers the new settings call for, before anything changes. */
         r = 0;
-        if (!s->watchdog_timer && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
-                r = service_add_opt_timer(s, &s->watchdog_timer, on_watchdog);
-        if (r >= 0 && !s->retry_timer && u->start_limit_retry != USEC_INFINITY)
-                r = service_add_opt_timer(s, &s->retry_timer, on_retry);
+        if (!s->extra->watchdog_timer && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
+                r = service_add_watchdog_timer(s);
+        if (r >= 0 && !s->extra->retry_timer && u->start_limit_retry != USEC_INFINITY)
+                r = service_add_retry_timer(s);
         if (r < 0) {
                 free(times);
                 return r;
         }
-        timer_arm(opt_timer(s->retry_timer), USEC_INFINITY);
+        timer_arm(opt_timer(s->extra->retry_timer), USEC_INFINITY);
         free(s->start_times);
         s->start_times = times;
         s->n_start_times = 0;

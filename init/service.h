@@ -108,8 +108,16 @@ typedef enum service_dep {
         _DEP_MAX,
 } service_dep;
 
-/* A container service's own (unit_is_container()): NULL until one starts. */
-typedef struct service_container {
+/* What few services use: service_no_extra (nothing, read-only) until one is needed
+ * (service_extra_get()). */
+typedef struct service_extra {
+        char *status_text;             /* STATUS= */
+        char *missing_requirement;     /* why it can never start, or NULL */
+        service_timer *watchdog_timer; /* WatchdogSec=; NULL until settings call for it */
+        service_timer *retry_timer;    /* StartLimitRetrySec=; likewise */
+        sd_event_source *exec_source;  /* Type=exec: EOF when execve() succeeded */
+        /* ReloadUnits: the unit that replaces the current one once the service is down */
+        unit *pending_unit;
         char *image_version; /* the version of Image= its main process was started on */
         /* KeepReady=: the next main process, prepared up to its exec (init/sys.c). */
         struct {
@@ -119,7 +127,9 @@ typedef struct service_container {
                 char *image_version;
                 sd_event_source *timer; /* prepares it, a moment after a start */
         } spare;
-} service_container;
+} service_extra;
+
+extern const service_extra service_no_extra;
 
 /* One per service: the fields in size order, so that no padding comes between them. */
 struct service {
@@ -143,10 +153,8 @@ struct service {
         int exit_code;   /* CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 */
         int exit_status; /* exit status or signal */
 
-        shared_timer timer;            /* the deadline of the current state */
-        service_timer *watchdog_timer; /* WatchdogSec=; NULL until settings call for it */
-        usec_t watchdog_usec;          /* WatchdogSec=, or WATCHDOG_USEC= */
-        char *status_text;             /* STATUS= */
+        shared_timer timer;   /* the deadline of the current state */
+        usec_t watchdog_usec; /* WatchdogSec=, or WATCHDOG_USEC= */
 
         /* Restart bookkeeping. */
         unsigned restarts;     /* automatic restarts since boot ("Restarts") */
@@ -156,8 +164,7 @@ struct service {
         service_state state_before_stop; /* DEAD while no stop was asked for */
         usec_t active_since;             /* CLOCK_MONOTONIC, 0 when not running */
         usec_t active_since_realtime;
-        usec_t last_active_since;  /* active_since of the run that just ended */
-        char *missing_requirement; /* why it can never start, or NULL */
+        usec_t last_active_since; /* active_since of the run that just ended */
 
         /* Resolved dependencies, every kind in one array, kind after kind (most services
          * have few or none): see service_deps(). */
@@ -172,28 +179,22 @@ struct service {
         bool in_cycle;          /* part of an ordering cycle: never started */
         bool dispatch_mark;     /* scratch for the manager's passes */
         bool removed;           /* ReloadUnits: its file is gone */
-        service_container *container; /* init/sys.c */
+        const service_extra *extra;
         fd_watch events;        /* its cgroup.events (fd -1: none), watched for "populated 0" */
         fd_watch memory_events; /* its memory.events, watched for oom_kill (fd -1: none) */
         uint64_t oom_kills;     /* the oom_kill count of memory.events last read */
-        sd_event_source *exec_source; /* Type=exec: EOF when execve() succeeded */
-        service_timer *retry_timer;   /* StartLimitRetrySec=; likewise */
         log_stream *log;
-
-        /* ReloadUnits: a digest of the files the unit came from, and the unit that replaces
-         * the current one once the service is down. */
-        uint64_t unit_digest;
-        unit *pending_unit;
+        uint64_t unit_digest; /* ReloadUnits: a digest of the files the unit came from */
 };
 
 int service_new(manager *m, unit *u, service **ret);
 service *service_free(service *s);
-/* s->container, made on first use (NULL: out of memory). */
-service_container *service_container_get(service *s);
-/* The version of Image= its main process was started on, or NULL. */
-static inline const char *service_image_version(const service *s) {
-        return s->container ? s->container->image_version : NULL;
-}
+/* s->extra, its own from the first call on, to write to; NULL: out of memory. */
+service_extra *service_extra_get(service *s);
+/* s->extra to write to if it is its own already, else NULL (it has nothing to clear). */
+service_extra *service_extra_own(service *s);
+/* Forgets the unit that was to replace the current one. */
+void service_drop_pending_unit(service *s);
 
 /* The services that s has as dependencies of that kind, *ret_n of them. */
 service *const *service_deps(const service *s, service_dep kind, size_t *ret_n);

@@ -74,7 +74,7 @@ static int start_ctx_init(start_ctx *ctx, service *s, const exec_command *cmd, b
 #define SPARE_DELAY_USEC 0
 
 static void kernel_release(service *s) {
-        service_container *c = s->container;
+        service_extra *c = service_extra_own(s);
 
         if (!c)
                 return;
@@ -106,7 +106,7 @@ static bool keeps_ready(const service *s, const exec_command *cmd, bool control)
  * means that the next start is an ordinary one. */
 static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         service *s = userdata;
-        service_container *c = s->container;
+        service_extra *c = service_extra_own(s);
         start_ctx *ctx = &the_start_ctx;
         int r;
 
@@ -131,7 +131,7 @@ static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata
 }
 
 static void spare_schedule(service *s) {
-        service_container *c = service_container_get(s);
+        service_extra *c = service_extra_get(s);
 
         if (!c || c->spare.timer)
                 return;
@@ -143,7 +143,7 @@ static void spare_schedule(service *s) {
  * moves it into the service's cgroup and lets it exec. */
 static bool spare_start(service *s, const isolation *iso, pid_t *ret_pid, int *ret_pidfd,
                         int *ret_exec_fd) {
-        service_container *c = s->container;
+        service_extra *c = service_extra_own(s);
 
         if (!c || c->spare.pid <= 0)
                 return false;
@@ -178,8 +178,8 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
         if (r < 0)
                 return r;
         if (!control && !(cmd->flags & EXEC_PRIVILEGED) &&
-            (ctx->iso.image_version[0] || s->container)) {
-                service_container *c = service_container_get(s);
+            (ctx->iso.image_version[0] || s->extra->image_version)) {
+                service_extra *c = service_extra_get(s);
 
                 if (!c ||
                     free_and_strdup(&c->image_version,

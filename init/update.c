@@ -609,7 +609,7 @@ static void trial_check(manager *m, image_record *r) {
                 }
                 notify = s->unit->type == SERVICE_NOTIFY;
                 if (s->state != SERVICE_RUNNING ||
-                    !streq(service_image_version(s) ?: "", r->current) ||
+                    !streq(s->extra->image_version ?: "", r->current) ||
                     (!notify && now - s->active_since < m->conf.trial_healthy)) {
                         waiting = true;
                         r->health_passed = 0; /* a restart: its checks run again */

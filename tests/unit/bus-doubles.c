@@ -334,6 +334,7 @@ static log_stream logs[2];
 void bus_doubles_setup(manager *m) {
         static unit units[4];
         static service services[4];
+        static service_extra no_extra, extra; /* bus.c only reads them */
         static service *list[4];
         static const char *names[] = { "a.service", "b@x.service", "c.service", "fail.service" };
 
@@ -353,11 +354,13 @@ void bus_doubles_setup(manager *m) {
                                          .unit = &units[i],
                                          .name = (char *) names[i],
                                          .main_pid = -1,
+                                         .extra = &no_extra,
                                          .log = i < 2 ? &logs[i] : NULL };
                 list[i] = &services[i];
         }
         units[2].description = (char *) "Bad \xc0\xaf UTF-8";
-        services[2].status_text = (char *) "status \xed\xa0\x80 surrogate";
+        extra = (service_extra){ .status_text = (char *) "status \xed\xa0\x80 surrogate" };
+        services[2].extra = &extra;
         m->services = list;
         m->n_services = ELEMENTSOF(list);
         m->settings.log_dir = bus_doubles_work;
