@@ -1013,8 +1013,9 @@ static int mount_api(const struct api_mount *m) {
 
         if (streq(m->type, "cgroup2")) {
                 /* favordynmods (6.0) makes moving a process between cgroups cheap (no RCU
-                 * grace period each time), which KeepReady= does at every start; fork and
-                 * exit pay a little for it. memory_recursiveprot needs 5.7; nsdelegate 4.13. */
+                 * grace period each time, which a move by an admin's tool would otherwise
+                 * make every fork wait for); fork and exit pay a little for it.
+                 * memory_recursiveprot needs 5.7; nsdelegate 4.13. */
                 static const char *const tries[] = { "nsdelegate,memory_recursiveprot,favordynmods",
                                                      "nsdelegate,memory_recursiveprot",
                                                      "nsdelegate", NULL };

@@ -276,31 +276,7 @@ int cgroup_setup(manager *m) {
 /* Tier groups, deepest first. */
 static const char *const tier_groups[] = { "low.tier/idle.tier", "low.tier" };
 
-#define SPARE_GROUP "spare.ready"
-static int spare_fd = -1;
-
-int cgroup_spare_fd(manager *m) {
-        if (spare_fd >= 0 || m->cgroup_root_fd < 0)
-                return spare_fd;
-        if (mkdirat(m->cgroup_root_fd, SPARE_GROUP, 0755) < 0 && errno != EEXIST)
-                return -1;
-        spare_fd = openat(m->cgroup_root_fd, SPARE_GROUP, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        return spare_fd;
-}
-
-int cgroup_service_adopt(service *s, pid_t pid) {
-        char buf[32];
-
-        if (s->cgroup_fd < 0)
-                return 0;
-        snprintf(buf, sizeof(buf), "%d", (int) pid);
-        return write_file_at(s->cgroup_fd, "cgroup.procs", buf);
-}
-
 void cgroup_teardown(manager *m) {
-        spare_fd = safe_close(spare_fd);
-        if (m->cgroup_root_fd >= 0)
-                (void) unlinkat(m->cgroup_root_fd, SPARE_GROUP, AT_REMOVEDIR);
         if (m->cgroup_root_fd >= 0 && m->settings.sandbox)
                 for (size_t i = 0; i < ELEMENTSOF(tier_groups); i++)
                         (void) unlinkat(m->cgroup_root_fd, tier_groups[i], AT_REMOVEDIR);

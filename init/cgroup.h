@@ -53,11 +53,6 @@ int cgroup_service_apply(service *s);
 char *const *cgroup_apply_failures(const char *name);
 
 int cgroup_service_kill(service *s, int sig);
-/* The leaf where processes prepared ahead of their start wait (KeepReady=): outside every
- * service's cgroup, so that none of them counts as running; -1 without cgroups. */
-int cgroup_spare_fd(manager *m);
-/* Moves pid (a prepared process) into s's cgroup. */
-int cgroup_service_adopt(service *s, pid_t pid);
 /* Before a start: a leaf emptied by cgroup.kill is replaced by a fresh one (see cgroup.c). */
 int cgroup_service_renew(service *s);
 /* 1 when processes are left, 0 when empty, -errno. */

@@ -878,6 +878,11 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
                 log_info("%s: %s set%s.", s->name, *a, runtime ? " until the next boot" : "");
         }
         unit_changes_take(s->unit, &scratch);
+        /* A process prepared from the old settings is dropped, and the next prepared anew. */
+        if (m->ops->release)
+                m->ops->release(s);
+        if (!service_is_active(s) && m->ops->down)
+                m->ops->down(s);
         if (s->extra->pending_unit)
                 overrides_apply_to(m, s->name, s->extra->pending_unit);
         /* The new limits reach the kernel now; Nice= and scheduling at the next start. */

@@ -140,6 +140,8 @@ static void service_set_state(service *s, service_state state) {
                 s->active_since = s->active_since_realtime = 0;
         if (state != SERVICE_RUNNING && state != SERVICE_RELOAD)
                 timer_arm(opt_timer(s->extra->watchdog_timer), USEC_INFINITY);
+        if (!service_is_active(s) && s->manager->ops->down)
+                s->manager->ops->down(s);
 
         manager_service_state_changed(s->manager, s);
 }
@@ -1131,11 +1133,11 @@ service *service_free(service *s) {
         sd_event_source_disable_unref(s->extra->exec_source);
         service_close_process(&s->main_pid, &s->main_pidfd);
         service_close_process(&s->control_pid, &s->control_pidfd);
+        if (s->manager->ops->release)
+                s->manager->ops->release(s); /* a prepared process, before its cgroup goes */
         cgroup_service_remove(s);
         log_stream_free(s->log);
         service_deps_clear(s);
-        if (s->manager->ops->release)
-                s->manager->ops->release(s);
         unit_free(s->unit); /* and with it s->name */
         if (service_extra_own(s)) {
                 unit_free(s->extra->pending_unit);

@@ -125,7 +125,8 @@ typedef struct service_extra {
                 int pidfd, exec_fd, go_fd;
                 const unit *unit; /* what it was prepared from; another unit: discarded */
                 char *image_version;
-                sd_event_source *timer; /* prepares it, a moment after a start */
+                uint64_t prepared_from; /* what it took from the host (init/sys.c) */
+                sd_event_source *timer; /* prepares it, once the service is down */
         } spare;
 } service_extra;
 

@@ -1,6 +1,8 @@
 /* The kernel side of the seam: spawning with spawn_command(), signals through pidfds,
  * whole services through their cgroup or, without one, their process groups. */
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -69,9 +71,12 @@ static int start_ctx_init(start_ctx *ctx, service *s, const exec_command *cmd, b
 
 /* ---- KeepReady=: the next main process prepared ahead ------------------------------------ */
 
-/* The next start is prepared at the next turn of the loop, once this start's reply is out
- * (measured: a delay of a few ms only made the following starts slower). */
-#define SPARE_DELAY_USEC 0
+/* While a service is down, its next main process is prepared up to its exec, in the
+ * service's own cgroup (cloned into it: nothing has to move at the start, which costs an RCU
+ * grace period where cgroup2 lacks favordynmods), and waits there; a start lets it exec. It
+ * is prepared at the next turn of the loop after the service went down, and dropped when
+ * the unit or its settings change, or when what it was prepared from no longer holds at the
+ * start (another image version, or prepared_from()). */
 
 static void kernel_release(service *s) {
         service_extra *c = service_extra_own(s);
@@ -90,6 +95,7 @@ static void kernel_release(service *s) {
         c->spare.exec_fd = safe_close(c->spare.exec_fd);
         c->spare.pid = 0;
         c->spare.unit = NULL;
+        c->spare.prepared_from = 0;
         c->spare.image_version = mfree(c->spare.image_version);
         c->spare.timer = sd_event_source_disable_unref(c->spare.timer);
 }
@@ -102,8 +108,57 @@ static bool keeps_ready(const service *s, const exec_command *cmd, bool control)
                u->exec_start.n == 1 && cmd == &u->exec_start.items[0];
 }
 
-/* Prepares the next start (in a cgroup of its own until it is adopted); a failure only
- * means that the next start is an ordinary one. */
+/* Adds what path is now to *h: its identity, with content its size and modification time
+ * too, or its absence. A symlink is not followed (it may point out of a container root). */
+static void hash_path(uint64_t *h, int dir_fd, const char *path, bool content) {
+        struct stat st = {};
+        uint64_t f[5];
+
+        if (fstatat(dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                st = (struct stat){ .st_ino = (ino_t) errno };
+        f[0] = (uint64_t) st.st_dev;
+        f[1] = (uint64_t) st.st_ino;
+        f[2] = content ? (uint64_t) st.st_size : 0;
+        f[3] = content ? (uint64_t) st.st_mtim.tv_sec : 0;
+        f[4] = content ? (uint64_t) st.st_mtim.tv_nsec : 0;
+        for (size_t j = 0; j < sizeof(f); j++) {
+                *h ^= ((const uint8_t *) f)[j];
+                *h *= UINT64_C(1099511628211);
+        }
+}
+
+/* What a prepared process took from the host before it waits, as it is now: the
+ * EnvironmentFile= files it read, the root and the user database it resolved User= in,
+ * and every directory or file it bound (a volume removed and made again is another one). */
+static uint64_t prepared_from(const start_ctx *ctx, const unit *u) {
+        const unit_container *ct = u->container;
+        uint64_t h = UINT64_C(14695981039346656037);
+
+        for (size_t i = 0; i < u->process->n_environment_files; i++)
+                hash_path(&h, AT_FDCWD, u->process->environment_files[i].path, true);
+        if (ct->root_image)
+                hash_path(&h, AT_FDCWD, ct->root_image, true);
+        if (ct->root_directory) {
+                _cleanup_close_ int fd = open(ct->root_directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+                hash_path(&h, AT_FDCWD, ct->root_directory, false);
+                hash_path(&h, fd, "etc/passwd", true);
+                hash_path(&h, fd, "etc/group", true);
+        }
+        if (ct->n_mounts > 0) {
+                _cleanup_close_ int volumes = open(ctx->volumes, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+                for (size_t i = 0; i < ct->n_mounts; i++) {
+                        const mount_entry *m = &ct->mounts[i];
+
+                        if (m->kind == MOUNT_BIND && m->source)
+                                hash_path(&h, m->named ? volumes : AT_FDCWD, m->source, false);
+                }
+        }
+        return h;
+}
+
+/* Prepares the next start; a failure only means that the next start is an ordinary one. */
 static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         service *s = userdata;
         service_extra *c = service_extra_own(s);
@@ -111,12 +166,17 @@ static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata
         int r;
 
         c->spare.timer = sd_event_source_disable_unref(c->spare.timer);
-        if (c->spare.pid > 0 || !keeps_ready(s, &s->unit->exec_start.items[0], false))
+        /* Only while it is down (a start may have come first), and its cgroup is empty. */
+        if (c->spare.pid > 0 || service_is_active(s) || s->manager->shutting_down ||
+            !keeps_ready(s, &s->unit->exec_start.items[0], false) ||
+            (s->cgroup_fd >= 0 && cgroup_service_populated(s) != 0))
                 return 0;
-        r = start_ctx_init(ctx, s, &s->unit->exec_start.items[0], false);
+        r = cgroup_service_renew(s);
+        if (r >= 0)
+                r = start_ctx_init(ctx, s, &s->unit->exec_start.items[0], false);
         if (r >= 0 && ctx->p.isolation) {
                 ctx->p.prepare_only = true;
-                ctx->p.cgroup_fd = cgroup_spare_fd(s->manager);
+                c->spare.prepared_from = prepared_from(ctx, s->unit);
                 r = spawn_prepared(&ctx->p, &c->spare.pid, &c->spare.pidfd, &c->spare.exec_fd,
                                    &c->spare.go_fd);
         }
@@ -130,31 +190,32 @@ static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata
         return 0;
 }
 
-static void spare_schedule(service *s) {
-        service_extra *c = service_extra_get(s);
+/* s went down: its next start is prepared at the next turn of the loop. */
+static void kernel_down(service *s) {
+        service_extra *c;
 
-        if (!c || c->spare.timer)
+        if (!keeps_ready(s, &s->unit->exec_start.items[0], false) || s->manager->shutting_down)
                 return;
-        (void) sd_event_add_time_relative(s->manager->event, &c->spare.timer, CLOCK_MONOTONIC,
-                                          SPARE_DELAY_USEC, 0, on_spare_timer, s);
+        c = service_extra_get(s);
+        if (!c || c->spare.timer || c->spare.pid > 0)
+                return;
+        (void) sd_event_add_time_relative(s->manager->event, &c->spare.timer, CLOCK_MONOTONIC, 0, 0,
+                                          on_spare_timer, s);
 }
 
-/* Starts the prepared process, if it was prepared from this unit and image version:
- * moves it into the service's cgroup and lets it exec. */
-static bool spare_start(service *s, const isolation *iso, pid_t *ret_pid, int *ret_pidfd,
+/* Starts the prepared process, if it was prepared from this unit, image version and
+ * environment files: it is in the service's cgroup already, so it only has to exec. */
+static bool spare_start(service *s, const start_ctx *ctx, pid_t *ret_pid, int *ret_pidfd,
                         int *ret_exec_fd) {
         service_extra *c = service_extra_own(s);
 
         if (!c || c->spare.pid <= 0)
                 return false;
-        if (c->spare.unit != s->unit || !streq(c->spare.image_version ?: "", iso->image_version)) {
-                /* Prepared from another unit or image: dropped, so that the next is prepared
-                 * from this one. */
-                kernel_release(s);
-                return false;
-        }
-        if (cgroup_service_adopt(s, c->spare.pid) < 0 || write(c->spare.go_fd, "", 1) != 1) {
-                /* It died meanwhile, or cannot be moved: start afresh. */
+        if (c->spare.unit != s->unit ||
+            !streq(c->spare.image_version ?: "", ctx->iso.image_version) ||
+            c->spare.prepared_from != prepared_from(ctx, s->unit) ||
+            write(c->spare.go_fd, "", 1) != 1) {
+                /* Prepared from something else, or it died meanwhile: start afresh. */
                 kernel_release(s);
                 return false;
         }
@@ -187,16 +248,10 @@ static int kernel_spawn(service *s, const exec_command *cmd, bool control, pid_t
                         return -ENOMEM;
         }
 
-        if (!keeps_ready(s, cmd, control) || !ctx->p.isolation)
-                return spawn_command(&ctx->p, ret_pid, ret_pidfd, ret_exec_fd);
-        if (!spare_start(s, &ctx->iso, ret_pid, ret_pidfd, ret_exec_fd)) {
-                r = spawn_command(&ctx->p, ret_pid, ret_pidfd, ret_exec_fd);
-                if (r < 0)
-                        return r;
-        }
-        /* The one that runs now was started: the next is prepared a moment later. */
-        spare_schedule(s);
-        return 0;
+        if (keeps_ready(s, cmd, control) && ctx->p.isolation &&
+            spare_start(s, ctx, ret_pid, ret_pidfd, ret_exec_fd))
+                return 0;
+        return spawn_command(&ctx->p, ret_pid, ret_pidfd, ret_exec_fd);
 }
 
 static bool default_action_ends(int sig) {
@@ -287,4 +342,5 @@ const sys_ops sys_ops_kernel = {
         .kill_all = kernel_kill_all,
         .has_processes = kernel_has_processes,
         .release = kernel_release,
+        .down = kernel_down,
 };

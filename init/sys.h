@@ -18,6 +18,9 @@ typedef struct sys_ops {
         bool (*has_processes)(service *s);
         /* Drops what the kernel side keeps for s between starts (a prepared process). */
         void (*release)(service *s);
+        /* s went down (dead, failed or waiting to restart): the kernel side may prepare
+         * its next start. Optional. */
+        void (*down)(service *s);
 } sys_ops;
 
 extern const sys_ops sys_ops_kernel;

@@ -211,6 +211,15 @@ WantedBy=multi-user.target
              "image nosuch is not installed" in sb.vigil_log(),
              "a missing image fails the start, saying so", sb.vigil_log())
 
+        # KeepReady=: stopped, r's next main process waits prepared on 1.0, in r's cgroup.
+        r_procs = os.path.join(sandbox_cgroup(sb) or "/nonexistent", "r.service", "cgroup.procs")
+        sb.ctl("stop", "r.service", check=True)
+        t.ok(sb.wait_state("r.service", "inactive", 10) and
+             sb.wait_for(lambda: len(read(r_procs).split()) == 1, 5),
+             "KeepReady=: a stopped service's next process waits in its cgroup",
+             read(r_procs) + sb.vigil_log())
+        old_spare = read(r_procs).split()
+
         # A new version is picked up at the next start.
         shutil.rmtree(root)
         root = make_root(os.path.join(sb.dir, "root"), version("2.0"))
@@ -221,23 +230,26 @@ WantedBy=multi-user.target
         t.ok(ok and read(out + "/a").startswith("2.0"), "a restart uses the new current version",
              read(out + "/a"))
 
-        # KeepReady=: the process prepared on 1.0 is dropped, and the next is prepared on 2.0.
-        spare = os.path.join(sandbox_cgroup(sb) or "/nonexistent", "spare.ready", "cgroup.procs")
-        old_spare = read(spare).split()
+        # ... and is dropped at the start: the new version runs; stopped again, the next
+        # waits prepared on 2.0, and the start after runs it.
         os.unlink(out + "/r")
-        sb.ctl("restart", "r.service", check=True)
-        ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/r"), 10, "r restarted")
+        sb.ctl("start", "r.service", check=True)
+        ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/r"), 10, "r started")
         t.ok(ok and old_spare and read(out + "/r").startswith("2.0") and
-             sb.wait_for(lambda: read(spare).split() not in ([], old_spare), 5),
-             "KeepReady=: a new image version drops the waiting process and prepares the next",
-             f"waiting before {old_spare}, now {read(spare).split()}\n" + read(out + "/r"))
-        new_spare = read(spare).split()
+             main_pid(sb, "r.service") not in [int(p) for p in old_spare],
+             "KeepReady=: a new image version drops the waiting process",
+             f"waiting before {old_spare}, main {main_pid(sb, 'r.service')}\n" + read(out + "/r"))
+        sb.ctl("stop", "r.service", check=True)
+        sb.wait_state("r.service", "inactive", 10)
+        sb.wait_for(lambda: len(read(r_procs).split()) == 1, 5)
+        new_spare = read(r_procs).split()
         os.unlink(out + "/r")
-        sb.ctl("restart", "r.service", check=True)
-        ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/r"), 10, "r restarted again")
-        svc = read(os.path.join(sandbox_cgroup(sb), "r.service", "cgroup.procs")).split()
-        t.ok(ok and read(out + "/r").startswith("2.0") and new_spare and new_spare[0] in svc,
-             "... which the restart after runs", f"waiting {new_spare}, service {svc}")
+        sb.ctl("start", "r.service", check=True)
+        ok = sb.wait_for(lambda: "tmp-ok" in read(out + "/r"), 10, "r started again")
+        t.ok(ok and read(out + "/r").startswith("2.0") and new_spare and
+             main_pid(sb, "r.service") == int(new_spare[0]),
+             "... and the next, prepared on 2.0, is the one the start after runs",
+             f"waiting {new_spare}, main {main_pid(sb, 'r.service')}")
         sb.stop()
     t.ok(loops_backed_by(image) == 0, "the loop device is released when vigil exits")
 
@@ -430,14 +442,38 @@ def sandbox_cgroup(sb):
     return m.group(1) if m else None
 
 
+def main_pid(sb, name):
+    """The service's main process as the host sees it (vigil --sandbox has its own PID
+    namespace: its MainPID is the second NSpid of the host's process)."""
+    import json
+    try:
+        pid = json.loads(sb.ctl("--json", "status", name).stdout).get("main_pid", 0)
+    except ValueError:
+        return 0
+    cg = os.path.join(sandbox_cgroup(sb) or "/nonexistent", name, "cgroup.procs")
+    for host in read(cg).split():
+        for line in read(f"/proc/{host}/status").splitlines():
+            if line.startswith("NSpid:") and line.split()[2:3] == [str(pid)]:
+                return int(host)
+    return 0
+
+
 def test_keep_ready():
     with Sandbox({}) as sb:
         out = out_dir(sb)
         root = make_root(os.path.join(sb.dir, "root"))
+        env = os.path.join(sb.work, "ready.env")
+        open(env, "w").write("GREETING=one\n")
+        data = os.path.join(sb.work, "data")
+        os.makedirs(data)
         sb.write_unit("ready.service", f"""[Service]
 RootDirectory={root}
 BindPaths={out}:/out
-ExecStart=/bin/sh -c 'cat /proc/self/cgroup >> /out/cgroups; echo $$ > /out/pid; exec sleep 1000'
+BindPaths={data}:/srv
+EnvironmentFile={env}
+ExecStart=/bin/sh -c 'echo $GREETING >> /out/greeting; ls /srv >> /out/data; exec sleep 1000'
+Restart=always
+RestartSec=1s
 [Container]
 KeepReady=yes
 Network=none
@@ -445,22 +481,59 @@ Network=none
 WantedBy=multi-user.target
 """)
         sb.start()
-        ok = sb.wait_for(lambda: read(out + "/cgroups"), 10, "the first start")
-        cg = sandbox_cgroup(sb)
-        spare = os.path.join(cg or "/nonexistent", "spare.ready", "cgroup.procs")
-        t.ok(ok and sb.wait_for(lambda: read(spare).strip() != "", 5),
-             "KeepReady=: the next start waits prepared, outside the service's cgroup",
-             read(spare) + sb.vigil_log())
-        waiting = read(spare).split()
-        sb.ctl("restart", "ready.service", check=True)
-        ok = sb.wait_for(lambda: read(out + "/cgroups").count("0::") == 2, 10)
-        svc = read(os.path.join(cg or "/nonexistent", "ready.service", "cgroup.procs")).split()
-        t.ok(ok and waiting and waiting[0] in svc,
-             "a restart runs the prepared process, moved into the service's cgroup",
-             f"waiting {waiting}, service cgroup {svc}\n" + sb.service_log("ready.service"))
-        t.ok(sb.state_of("ready.service") == "active" and
-             read(spare).split() and read(spare).split() != waiting,
-             "... and the one after is prepared again", read(spare))
+        ok = sb.wait_for(lambda: read(out + "/greeting"), 10, "the first start")
+        cg = sandbox_cgroup(sb) or "/nonexistent"
+        procs = os.path.join(cg, "ready.service", "cgroup.procs")
+        t.ok(ok and read(procs).split() == [str(main_pid(sb, "ready.service"))] != ["0"],
+             "KeepReady=: nothing waits while the service runs", read(procs))
+
+        # A crash: during RestartSec= the next process is prepared in the service's cgroup,
+        # and the restart runs it.
+        first = main_pid(sb, "ready.service")
+        if first > 0:
+            os.kill(first, 9)
+        ok = sb.wait_for(lambda: sb.state_of("ready.service") in ("activating", "auto-restart") and
+                         len(read(procs).split()) == 1 and read(procs).split() != [str(first)],
+                         5, "a process waiting during RestartSec=")
+        waiting = read(procs).split()
+        t.ok(ok, "KeepReady=: while a restart is pending the next process waits in the "
+             "service's cgroup", f"{read(procs)} {sb.state_of('ready.service')}")
+        ok = sb.wait_for(lambda: read(out + "/greeting").count("one") == 2, 10, "the restart")
+        t.ok(ok and waiting and main_pid(sb, "ready.service") == int(waiting[0]),
+             "... and the restart runs it", f"waiting {waiting}, main "
+             f"{main_pid(sb, 'ready.service')}\n" + sb.service_log("ready.service"))
+        t.ok(sb.state_of("ready.service") == "active", "... which keeps running")
+
+        def stopped():
+            """Stops it; returns the process then waiting in its cgroup."""
+            sb.ctl("stop", "ready.service", check=True)
+            ok = sb.wait_state("ready.service", "inactive", 10) and \
+                sb.wait_for(lambda: len(read(procs).split()) == 1, 5)
+            return read(procs).split() if ok else []
+
+        def started_afresh(waiting, file, word, what):
+            sb.ctl("start", "ready.service", check=True)
+            ok = sb.wait_for(lambda: word in read(out + file), 10, "the start")
+            main = main_pid(sb, "ready.service")
+            t.ok(ok and waiting and main != int(waiting[0]), what,
+                 read(out + file) + f"waiting {waiting}, main {main}")
+
+        # Stopped: the next start waits; an EnvironmentFile= changed meanwhile drops it.
+        waiting = stopped()
+        t.ok(waiting, "KeepReady=: a stopped service's next process waits in its cgroup",
+             read(procs))
+        open(env, "w").write("GREETING=two\n")
+        started_afresh(waiting, "/greeting", "two",
+                       "... a changed EnvironmentFile= drops it: the start reads the new one")
+
+        # A bound directory removed and made again while it waits: dropped too.
+        waiting = stopped()
+        shutil.rmtree(data)
+        os.makedirs(data)
+        open(os.path.join(data, "fresh"), "w").close()
+        started_afresh(waiting, "/data", "fresh",
+                       "... so does a BindPaths= directory made anew: the start binds the new one")
+        stopped()
         sb.stop()
         t.ok("Cannot remove cgroup" not in sb.output,
              "the waiting process is gone before vigil removes its cgroups", sb.output)

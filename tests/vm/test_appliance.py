@@ -108,7 +108,7 @@ def main(tap, adir):
                 problems.append(f"NoNewPrivs {f['NoNewPrivs']} Seccomp {f['Seccomp']}")
             cg = vm.check("grep ' /sys/fs/cgroup cgroup2 ' /proc/mounts")
             if "favordynmods" not in cg:
-                problems.append(f"cgroup2 without favordynmods (KeepReady= moves cost more): {cg}")
+                problems.append(f"cgroup2 without favordynmods: {cg}")
             if not re.search(r"^\S+ / squashfs ro,", mounts, re.M):
                 problems.append("its root is not the read-only squashfs image:\n" + mounts)
             if problems:
