@@ -100,12 +100,15 @@ static void kernel_release(service *s) {
         c->spare.timer = sd_event_source_disable_unref(c->spare.timer);
 }
 
-/* Whether cmd, the main command, is prepared ahead for s. */
+/* Whether cmd, the main command, is prepared ahead for s. Not with an output file that the
+ * start truncates: preparing it would truncate it while the service is down. */
 static bool keeps_ready(const service *s, const exec_command *cmd, bool control) {
         const unit *u = s->unit;
 
         return !control && u->container->keep_ready && unit_is_container(u) &&
-               u->exec_start.n == 1 && cmd == &u->exec_start.items[0];
+               u->exec_start.n == 1 && cmd == &u->exec_start.items[0] &&
+               u->process->std_output.kind != OUTPUT_TRUNCATE &&
+               u->process->std_error.kind != OUTPUT_TRUNCATE;
 }
 
 /* Adds what path is now to *h: its identity, with content its size and modification time
@@ -128,14 +131,19 @@ static void hash_path(uint64_t *h, int dir_fd, const char *path, bool content) {
 }
 
 /* What a prepared process took from the host before it waits, as it is now: the
- * EnvironmentFile= files it read, the root and the user database it resolved User= in,
- * and every directory or file it bound (a volume removed and made again is another one). */
+ * EnvironmentFile= files it read, the output files it opened, the root and the user
+ * database it resolved User= in, and every directory or file it bound (a volume removed
+ * and made again is another one). */
 static uint64_t prepared_from(const start_ctx *ctx, const unit *u) {
         const unit_container *ct = u->container;
         uint64_t h = UINT64_C(14695981039346656037);
 
         for (size_t i = 0; i < u->process->n_environment_files; i++)
                 hash_path(&h, AT_FDCWD, u->process->environment_files[i].path, true);
+        if (u->process->std_output.path)
+                hash_path(&h, AT_FDCWD, u->process->std_output.path, false);
+        if (u->process->std_error.path)
+                hash_path(&h, AT_FDCWD, u->process->std_error.path, false);
         if (ct->root_image)
                 hash_path(&h, AT_FDCWD, ct->root_image, true);
         if (ct->root_directory) {

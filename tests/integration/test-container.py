@@ -480,9 +480,27 @@ Network=none
 [Install]
 WantedBy=multi-user.target
 """)
+        trunc = os.path.join(sb.work, "trunc.log")
+        sb.write_unit("trunc.service", f"""[Service]
+RootDirectory={root}
+StandardOutput=truncate:{trunc}
+ExecStart=/bin/sh -c 'echo ran; exec sleep 1000'
+[Container]
+KeepReady=yes
+[Install]
+WantedBy=multi-user.target
+""")
         sb.start()
         ok = sb.wait_for(lambda: read(out + "/greeting"), 10, "the first start")
         cg = sandbox_cgroup(sb) or "/nonexistent"
+        sb.wait_for(lambda: "ran" in read(trunc), 10, "trunc.service's output")
+        sb.ctl("stop", "trunc.service", check=True)
+        sb.wait_state("trunc.service", "inactive", 10)
+        time.sleep(0.3)
+        t.ok(read(os.path.join(cg, "trunc.service", "cgroup.procs")) == "" and
+             read(trunc) == "ran\n",
+             "KeepReady=: nothing is prepared with a truncate: output (the last run's stays)",
+             read(os.path.join(cg, "trunc.service", "cgroup.procs")) + repr(read(trunc)))
         procs = os.path.join(cg, "ready.service", "cgroup.procs")
         t.ok(ok and read(procs).split() == [str(main_pid(sb, "ready.service"))] != ["0"],
              "KeepReady=: nothing waits while the service runs", read(procs))
