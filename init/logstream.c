@@ -48,11 +48,13 @@ typedef struct log_subscribers {
         log_subscriber items[];
 } log_subscribers;
 
-/* The directory of the streams' files: the same for every service of a manager, so kept
- * once, not in each stream. */
+/* The directory of the streams' files and how they rotate: the same for every service of a
+ * manager, so kept once, not in each stream. */
 typedef struct log_dir {
         struct log_dir *next;
         size_t refs;
+        uint64_t file_max;
+        unsigned file_keep;
         char path[];
 } log_dir;
 
@@ -66,8 +68,8 @@ struct log_stream {
 
         /* A line still waiting for its newline: LOG_LINE_MAX bytes, allocated only while
          * partial_len > 0, since most lines arrive whole in one read. */
-        char *partial;
         uint32_t partial_len;
+        char *partial;
 
         /* Records packed back to back in one buffer, wrapping around: the memory bound.
          * ring_alloc grows up to ring_size; it stays below only while nothing was evicted,
@@ -78,10 +80,9 @@ struct log_stream {
         log_dir *dir; /* DIR of DIR/NAME.log; NULL: no file */
         int file_fd;
         int file_error; /* why the file is closed, 0 if it is not */
-        uint64_t file_size, file_max;
+        uint64_t file_size;
         uint64_t file_retry_at;  /* CLOCK_MONOTONIC ns; no reopen before */
         unsigned long long lost; /* lines not written to the file since file_error */
-        unsigned file_keep;
 
         int console_fd, kmsg_fd;
         bool console_owned;
@@ -91,12 +92,12 @@ struct log_stream {
         char name[]; /* one allocation with the stream */
 };
 
-static log_dir *log_dir_ref(const char *path) {
+static log_dir *log_dir_ref(const char *path, uint64_t file_max, unsigned file_keep) {
         size_t l = strlen(path) + 1;
         log_dir *d;
 
         for (d = log_dirs; d; d = d->next)
-                if (streq(d->path, path)) {
+                if (streq(d->path, path) && d->file_max == file_max && d->file_keep == file_keep) {
                         d->refs++;
                         return d;
                 }
@@ -104,6 +105,8 @@ static log_dir *log_dir_ref(const char *path) {
         if (!d)
                 return NULL;
         memcpy(d->path, path, l);
+        d->file_max = file_max;
+        d->file_keep = file_keep;
         d->refs = 1;
         d->next = log_dirs;
         log_dirs = d;
@@ -353,13 +356,13 @@ static int file_rotate(log_stream *l) {
                 close(l->file_fd);
         l->file_fd = -1;
 
-        for (unsigned k = l->file_keep; k >= 2; k--) {
+        for (unsigned k = l->dir->file_keep; k >= 2; k--) {
                 snprintf(a, size, "%s.%u", path, k - 1);
                 snprintf(b, size, "%s.%u", path, k);
                 if (rename(a, b) < 0 && errno != ENOENT)
                         return -errno;
         }
-        if (l->file_keep > 0) {
+        if (l->dir->file_keep > 0) {
                 snprintf(a, size, "%s.1", path);
                 if (rename(path, a) < 0 && errno != ENOENT)
                         return -errno;
@@ -375,7 +378,7 @@ static int file_open(log_stream *l) {
         r = file_open_plain(l);
         if (r < 0)
                 return r;
-        if (l->file_size > 0 && l->file_size >= l->file_max)
+        if (l->file_size > 0 && l->file_size >= l->dir->file_max)
                 return file_rotate(l);
         return 0;
 }
@@ -463,7 +466,7 @@ static void file_write(log_stream *l, const char *rec, size_t n) {
                 l->file_error = 0;
         }
 
-        if (l->file_size + wbuf_len(l) + n > l->file_max && l->file_size + wbuf_len(l) > 0) {
+        if (l->file_size + wbuf_len(l) + n > l->dir->file_max && l->file_size + wbuf_len(l) > 0) {
                 file_flush(l);
                 if (l->file_fd < 0) {
                         l->lost++;
@@ -740,17 +743,16 @@ int log_stream_new(sd_event *e, const char *name, const log_settings *s, log_str
         l->watch.fd = l->write_fd = l->file_fd = l->console_fd = l->kmsg_fd = -1;
         memcpy(l->name, name, name_len + 1);
         if (s->dir) {
-                l->dir = log_dir_ref(s->dir);
+                /* 0 keeps no old files: rotation starts NAME.log afresh */
+                l->dir = log_dir_ref(s->dir,
+                                     s->file_max_bytes == 0 ? FILE_MAX_DEFAULT : s->file_max_bytes,
+                                     MIN(s->file_keep, FILE_KEEP_MAX));
                 if (!l->dir)
                         return -ENOMEM;
         }
 
         ring = s->ring_bytes == 0 ? RING_DEFAULT : s->ring_bytes;
         l->ring_size = (uint32_t) (ring < RING_MIN ? RING_MIN : MIN(ring, RING_MAX));
-
-        l->file_max = s->file_max_bytes == 0 ? FILE_MAX_DEFAULT : s->file_max_bytes;
-        /* 0 keeps no old files: rotation starts NAME.log afresh */
-        l->file_keep = MIN(s->file_keep, FILE_KEEP_MAX);
 
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
