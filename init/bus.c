@@ -1468,10 +1468,8 @@ static int property_get_warnings(sd_bus *bus, const char *path, const char *inte
 /* The settings an admin asks about, resolved, each with where it came from. */
 typedef enum setting_kind {
         SETTING_STRING,
-        SETTING_CONTAINER_STRING, /* a string of unit->container: offset in unit_container */
-        SETTING_PROCESS_STRING,   /* a string of unit->process: offset in unit_process */
-        SETTING_SEC,              /* usec_t, USEC_INFINITY: "infinity" */
-        SETTING_UNSIGNED,         /* unsigned */
+        SETTING_SEC,      /* usec_t, USEC_INFINITY: "infinity" */
+        SETTING_UNSIGNED, /* unsigned */
         SETTING_TYPE,
         SETTING_RESTART,
         SETTING_KILL_MODE,
@@ -1479,26 +1477,33 @@ typedef enum setting_kind {
         SETTING_EXEC, /* the first command of an exec_list */
 } setting_kind;
 
+/* A setting in a block the unit points to (unit->backoff...): offset is in the block. */
+#define IN_BLOCK(pointer) .block = 1 + offsetof(unit, pointer)
+
 static const struct setting {
         const char *section, *alt_section, *key;
         setting_kind kind;
         size_t offset;
+        size_t block; /* 1 + the offset of the unit's pointer to the block; 0: in struct unit */
 } settings[] = {
         { "Service", NULL, "Type", SETTING_TYPE, offsetof(unit, type) },
         { "Service", NULL, "ExecStart", SETTING_EXEC, offsetof(unit, exec_start) },
         { "Service", NULL, "Restart", SETTING_RESTART, offsetof(unit, restart) },
         { "Service", NULL, "RestartSec", SETTING_SEC, offsetof(unit, restart_sec) },
-        { "Service", NULL, "RestartSteps", SETTING_UNSIGNED, offsetof(unit, restart_steps) },
-        { "Service", NULL, "RestartMaxDelaySec", SETTING_SEC, offsetof(unit, restart_max_delay) },
+        { "Service", NULL, "RestartSteps", SETTING_UNSIGNED, offsetof(unit_backoff, restart_steps),
+          IN_BLOCK(backoff) },
+        { "Service", NULL, "RestartMaxDelaySec", SETTING_SEC,
+          offsetof(unit_backoff, restart_max_delay), IN_BLOCK(backoff) },
         { "Service", NULL, "RestartBackoffResetSec", SETTING_SEC,
-          offsetof(unit, restart_backoff_reset) },
+          offsetof(unit_backoff, restart_backoff_reset), IN_BLOCK(backoff) },
         { "Service", NULL, "RestartRandomizedDelaySec", SETTING_SEC,
-          offsetof(unit, restart_randomized_delay) },
+          offsetof(unit_backoff, restart_randomized_delay), IN_BLOCK(backoff) },
         { "Unit", "Service", "StartLimitIntervalSec", SETTING_SEC,
           offsetof(unit, start_limit_interval) },
         { "Unit", "Service", "StartLimitBurst", SETTING_UNSIGNED,
           offsetof(unit, start_limit_burst) },
-        { "Unit", NULL, "StartLimitRetrySec", SETTING_SEC, offsetof(unit, start_limit_retry) },
+        { "Unit", NULL, "StartLimitRetrySec", SETTING_SEC,
+          offsetof(unit_backoff, start_limit_retry), IN_BLOCK(backoff) },
         { "Service", NULL, "TimeoutStartSec", SETTING_SEC, offsetof(unit, timeout_start) },
         { "Service", NULL, "TimeoutStopSec", SETTING_SEC, offsetof(unit, timeout_stop) },
         { "Service", NULL, "WatchdogSec", SETTING_SEC, offsetof(unit, watchdog) },
@@ -1506,23 +1511,22 @@ static const struct setting {
         { "Service", NULL, "KillSignal", SETTING_SIGNAL, offsetof(unit, kill_signal) },
         { "Service", NULL, "User", SETTING_STRING, offsetof(unit, user) },
         { "Service", NULL, "Group", SETTING_STRING, offsetof(unit, group) },
-        { "Service", NULL, "WorkingDirectory", SETTING_PROCESS_STRING,
-          offsetof(unit_process, working_directory) },
+        { "Service", NULL, "WorkingDirectory", SETTING_STRING,
+          offsetof(unit_process, working_directory), IN_BLOCK(process) },
         { "Service", NULL, "Policy", SETTING_STRING, offsetof(unit, policy) },
-        { "Container", NULL, "Image", SETTING_CONTAINER_STRING, offsetof(unit_container, image) },
+        { "Container", NULL, "Image", SETTING_STRING, offsetof(unit_container, image),
+          IN_BLOCK(container) },
 };
 
 static void setting_format(const unit *u, const struct setting *st, char *buf, size_t len) {
-        const void *f =
-                st->kind == SETTING_CONTAINER_STRING ? (const char *) u->container + st->offset
-                : st->kind == SETTING_PROCESS_STRING ? (const char *) u->process + st->offset
-                                                     : (const char *) u + st->offset;
+        const char *base = st->block == 0
+                                   ? (const char *) u
+                                   : *(const char *const *) ((const char *) u + st->block - 1);
+        const void *f = base + st->offset;
         usec_t t;
 
         switch (st->kind) {
         case SETTING_STRING:
-        case SETTING_CONTAINER_STRING:
-        case SETTING_PROCESS_STRING:
                 snprintf(buf, len, "%s", *(char *const *) f ?: "");
                 break;
         case SETTING_SEC:

@@ -105,7 +105,7 @@ static void service_arm_timer(service *s, usec_t usec) {
 }
 
 static void service_arm_retry(service *s) {
-        timer_arm(opt_timer(s->extra->retry_timer), s->unit->start_limit_retry);
+        timer_arm(opt_timer(s->extra->retry_timer), s->unit->backoff->start_limit_retry);
 }
 
 bool service_retry_pending(const service *s) {
@@ -486,23 +486,26 @@ static double pow_fraction(double x, double y) {
 usec_t service_restart_delay(const unit *u, unsigned step, uint64_t random) {
         usec_t base = u->restart_sec, delay = base;
 
-        if (u->restart_steps > 0 && u->restart_max_delay != USEC_INFINITY) {
-                double lo = base > 0 ? (double) base : 1.0, hi = (double) u->restart_max_delay;
-                unsigned k = step < u->restart_steps ? step : u->restart_steps;
+        if (u->backoff->restart_steps > 0 && u->backoff->restart_max_delay != USEC_INFINITY) {
+                double lo = base > 0 ? (double) base : 1.0,
+                       hi = (double) u->backoff->restart_max_delay;
+                unsigned k = step < u->backoff->restart_steps ? step : u->backoff->restart_steps;
 
-                if (k == u->restart_steps)
-                        delay = u->restart_max_delay;
+                if (k == u->backoff->restart_steps)
+                        delay = u->backoff->restart_max_delay;
                 else if (hi <= 0)
                         delay = k == 0 ? (usec_t) lo : 0;
                 else
                         delay = (usec_t) (lo * pow_fraction(hi / lo,
-                                                            (double) k / u->restart_steps) +
+                                                            (double) k /
+                                                                    u->backoff->restart_steps) +
                                           0.5);
-                if (delay > u->restart_max_delay)
-                        delay = u->restart_max_delay;
+                if (delay > u->backoff->restart_max_delay)
+                        delay = u->backoff->restart_max_delay;
         }
-        if (u->restart_randomized_delay > 0 && u->restart_randomized_delay != USEC_INFINITY)
-                delay += random % (u->restart_randomized_delay + 1);
+        if (u->backoff->restart_randomized_delay > 0 &&
+            u->backoff->restart_randomized_delay != USEC_INFINITY)
+                delay += random % (u->backoff->restart_randomized_delay + 1);
         return delay;
 }
 
@@ -520,7 +523,7 @@ static void service_enter_auto_restart(service *s) {
 
         if (s->last_active_since > 0)
                 up = now_usec(CLOCK_MONOTONIC) - s->last_active_since;
-        if (up >= s->unit->restart_backoff_reset && s->backoff_step > 0) {
+        if (up >= s->unit->backoff->restart_backoff_reset && s->backoff_step > 0) {
                 service_log(s, "Up for %s: restart delay back to RestartSec=.",
                             format_timespan(buf, sizeof(buf), up));
                 s->backoff_step = 0;
@@ -566,11 +569,13 @@ static void service_enter_dead(service *s, service_result result) {
         if (failed) {
                 service_log(s, "Failed with result '%s'.", service_result_to_string(s->result));
                 if (s->result == RESULT_START_LIMIT_HIT &&
-                    s->unit->start_limit_retry != USEC_INFINITY && s->target == TARGET_STARTED) {
+                    s->unit->backoff->start_limit_retry != USEC_INFINITY &&
+                    s->target == TARGET_STARTED) {
                         char buf[64];
 
                         service_log(s, "Will retry in %s (StartLimitRetrySec=).",
-                                    format_timespan(buf, sizeof(buf), s->unit->start_limit_retry));
+                                    format_timespan(buf, sizeof(buf),
+                                                    s->unit->backoff->start_limit_retry));
                         service_arm_retry(s);
                 } else
                         s->target = TARGET_STOPPED;
@@ -1064,7 +1069,7 @@ int service_new(manager *m, unit *u, service **ret) {
         r = service_add_timer(s, &s->timer, on_timer);
         if (r >= 0 && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
                 r = service_add_watchdog_timer(s);
-        if (r >= 0 && u->start_limit_retry != USEC_INFINITY)
+        if (r >= 0 && u->backoff->start_limit_retry != USEC_INFINITY)
                 r = service_add_retry_timer(s);
         if (r >= 0) {
                 /* StandardOutput=kmsg and the "+console" forms add copies of the lines. */
@@ -1163,7 +1168,7 @@ int service_replace_unit(service *s, unit *u) {
         r = 0;
         if (!s->extra->watchdog_timer && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
                 r = service_add_watchdog_timer(s);
-        if (r >= 0 && !s->extra->retry_timer && u->start_limit_retry != USEC_INFINITY)
+        if (r >= 0 && !s->extra->retry_timer && u->backoff->start_limit_retry != USEC_INFINITY)
                 r = service_add_retry_timer(s);
         if (r < 0) {
                 free(times);

@@ -45,8 +45,8 @@ struct load_ctx {
 
 #define F(field) offsetof(unit, field)
 /* The settings kept in blocks of their own (unit->resource, container, commands, relations,
- * seccomp, process) have row offsets past the end of struct unit, as in this layout; load_field()
- * turns one into the field. */
+ * seccomp, process, backoff) have row offsets past the end of struct unit, as in this layout;
+ * load_field() turns one into the field. */
 typedef struct unit_layout {
         unit u;
         unit_resource resource;
@@ -55,6 +55,7 @@ typedef struct unit_layout {
         unit_relations relations;
         unit_seccomp seccomp;
         unit_process process;
+        unit_backoff backoff;
 } unit_layout;
 #define F_RESOURCE(field) offsetof(unit_layout, resource.field)
 #define F_CONTAINER(field) offsetof(unit_layout, container.field)
@@ -62,6 +63,7 @@ typedef struct unit_layout {
 #define F_RELATIONS(field) offsetof(unit_layout, relations.field)
 #define F_SECCOMP(field) offsetof(unit_layout, seccomp.field)
 #define F_PROCESS(field) offsetof(unit_layout, process.field)
+#define F_BACKOFF(field) offsetof(unit_layout, backoff.field)
 
 /* The field the current row writes: in the unit, or in a block of the unit's own (copied
  * from the defaults or from c->base at the first write). NULL when out of memory. */

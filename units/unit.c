@@ -57,12 +57,10 @@ int load_invalid(load_ctx *c, const char *value, const char *why) {
 const unit unit_defaults = {
         .start_limit_interval = 10 * USEC_PER_SEC,
         .start_limit_burst = 5,
-        .start_limit_retry = USEC_INFINITY,
         .type = SERVICE_SIMPLE,
         .restart = RESTART_NO,
         .restart_sec = 100 * USEC_PER_MSEC,
-        .restart_max_delay = USEC_INFINITY,
-        .restart_backoff_reset = USEC_PER_MINUTE,
+        .backoff = &unit_backoff_defaults,
         .timeout_start = 90 * USEC_PER_SEC,
         .timeout_stop = 90 * USEC_PER_SEC,
         .kill_signal = SIGTERM,
@@ -98,6 +96,14 @@ static const unit_block unit_blocks[] = {
           F(seccomp) },
         { offsetof(unit_layout, process), sizeof(unit_process), &unit_process_defaults,
           F(process) },
+        { offsetof(unit_layout, backoff), sizeof(unit_backoff), &unit_backoff_defaults,
+          F(backoff) },
+};
+
+const unit_backoff unit_backoff_defaults = {
+        .restart_max_delay = USEC_INFINITY,
+        .restart_backoff_reset = USEC_PER_MINUTE,
+        .start_limit_retry = USEC_INFINITY,
 };
 
 static const unit_block *unit_block_of(size_t offset) {
@@ -790,7 +796,7 @@ static const directive core_directives[] = {
         { "Unit", "StartLimitIntervalSec", load_parse_sec, F(start_limit_interval), D_POLICY, 0 },
         { "Unit", "StartLimitInterval", load_parse_sec, F(start_limit_interval), D_POLICY, 0 },
         { "Unit", "StartLimitBurst", load_parse_unsigned, F(start_limit_burst), D_POLICY, 0 },
-        { "Unit", "StartLimitRetrySec", load_parse_sec, F(start_limit_retry), D_POLICY, 0 },
+        { "Unit", "StartLimitRetrySec", load_parse_sec, F_BACKOFF(start_limit_retry), D_POLICY, 0 },
 
         { "Service", "Type", parse_type, F(type), 0, 0 },
         { "Service", "ExecStartPre", load_parse_exec, F_COMMANDS(exec_start_pre), D_SPECIFIERS, 0 },
@@ -801,12 +807,14 @@ static const directive core_directives[] = {
         { "Service", "ExecReload", load_parse_exec, F_COMMANDS(exec_reload), D_SPECIFIERS, 0 },
         { "Service", "Restart", parse_restart, F(restart), D_POLICY, 0 },
         { "Service", "RestartSec", load_parse_sec, F(restart_sec), D_POLICY, 0 },
-        { "Service", "RestartSteps", load_parse_unsigned, F(restart_steps), D_POLICY, 10000 },
-        { "Service", "RestartMaxDelaySec", load_parse_sec, F(restart_max_delay), D_POLICY, 0 },
-        { "Service", "RestartBackoffResetSec", load_parse_sec, F(restart_backoff_reset), D_POLICY,
+        { "Service", "RestartSteps", load_parse_unsigned, F_BACKOFF(restart_steps), D_POLICY,
+          10000 },
+        { "Service", "RestartMaxDelaySec", load_parse_sec, F_BACKOFF(restart_max_delay), D_POLICY,
           0 },
-        { "Service", "RestartRandomizedDelaySec", load_parse_sec, F(restart_randomized_delay),
+        { "Service", "RestartBackoffResetSec", load_parse_sec, F_BACKOFF(restart_backoff_reset),
           D_POLICY, 0 },
+        { "Service", "RestartRandomizedDelaySec", load_parse_sec,
+          F_BACKOFF(restart_randomized_delay), D_POLICY, 0 },
         { "Service", "RestartPreventExitStatus", parse_exit_status_set,
           F(restart_prevent_exit_status), D_POLICY, 0 },
         { "Service", "SuccessExitStatus", parse_exit_status_set, F(success_exit_status), D_POLICY,
@@ -1407,6 +1415,11 @@ static void unit_process_free(const unit_process *p) {
         free((unit_process *) p);
 }
 
+static void unit_backoff_free(const unit_backoff *b) {
+        if (b != &unit_backoff_defaults)
+                free((unit_backoff *) b);
+}
+
 unit *unit_free(unit *u) {
         if (!u)
                 return NULL;
@@ -1432,6 +1445,7 @@ unit *unit_free(unit *u) {
         unit_container_free(u->container);
         unit_resource_free(u->resource);
         unit_seccomp_free(u->seccomp);
+        unit_backoff_free(u->backoff);
         exit_status_set_free(u->restart_prevent_exit_status);
         exit_status_set_free(u->success_exit_status);
         free(u);
@@ -1541,13 +1555,18 @@ int unit_set_property(unit *u, const unit *base, const char *key, const char *va
 void unit_changes_take(unit *base, const unit *copy) {
         if (base->resource != copy->resource)
                 unit_resource_free(base->resource);
+        if (base->backoff != copy->backoff)
+                unit_backoff_free(base->backoff);
         *base = *copy;
 }
 
 void unit_changes_drop(unit *copy, const unit *base) {
         if (copy->resource != base->resource)
                 unit_resource_free(copy->resource);
+        if (copy->backoff != base->backoff)
+                unit_backoff_free(copy->backoff);
         copy->resource = base->resource;
+        copy->backoff = base->backoff;
 }
 
 int unit_check(unit *u, char **ret_error) {
@@ -1596,23 +1615,24 @@ static void unit_verify(load_ctx *c) {
                             "would be started again forever",
                             restart_mode_to_string(u->restart));
         }
-        if (u->restart_steps > 0 && u->restart_max_delay == USEC_INFINITY) {
+        if (u->backoff->restart_steps > 0 && u->backoff->restart_max_delay == USEC_INFINITY) {
                 load_at(c, "Service", "RestartSteps");
                 load_report(c, "RestartSteps= needs RestartMaxDelaySec=: the delay grows from "
                                "RestartSec= to RestartMaxDelaySec= in that many steps");
         }
-        if (u->restart_steps == 0 && u->restart_max_delay != USEC_INFINITY) {
+        if (u->backoff->restart_steps == 0 && u->backoff->restart_max_delay != USEC_INFINITY) {
                 load_at(c, "Service", "RestartMaxDelaySec");
                 load_report(c, "RestartMaxDelaySec= needs RestartSteps= (how many steps the delay "
                                "takes to grow from RestartSec=)");
         }
-        if (u->restart_max_delay != USEC_INFINITY && u->restart_max_delay < u->restart_sec) {
+        if (u->backoff->restart_max_delay != USEC_INFINITY &&
+            u->backoff->restart_max_delay < u->restart_sec) {
                 load_at(c, "Service", "RestartMaxDelaySec");
                 load_report(c, "RestartMaxDelaySec=%s is below RestartSec=%s",
-                            format_timespan(a, sizeof(a), u->restart_max_delay),
+                            format_timespan(a, sizeof(a), u->backoff->restart_max_delay),
                             format_timespan(b, sizeof(b), u->restart_sec));
         }
-        if (u->start_limit_retry == 0) {
+        if (u->backoff->start_limit_retry == 0) {
                 load_at(c, "Unit", "StartLimitRetrySec");
                 load_report(c, "StartLimitRetrySec=0 would retry at once, forever; use a delay "
                                "such as 5min, or infinity for never");

@@ -79,6 +79,18 @@ typedef struct unit_relations {
 
 extern const unit_relations unit_no_relations;
 
+/* How restarts back off beyond RestartSec= (vigil's extensions): most units set none, so they
+ * share the defaults. Plain values only: they change live (unit_set_property()). */
+typedef struct unit_backoff {
+        unsigned restart_steps;
+        usec_t restart_max_delay;        /* USEC_INFINITY: not set */
+        usec_t restart_backoff_reset;    /* uptime that resets the backoff */
+        usec_t restart_randomized_delay; /* jitter added to each restart delay */
+        usec_t start_limit_retry;        /* retry after the start limit; USEC_INFINITY: never */
+} unit_backoff;
+
+extern const unit_backoff unit_backoff_defaults;
+
 /* The commands around the main one: most units have none, so they share an empty block. */
 typedef struct unit_commands {
         exec_list exec_start_pre, exec_start_post, exec_stop, exec_reload;
@@ -198,7 +210,6 @@ struct unit {
         char *description;
         const unit_relations *relations; /* unit_no_relations until the unit sets one */
         usec_t start_limit_interval;
-        usec_t start_limit_retry; /* vigil: retry after the start limit; USEC_INFINITY: never */
         unsigned start_limit_burst;
 
         /* [Service] (the small fields in pairs: a unit is kept per service) */
@@ -206,11 +217,9 @@ struct unit {
         exec_list exec_start;
         const unit_commands *commands; /* unit_no_commands until the unit sets one */
         restart_mode restart;
-        unsigned restart_steps;
         usec_t restart_sec;
-        usec_t restart_max_delay;        /* USEC_INFINITY: not set */
-        usec_t restart_backoff_reset;    /* vigil: uptime that resets the backoff */
-        usec_t restart_randomized_delay; /* vigil: jitter added to each restart delay */
+        const unit_backoff
+                *backoff; /* unit_backoff_defaults until the unit or its policy sets one */
         /* exit_status_set_empty until the unit or its policy sets one */
         const exit_status_set *restart_prevent_exit_status, *success_exit_status;
         usec_t timeout_start, timeout_stop; /* USEC_INFINITY: no timeout */

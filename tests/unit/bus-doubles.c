@@ -350,6 +350,7 @@ void bus_doubles_setup(manager *m) {
                 units[i].relations = &unit_no_relations;
                 units[i].seccomp = &unit_seccomp_defaults;
                 units[i].process = &unit_process_defaults;
+                units[i].backoff = &unit_backoff_defaults;
                 services[i] = (service){ .manager = m,
                                          .unit = &units[i],
                                          .name = (char *) names[i],

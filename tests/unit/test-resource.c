@@ -168,6 +168,28 @@ static void test_live_changes(void) {
                   "a bad value is refused");
         unit_changes_drop(&copy, u);
         tap_inteq(u->resource->cpu_weight, 50, "after a dropped change too");
+        /* The backoff settings live in a block of their own too (units/unit.c). */
+        copy = *u;
+        tap_inteq(unit_set_property(&copy, u, "RestartSteps", "3", &why), 0, "RestartSteps=3 live");
+        tap_ok(copy.backoff != u->backoff && u->backoff == &unit_backoff_defaults &&
+                       copy.backoff->restart_steps == 3 &&
+                       copy.backoff->restart_backoff_reset == USEC_PER_MINUTE,
+               "the copy has a backoff block of its own, the unit still the defaults");
+        unit_changes_drop(&copy, u);
+        tap_ok(copy.backoff == u->backoff, "dropped: the unit's backoff block again");
+        tap_inteq(unit_set_property(&copy, u, "RestartMaxDelaySec", "1min", &why), 0,
+                  "RestartMaxDelaySec=1min live");
+        unit_changes_take(u, &copy);
+        tap_inteq(u->backoff->restart_max_delay, USEC_PER_MINUTE, "taken: RestartMaxDelaySec=1min");
+        copy = *u;
+        tap_inteq(unit_set_property(&copy, u, "RestartBackoffResetSec", "5min", &why), 0,
+                  "RestartBackoffResetSec=5min live");
+        tap_ok(copy.backoff != u->backoff && u->backoff->restart_backoff_reset == USEC_PER_MINUTE,
+               "a backoff block the copy shares is copied before a write");
+        unit_changes_take(u, &copy);
+        tap_ok(u->backoff->restart_backoff_reset == 5 * USEC_PER_MINUTE &&
+                       u->backoff->restart_max_delay == USEC_PER_MINUTE,
+               "taken: RestartBackoffResetSec=5min, RestartMaxDelaySec= kept");
 }
 
 static void test_tiers(void) {

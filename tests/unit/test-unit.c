@@ -81,8 +81,8 @@ static void test_full(void) {
         tap_inteq(u->commands->exec_stop.items[0].flags, EXEC_PRIVILEGED, "+ prefix");
         tap_inteq(u->restart, RESTART_ON_FAILURE, "Restart");
         tap_inteq(u->restart_sec, 1500 * USEC_PER_MSEC, "RestartSec=1.5s");
-        tap_inteq(u->restart_steps, 5, "RestartSteps");
-        tap_inteq(u->restart_max_delay, 60 * USEC_PER_SEC, "RestartMaxDelaySec");
+        tap_inteq(u->backoff->restart_steps, 5, "RestartSteps");
+        tap_inteq(u->backoff->restart_max_delay, 60 * USEC_PER_SEC, "RestartMaxDelaySec");
         tap_ok(exit_status_set_has_status(u->restart_prevent_exit_status, 64) &&
                        exit_status_set_has_status(u->restart_prevent_exit_status, 75) &&
                        exit_status_set_has_signal(u->restart_prevent_exit_status, SIGKILL) &&
@@ -227,6 +227,9 @@ static void test_oneshot(void) {
         tap_ok(u->process == &unit_process_defaults && u->process->umask == 0022 &&
                        u->process->std_output.kind == OUTPUT_JOURNAL,
                "no Environment=, Limit*=, UMask=...: the shared defaults");
+        tap_ok(u->backoff == &unit_backoff_defaults &&
+                       u->backoff->restart_max_delay == USEC_INFINITY,
+               "no RestartSteps=, StartLimitRetrySec=...: the shared defaults");
 }
 
 static void test_buffer(void) {
