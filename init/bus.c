@@ -1433,7 +1433,7 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
                                            ? s->exit_status
                                            : 0));
         if (streq(property, "UnitPath"))
-                return append_string(reply, s->unit ? s->unit->path : NULL);
+                return append_string(reply, s->unit ? unit_path(s->unit) : NULL);
         if (streq(property, "Image"))
                 return append_string(reply, s->unit ? s->unit->container->image : NULL);
         if (streq(property, "ImageVersion"))

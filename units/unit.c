@@ -1397,7 +1397,6 @@ static void unit_pack(unit **u) {
         *n = **u;
         p = (packer){ .ptrs = (char **) (n + 1), .chars = (char *) ((char **) (n + 1) + p.n_ptrs) };
         unit_pack_fields(n, &p);
-        n->path = n->files[0];
         n->packed = true;
         free(*u);
         *u = n;
@@ -1582,7 +1581,7 @@ void load_at(load_ctx *c, const char *section, const char *key) {
         unit_source s;
 
         if (!unit_directive_source(c->u, section, key, &s))
-                s = (unit_source){ .path = c->u->path };
+                s = (unit_source){ .path = unit_path(c->u) };
         c->path = s.path;
         c->line = s.line;
 }
@@ -1801,7 +1800,6 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
         r = unit_add_file(u, path, &stored);
         if (r < 0)
                 return r;
-        u->path = (char *) stored;
 
         /* The template's drop-ins first, then the instance's; later names win. */
         if (u->instance) {
@@ -1824,7 +1822,7 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
         if (n_dropins > 0)
                 qsort(dropins, n_dropins, sizeof(dropin), dropin_cmp);
 
-        r = lex_file(u->path, diags, &files[n_files++]);
+        r = lex_file(stored, diags, &files[n_files++]);
         if (r == -ENOMEM)
                 goto finish;
         for (size_t i = 0; i < n_dropins; i++) {
@@ -1908,7 +1906,6 @@ int unit_load_buffer(const char *name, const char *path, const char *data, size_
         r = unit_add_file(u, path, &stored);
         if (r < 0)
                 return r;
-        u->path = (char *) stored;
         load_ctx_init(&c, u, diags);
         r = lex_buffer(stored, data, size, diags, &f);
         if (r >= 0)

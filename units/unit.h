@@ -202,7 +202,6 @@ struct unit {
         char *name;     /* foo@bar.service; one allocation with prefix and instance */
         char *prefix;   /* foo */
         char *instance; /* bar, or NULL */
-        char *path;     /* the unit file: files[0] */
         char *policy_path;
         char **files; /* every file that contributed: policy, unit, drop-ins */
 
@@ -298,6 +297,11 @@ int unit_check(unit *u, char **ret_error);
 
 /* The file:line that set Section.Key: true, or false when it has its default. */
 bool unit_directive_source(const unit *u, const char *section, const char *key, unit_source *ret);
+
+/* The unit file: the first of unit->files. */
+static inline const char *unit_path(const unit *u) {
+        return u->files ? u->files[0] : NULL;
+}
 
 /* True when the service runs in its own root (Image=, RootImage=, RootDirectory=). */
 static inline bool unit_is_container(const unit *u) {
