@@ -240,7 +240,7 @@ static int find_service(manager *m, const char *name, service **ret, sd_bus_erro
 static char *service_path(const service *s) {
         char *p = NULL;
 
-        if (sd_bus_path_encode(SERVICE_PREFIX, s->name, &p) < 0)
+        if (sd_bus_path_encode(SERVICE_PREFIX, service_name(s), &p) < 0)
                 return NULL;
         return p;
 }
@@ -463,7 +463,7 @@ static void on_follower_line(const char *line, size_t len, void *userdata) {
                 return;
         /* Gone (EPIPE), or so far behind that the line would tear (EAGAIN, short write):
          * end the stream rather than block PID 1 or lose lines silently. */
-        log_debug("Log follower of %s dropped: %s", f->service->name,
+        log_debug("Log follower of %s dropped: %s", service_name(f->service),
                   k < 0 ? strerror(errno) : "reader too slow");
         (void) shutdown(f->fd, SHUT_RDWR);
 }
@@ -484,7 +484,7 @@ static int follower_new(bus_server *b, service *s, int *ret_fd, sd_bus_error *er
                                         "too many log followers");
         if (!s->log)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                         "%s has no log to follow", s->name);
+                                         "%s has no log to follow", service_name(s));
 
         f = calloc(1, sizeof(*f));
         if (!f)
@@ -543,7 +543,7 @@ static int method_list_services(sd_bus_message *msg, void *userdata, sd_bus_erro
                 r = sd_bus_message_open_container(reply, 'r', "sssssuu");
                 if (r < 0)
                         return r;
-                r = append_string(reply, s->name);
+                r = append_string(reply, service_name(s));
                 if (r < 0)
                         return r;
                 r = append_string(reply, s->unit ? s->unit->description : NULL);
@@ -632,7 +632,7 @@ static int method_get_logs(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 r = log_stream_tail(s->log, n < BUS_LOG_LINES_MAX ? n : BUS_LOG_LINES_MAX, &lines);
                 if (r < 0)
                         return sd_bus_error_set_errnof(error, r, "cannot read the log of %s: %m",
-                                                       s->name);
+                                                       service_name(s));
         }
         return reply_strv(msg, lines);
 }
@@ -696,17 +696,18 @@ static int operation_error(service *s, int r, const char *verb, sd_bus_error *er
         case -ELOOP:
                 return sd_bus_error_setf(error, ERROR_FAILED,
                                          "cannot %s %s: it is part of an ordering cycle", verb,
-                                         s->name);
+                                         service_name(s));
         case -EBUSY:
         case -ESRCH:
                 return sd_bus_error_setf(error, ERROR_NOT_RUNNING,
-                                         "cannot %s %s: it is not running", verb, s->name);
+                                         "cannot %s %s: it is not running", verb, service_name(s));
         case -EOPNOTSUPP:
                 return sd_bus_error_setf(error, ERROR_NOT_SUPPORTED,
-                                         "cannot %s %s: it has no ExecReload=", verb, s->name);
+                                         "cannot %s %s: it has no ExecReload=", verb,
+                                         service_name(s));
         default:
-                return sd_bus_error_setf(error, ERROR_FAILED, "failed to %s %s: %s", verb, s->name,
-                                         strerror(-r));
+                return sd_bus_error_setf(error, ERROR_FAILED, "failed to %s %s: %s", verb,
+                                         service_name(s), strerror(-r));
         }
 }
 
@@ -776,7 +777,7 @@ static int method_kill_service(sd_bus_message *msg, void *userdata, sd_bus_error
                 r = service_kill(s, sig);
                 if (r == -ESRCH)
                         r = sd_bus_error_setf(error, ERROR_NOT_RUNNING, "%s is not running",
-                                              s->name);
+                                              service_name(s));
                 else if (r < 0)
                         r = operation_error(s, r, "kill", error);
         }
@@ -913,7 +914,7 @@ static int method_set_properties(sd_bus_message *msg, void *userdata, sd_bus_err
                 if (r < 0)
                         r = sd_bus_error_setf(error,
                                               r == -EINVAL ? ERROR_INVALID_ARGUMENT : ERROR_FAILED,
-                                              "%s: %s", s->name, why ?: strerror(-r));
+                                              "%s: %s", service_name(s), why ?: strerror(-r));
         }
         if (r >= 0)
                 r = sd_bus_reply_method_return(msg, NULL);
@@ -1403,7 +1404,7 @@ static int property_get_service(sd_bus *bus, const char *path, const char *inter
         const service *s = userdata;
 
         if (streq(property, "Name"))
-                return append_string(reply, s->name);
+                return append_string(reply, service_name(s));
         if (streq(property, "Description"))
                 return append_string(reply, s->unit ? s->unit->description : NULL);
         if (streq(property, "State"))
@@ -2131,12 +2132,12 @@ void bus_service_changed(bus_server *b, service *s) {
                                                    "LastExitSignal", NULL);
                 if (r >= 0)
                         r = sd_bus_emit_signal(c->bus, MANAGER_PATH, MANAGER_INTERFACE,
-                                               "ServiceStateChanged", "ssss", s->name,
+                                               "ServiceStateChanged", "ssss", service_name(s),
                                                service_active_state(s),
                                                service_state_to_string(s->state),
                                                service_result_to_string(s->result));
                 if (r < 0)
-                        log_debug("Signals for %s not sent: %s", s->name, strerror(-r));
+                        log_debug("Signals for %s not sent: %s", service_name(s), strerror(-r));
         }
 }
 
@@ -2149,15 +2150,16 @@ void bus_service_crashed(bus_server *b, service *s) {
                 if (c->system && !b->system_named)
                         continue;
                 r = sd_bus_emit_signal(
-                        c->bus, MANAGER_PATH, MANAGER_INTERFACE, "ServiceCrashed", "ssiiu", s->name,
-                        service_result_to_string(s->result),
+                        c->bus, MANAGER_PATH, MANAGER_INTERFACE, "ServiceCrashed", "ssiiu",
+                        service_name(s), service_result_to_string(s->result),
                         (int32_t) (s->exit_code == CLD_EXITED ? s->exit_status : -1),
                         (int32_t) (s->exit_code == CLD_KILLED || s->exit_code == CLD_DUMPED
                                            ? s->exit_status
                                            : 0),
                         (uint32_t) s->restarts);
                 if (r < 0)
-                        log_debug("ServiceCrashed for %s not sent: %s", s->name, strerror(-r));
+                        log_debug("ServiceCrashed for %s not sent: %s", service_name(s),
+                                  strerror(-r));
         }
 }
 

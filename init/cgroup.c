@@ -460,8 +460,8 @@ static bool leaf_in_place(service *s) {
                 return false;
         if (open_group(s->manager, service_group(s), &parent) < 0)
                 return false;
-        return fstatat(parent, s->name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino &&
-               a.st_dev == b.st_dev;
+        return fstatat(parent, service_name(s), &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+               a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
 _printf_(2, 3) static void add_failure(char ***lines, const char *fmt, ...) {
@@ -532,7 +532,7 @@ static void apply_cpuset(service *s, char ***lines) {
         if (cpu_set_bits_is_empty(&r->allowed_cpus) && !have_reserved) {
                 /* Nothing asked: an empty cpuset.cpus follows the parent's CPUs. */
                 if (write_file_at(s->cgroup_fd, "cpuset.cpus", "\n") < 0)
-                        log_debug("%s: cannot reset cpuset.cpus: %m", s->name);
+                        log_debug("%s: cannot reset cpuset.cpus: %m", service_name(s));
                 return;
         }
         if (cpu_set_bits_is_empty(&want) || cpu_set_bits_format(&want, buf, sizeof(buf)) < 0) {
@@ -644,7 +644,8 @@ int cgroup_service_apply(service *s) {
                         return -EBUSY;
                 cgroup_service_remove(s);
                 r = cgroup_service_create(s);
-                return r < 0 ? r : (int) strv_length((char **) cgroup_apply_failures(s->name));
+                return r < 0 ? r
+                             : (int) strv_length((char **) cgroup_apply_failures(service_name(s)));
         }
         apply_cpu(s, &lines);
         apply_cpuset(s, &lines);
@@ -652,9 +653,9 @@ int cgroup_service_apply(service *s) {
         apply_pids(s, &lines);
         apply_io(s, &lines);
         STRV_FOREACH(l, lines)
-                log_warning("%s: %s", s->name, *l);
+                log_warning("%s: %s", service_name(s), *l);
         n = strv_length(lines);
-        failures_set(s->name, TAKE_PTR(lines));
+        failures_set(service_name(s), TAKE_PTR(lines));
         return (int) n;
 }
 
@@ -698,7 +699,7 @@ static void oom_update(service *s) {
         s->oom_killed = true;
         if (s->log)
                 log_stream_append(s->log, buf);
-        log_warning("%s: %s", s->name, buf);
+        log_warning("%s: %s", service_name(s), buf);
 }
 
 static void on_memory_events(fd_watch *w, uint32_t revents) {
@@ -743,9 +744,9 @@ static void check_enforcement(service *s) {
         if (resource_warnings(s->unit, &warnings) < 0 || !warnings)
                 return;
         STRV_FOREACH(w, warnings)
-                if (!cgroup_apply_failures(s->name) ||
-                    !strv_contains((char **) cgroup_apply_failures(s->name), *w))
-                        log_warning("%s: %s", s->name, *w);
+                if (!cgroup_apply_failures(service_name(s)) ||
+                    !strv_contains((char **) cgroup_apply_failures(service_name(s)), *w))
+                        log_warning("%s: %s", service_name(s), *w);
         if (s->unit->resource->enforcement != ENFORCEMENT_REQUIRED || s->extra->missing_requirement)
                 return;
         x = service_extra_get(s);
@@ -767,9 +768,9 @@ int cgroup_service_create(service *s) {
         r = open_group(m, service_group(s), &parent);
         if (r < 0)
                 return r;
-        if (mkdirat(parent, s->name, 0755) < 0 && errno != EEXIST)
+        if (mkdirat(parent, service_name(s), 0755) < 0 && errno != EEXIST)
                 return -errno;
-        fd = openat(parent, s->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(parent, service_name(s), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         events = openat(fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
@@ -786,7 +787,7 @@ int cgroup_service_create(service *s) {
                 log_warning_errno(r,
                                   "%s: cannot watch memory.events; OOM kills are not "
                                   "recorded: %m",
-                                  s->name);
+                                  service_name(s));
         (void) cgroup_service_apply(s);
         check_enforcement(s);
         return 0;
@@ -804,18 +805,19 @@ void cgroup_service_remove(service *s) {
         if (s->cgroup_fd >= 0)
                 close(s->cgroup_fd);
         s->events.fd = s->cgroup_fd = s->memory_events.fd = -1;
-        failures_set(s->name, NULL);
+        failures_set(service_name(s), NULL);
         if (m->cgroup_root_fd < 0)
                 return;
         /* Wherever a tier put it. */
-        if (unlinkat(m->cgroup_root_fd, s->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                log_warning_errno(errno, "%s: cannot remove its cgroup: %m", s->name);
+        if (unlinkat(m->cgroup_root_fd, service_name(s), AT_REMOVEDIR) < 0 && errno != ENOENT)
+                log_warning_errno(errno, "%s: cannot remove its cgroup: %m", service_name(s));
         for (size_t i = 0; i < ELEMENTSOF(tier_groups); i++) {
                 _cleanup_close_ int g = openat(m->cgroup_root_fd, tier_groups[i],
                                                O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-                if (g >= 0 && unlinkat(g, s->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                        log_warning_errno(errno, "%s: cannot remove its cgroup: %m", s->name);
+                if (g >= 0 && unlinkat(g, service_name(s), AT_REMOVEDIR) < 0 && errno != ENOENT)
+                        log_warning_errno(errno, "%s: cannot remove its cgroup: %m",
+                                          service_name(s));
         }
 }
 

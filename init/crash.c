@@ -149,7 +149,7 @@ void crash_record_save(service *s) {
 
         if (n_pending >= PENDING_MAX) {
                 log_warning("%s: too many crash records waiting to be written; dropping one.",
-                            s->name);
+                            service_name(s));
                 return;
         }
         if (s->last_active_since > 0)
@@ -168,7 +168,7 @@ void crash_record_save(service *s) {
         if (!p)
                 return;
         p->when = now;
-        p->name = strdup(s->name);
+        p->name = strdup(service_name(s));
         if (asprintf_safe(&p->history_line, "%s result=%s %s uptime=%s restarts=%u\n", when,
                           service_result_to_string(s->result), how, up, s->restarts) < 0 ||
             !p->name) {
@@ -180,8 +180,8 @@ void crash_record_save(service *s) {
                 pending_record_free(p);
                 return;
         }
-        fprintf(f, "Service=%s\nTime=%s\nResult=%s\nExit=%s\nUptime=%s\nRestarts=%u\n", s->name,
-                when, service_result_to_string(s->result), how, up, s->restarts);
+        fprintf(f, "Service=%s\nTime=%s\nResult=%s\nExit=%s\nUptime=%s\nRestarts=%u\n",
+                service_name(s), when, service_result_to_string(s->result), how, up, s->restarts);
         if (s->log && log_stream_tail(s->log, CRASH_LOG_LINES, &logs) >= 0) {
                 fprintf(f, "\n");
                 STRV_FOREACH(l, logs)

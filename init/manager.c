@@ -35,7 +35,7 @@ service *manager_find_service(manager *m, const char *name) {
 
         while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
-                int c = strcmp(name, m->services[mid]->name);
+                int c = strcmp(name, service_name(m->services[mid]));
 
                 if (c == 0)
                         return m->services[mid];
@@ -130,7 +130,8 @@ static int start_allowed(service *s) {
                 if (t->target == TARGET_STOPPED && !service_is_started(t)) {
                         char why[300];
 
-                        snprintf(why, sizeof(why), "required service %s did not start", t->name);
+                        snprintf(why, sizeof(why), "required service %s did not start",
+                                 service_name(t));
                         service_dependency_failed(s, why);
                         return -1;
                 }
@@ -507,7 +508,7 @@ manager *manager_free(manager *m) {
 }
 
 static int service_cmp(const void *a, const void *b) {
-        return strcmp((*(service *const *) a)->name, (*(service *const *) b)->name);
+        return strcmp(service_name(*(service *const *) a), service_name(*(service *const *) b));
 }
 
 /* Turns the names in each unit into pointers, in both directions. */
@@ -537,7 +538,7 @@ static int manager_resolve(manager *m) {
                 char **req[] = { u->relations->requires, u->relations->binds_to };
                 for (size_t k = 0; k < ELEMENTSOF(req); k++)
                         STRV_FOREACH(n, req[k]) {
-                                if (endswith(*n, ".target") || streq(*n, s->name))
+                                if (endswith(*n, ".target") || streq(*n, service_name(s)))
                                         continue;
                                 t = manager_find_service(m, *n);
                                 if (!t) {
@@ -611,7 +612,7 @@ static void tarjan_visit(tarjan *t, size_t v) {
                         c->in_cycle = true;
                         if (len < sizeof(names))
                                 len += (size_t) snprintf(names + len, sizeof(names) - len, "%s%s",
-                                                         i > top ? ", " : "", c->name);
+                                                         i > top ? ", " : "", service_name(c));
                 }
                 log_error("Ordering cycle between %s: none of them will be started.", names);
         }
@@ -692,7 +693,7 @@ static property_override *override_find(manager *m, const char *name, const char
 }
 
 const char *manager_property_source(manager *m, const service *s, const char *key) {
-        property_override *o = m ? override_find(m, s->name, key) : NULL;
+        property_override *o = m ? override_find(m, service_name(s), key) : NULL;
 
         return o ? o->source : NULL;
 }
@@ -852,13 +853,13 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
                 goto drop;
         }
         /* Nothing can fail after this but memory; the file is written first. */
-        path = overrides_path(m, s->name);
+        path = overrides_path(m, service_name(s));
         if (!path) {
                 r = -ENOMEM;
                 goto drop;
         }
         if (!runtime) {
-                r = overrides_save(m, s->name, assignments);
+                r = overrides_save(m, service_name(s), assignments);
                 if (r < 0) {
                         (void) asprintf_safe(ret_error, "cannot write %s: %s", path, strerror(-r));
                         goto drop;
@@ -871,11 +872,12 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
                         r = -ENOMEM;
                         goto drop;
                 }
-                r = override_record(m, s->name, key, strchr(*a, '=') + 1,
+                r = override_record(m, service_name(s), key, strchr(*a, '=') + 1,
                                     runtime ? "SetProperties (runtime)" : path, runtime);
                 if (r < 0)
                         goto drop;
-                log_info("%s: %s set%s.", s->name, *a, runtime ? " until the next boot" : "");
+                log_info("%s: %s set%s.", service_name(s), *a,
+                         runtime ? " until the next boot" : "");
         }
         unit_changes_take(s->unit, &scratch);
         /* A process prepared from the old settings is dropped, and the next prepared anew. */
@@ -884,13 +886,13 @@ int manager_set_properties(manager *m, service *s, char *const *assignments, boo
         if (!service_is_active(s) && m->ops->down)
                 m->ops->down(s);
         if (s->extra->pending_unit)
-                overrides_apply_to(m, s->name, s->extra->pending_unit);
+                overrides_apply_to(m, service_name(s), s->extra->pending_unit);
         /* The new limits reach the kernel now; Nice= and scheduling at the next start. */
         r = cgroup_service_apply(s);
         if (r > 0)
                 log_warning("%s: %d resource setting(s) could not be written now; see its "
                             "warnings.",
-                            s->name, r);
+                            service_name(s), r);
         r = service_resize_start_times(s, old_burst);
         if (r < 0)
                 return r;
@@ -907,7 +909,7 @@ drop:
 static void manager_load_overrides(manager *m) {
         for (size_t i = 0; i < m->n_services; i++) {
                 service *s = m->services[i];
-                _cleanup_free_ char *path = overrides_path(m, s->name), *data = NULL;
+                _cleanup_free_ char *path = overrides_path(m, service_name(s)), *data = NULL;
                 unsigned old_burst = s->unit->start_limit_burst, line = 0;
                 unit scratch = *s->unit;
                 char *save = NULL;
@@ -938,7 +940,7 @@ static void manager_load_overrides(manager *m) {
                         }
                         *eq = '\0';
                         if (override_apply(&scratch, s->unit, l, eq + 1, &why) < 0 ||
-                            override_record(m, s->name, l, eq + 1, path, false) < 0)
+                            override_record(m, service_name(s), l, eq + 1, path, false) < 0)
                                 log_error("%s:%u: %s; ignored", path, line, why ?: "out of memory");
                 }
                 {
@@ -1047,7 +1049,8 @@ static void manager_apply_pending(manager *m) {
                                 service_extra_own(s)->pending_unit = NULL;
                                 rebuild = true;
                         } else
-                                log_error_errno(r, "%s: cannot take its new unit: %m", s->name);
+                                log_error_errno(r, "%s: cannot take its new unit: %m",
+                                                service_name(s));
                 }
                 if (s->removed && service_is_down(s) && !gone)
                         gone = calloc(m->n_services, sizeof(service *));
@@ -1066,7 +1069,7 @@ static void manager_apply_pending(manager *m) {
                 return;
         (void) manager_rebuild(m);
         for (size_t i = 0; i < n_gone; i++) {
-                log_info("%s: removed (its unit file is gone).", gone[i]->name);
+                log_info("%s: removed (its unit file is gone).", service_name(gone[i]));
                 if (m->bus)
                         bus_service_removed(m->bus, gone[i]);
                 service_free(gone[i]);
@@ -1180,7 +1183,7 @@ int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
                 /* The old services are still sorted in [0, n_old). */
                 for (size_t lo = 0, hi = n_old; lo < hi;) {
                         size_t mid = (lo + hi) / 2;
-                        int c = strcmp(u->name, m->services[mid]->name);
+                        int c = strcmp(u->name, service_name(m->services[mid]));
 
                         if (c == 0) {
                                 s = m->services[mid];
@@ -1201,29 +1204,31 @@ int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
                         s->unit_digest = d;
                         m->services[m->n_services++] = s;
                         added[n_added++] = s;
-                        overrides_apply_to(m, s->name, s->unit);
+                        overrides_apply_to(m, service_name(s), s->unit);
                         r = cgroup_service_create(s);
                         if (r < 0)
-                                log_warning_errno(r, "%s: cannot create its cgroup: %m", s->name);
-                        (void) asprintf_safe(&what, "added %s", s->name);
+                                log_warning_errno(r, "%s: cannot create its cgroup: %m",
+                                                  service_name(s));
+                        (void) asprintf_safe(&what, "added %s", service_name(s));
                 } else if (s->unit_digest == d && !s->removed) {
                         unit_free(u);
                         continue;
                 } else if (!service_extra_get(s)) { /* for pending_unit */
-                        log_error("%s: out of memory for its new unit.", s->name);
+                        log_error("%s: out of memory for its new unit.", service_name(s));
                         unit_free(u);
                         continue;
                 } else {
                         s->removed = false;
                         s->unit_digest = d;
                         service_drop_pending_unit(s);
-                        overrides_apply_to(m, s->name, u);
+                        overrides_apply_to(m, service_name(s), u);
                         if (service_is_down(s) && service_replace_unit(s, u) >= 0)
-                                (void) asprintf_safe(&what, "changed %s", s->name);
+                                (void) asprintf_safe(&what, "changed %s", service_name(s));
                         else {
                                 service_extra_own(s)->pending_unit = u;
                                 (void) service_restart(s);
-                                (void) asprintf_safe(&what, "changed %s (restarting)", s->name);
+                                (void) asprintf_safe(&what, "changed %s (restarting)",
+                                                     service_name(s));
                         }
                 }
                 if (what && strv_push(&changes, what) < 0)
@@ -1233,13 +1238,13 @@ int manager_reload_units(manager *m, char ***ret_changes, char **ret_error) {
                 service *s = m->services[i];
                 char *what = NULL;
 
-                if (s->removed || strv_contains(names, s->name))
+                if (s->removed || strv_contains(names, service_name(s)))
                         continue;
                 s->removed = true;
                 service_drop_pending_unit(s);
                 if (service_is_active(s) || s->state == SERVICE_AUTO_RESTART)
                         (void) service_stop(s);
-                (void) asprintf_safe(&what, "removed %s", s->name);
+                (void) asprintf_safe(&what, "removed %s", service_name(s));
                 if (what && strv_push(&changes, what) < 0)
                         free(what);
         }
@@ -1327,7 +1332,7 @@ int manager_load(manager *m) {
                 r = cgroup_service_create(m->services[i]);
                 if (r < 0)
                         log_warning_errno(r, "%s: cannot create its cgroup: %m",
-                                          m->services[i]->name);
+                                          service_name(m->services[i]));
         }
         (void) update_load(m);
         m->ts_units_loaded = now_usec(CLOCK_MONOTONIC);

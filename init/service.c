@@ -121,7 +121,7 @@ _printf_(2, 3) static void service_log(service *s, const char *fmt, ...) {
         va_end(ap);
         if (s->log)
                 log_stream_append(s->log, buf);
-        log_info("%s: %s", s->name, buf);
+        log_info("%s: %s", service_name(s), buf);
 }
 
 /* The one place that changes s->state. */
@@ -247,7 +247,8 @@ static void service_enter_start_pre(service *s) {
         s->oom_killed = false;
         if (service_extra_own(s))
                 service_extra_own(s)->status_text = mfree(s->extra->status_text);
-        s->watchdog_usec = s->unit->watchdog;
+        if (service_extra_own(s)) /* else WatchdogSec= is 0: no watchdog timer was made */
+                service_extra_own(s)->watchdog_usec = s->unit->watchdog;
 
         service_arm_timer(s, s->unit->timeout_start);
         service_begin_control(s, &s->unit->commands->exec_start_pre);
@@ -302,7 +303,7 @@ static void service_enter_start(service *s) {
                       : -ENOMEM;
                 if (r < 0) {
                         close(exec_fd);
-                        log_error_errno(r, "%s: cannot watch the exec pipe: %m", s->name);
+                        log_error_errno(r, "%s: cannot watch the exec pipe: %m", service_name(s));
                 } else
                         sd_event_source_set_io_fd_own(x->exec_source, true);
         }
@@ -622,7 +623,7 @@ static void on_watchdog(shared_timer *t) {
         char buf[64];
 
         service_log(s, "Watchdog timeout (limit %s)! Killing with SIGABRT.",
-                    format_timespan(buf, sizeof(buf), s->watchdog_usec));
+                    format_timespan(buf, sizeof(buf), s->extra->watchdog_usec));
         s->result = RESULT_WATCHDOG;
         if (s->main_pid > 0)
                 s->manager->ops->kill_process(s, s->main_pid, s->main_pidfd, SIGABRT);
@@ -633,10 +634,11 @@ static int service_add_watchdog_timer(service *s);
 
 static void service_start_watchdog(service *s) {
         /* A service may ask for a watchdog at run time with WATCHDOG_USEC=. */
-        if (!s->extra->watchdog_timer && s->watchdog_usec > 0 && service_add_watchdog_timer(s) < 0)
-                log_error("%s: cannot create its watchdog timer.", s->name);
+        if (!s->extra->watchdog_timer && s->extra->watchdog_usec > 0 &&
+            service_add_watchdog_timer(s) < 0)
+                log_error("%s: cannot create its watchdog timer.", service_name(s));
         timer_arm(opt_timer(s->extra->watchdog_timer),
-                  s->watchdog_usec == 0 ? USEC_INFINITY : s->watchdog_usec);
+                  s->extra->watchdog_usec == 0 ? USEC_INFINITY : s->extra->watchdog_usec);
 }
 
 static void on_timer(shared_timer *t) {
@@ -821,8 +823,8 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
         bool ready = false, reloading = false;
 
         if (sender != s->main_pid) {
-                log_debug("%s: notification from pid %d, not the main process; ignored.", s->name,
-                          (int) sender);
+                log_debug("%s: notification from pid %d, not the main process; ignored.",
+                          service_name(s), (int) sender);
                 return;
         }
         STRV_FOREACH(f, fields) {
@@ -841,8 +843,9 @@ void service_notify(service *s, pid_t sender, char *const *fields) {
                 } else if (streq(*f, "WATCHDOG=trigger")) {
                         if (timer_armed(opt_timer(s->extra->watchdog_timer)))
                                 on_watchdog(&s->extra->watchdog_timer->timer);
-                } else if ((v = startswith(*f, "WATCHDOG_USEC=")) && parse_u64(v, &u) >= 0) {
-                        s->watchdog_usec = u;
+                } else if ((v = startswith(*f, "WATCHDOG_USEC=")) && parse_u64(v, &u) >= 0 &&
+                           service_extra_get(s)) {
+                        service_extra_own(s)->watchdog_usec = u;
                         if (s->state == SERVICE_RUNNING)
                                 service_start_watchdog(s);
                 } else if ((v = startswith(*f, "STATUS="))) {
@@ -1047,6 +1050,8 @@ service_extra *service_extra_get(service *s) {
         return x;
 }
 
+static void service_free_but_unit(service *s);
+
 int service_new(manager *m, unit *u, service **ret) {
         service *s;
         int r;
@@ -1058,15 +1063,12 @@ int service_new(manager *m, unit *u, service **ret) {
         s->main_pidfd = s->control_pidfd = s->cgroup_fd = s->events.fd = -1;
         s->memory_events.fd = -1;
         s->extra = &service_no_extra;
-        s->name = u->name;
-        if (service_start_times_new(u, &s->start_times) < 0) {
-                service_free(s);
-                return -ENOMEM;
-        }
+        s->unit = u; /* the caller's until this succeeds */
+        r = service_start_times_new(u, &s->start_times);
         /* The timers that a service's settings call for exist from the start, so that
          * arming them later cannot fail for want of memory. */
-        s->unit = u;
-        r = service_add_timer(s, &s->timer, on_timer);
+        if (r >= 0)
+                r = service_add_timer(s, &s->timer, on_timer);
         if (r >= 0 && (u->watchdog > 0 || u->type == SERVICE_NOTIFY))
                 r = service_add_watchdog_timer(s);
         if (r >= 0 && u->backoff->start_limit_retry != USEC_INFINITY)
@@ -1079,11 +1081,10 @@ int service_new(manager *m, unit *u, service **ret) {
                              u->process->std_error.console;
                 ls.kmsg = u->process->std_output.kind == OUTPUT_KMSG ||
                           u->process->std_error.kind == OUTPUT_KMSG;
-                r = log_stream_new(m->event, s->name, &ls, &s->log);
+                r = log_stream_new(m->event, service_name(s), &ls, &s->log);
         }
         if (r < 0) {
-                s->unit = NULL; /* the caller still owns it */
-                service_free(s);
+                service_free_but_unit(s);
                 return r;
         }
         *ret = s;
@@ -1129,9 +1130,8 @@ void service_deps_clear(service *s) {
         memset(s->n_deps, 0, sizeof(s->n_deps));
 }
 
-service *service_free(service *s) {
-        if (!s)
-                return NULL;
+/* Everything but s->unit, which is its name until the end. */
+static void service_free_but_unit(service *s) {
         shared_timer_free(&s->timer);
         service_opt_timer_free(s->extra->watchdog_timer);
         service_opt_timer_free(s->extra->retry_timer);
@@ -1143,7 +1143,6 @@ service *service_free(service *s) {
         cgroup_service_remove(s);
         log_stream_free(s->log);
         service_deps_clear(s);
-        unit_free(s->unit); /* and with it s->name */
         if (service_extra_own(s)) {
                 unit_free(s->extra->pending_unit);
                 free(s->extra->image_version);
@@ -1153,6 +1152,16 @@ service *service_free(service *s) {
         }
         free(s->start_times);
         free(s);
+}
+
+service *service_free(service *s) {
+        unit *u;
+
+        if (!s)
+                return NULL;
+        u = s->unit;
+        service_free_but_unit(s);
+        unit_free(u);
         return NULL;
 }
 
@@ -1184,12 +1193,11 @@ int service_replace_unit(service *s, unit *u) {
                 s->manager->ops->release(s); /* prepared from the old unit */
         unit_free(s->unit);
         s->unit = u;
-        s->name = u->name; /* the same name, in the new unit's memory */
         /* Its cgroup takes the new limits (and moves to a new tier while it is down). */
         r = cgroup_service_apply(s);
         if (r > 0)
                 log_warning("%s: %d resource setting(s) of its new unit could not be written; "
                             "see its warnings.",
-                            s->name, r);
+                            service_name(s), r);
         return 0;
 }

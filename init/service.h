@@ -116,6 +116,7 @@ typedef struct service_extra {
         service_timer *watchdog_timer; /* WatchdogSec=; NULL until settings call for it */
         service_timer *retry_timer;    /* StartLimitRetrySec=; likewise */
         sd_event_source *exec_source;  /* Type=exec: EOF when execve() succeeded */
+        usec_t watchdog_usec;          /* WatchdogSec=, or WATCHDOG_USEC= */
         /* ReloadUnits: the unit that replaces the current one once the service is down */
         unit *pending_unit;
         char *image_version; /* the version of Image= its main process was started on */
@@ -136,7 +137,6 @@ extern const service_extra service_no_extra;
 struct service {
         manager *manager;
         unit *unit; /* owned; replaced on reload */
-        char *name; /* unit->name: not a copy, it changes with the unit */
 
         service_state state;
         service_target target;
@@ -154,8 +154,7 @@ struct service {
         int exit_code;   /* CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 */
         int exit_status; /* exit status or signal */
 
-        shared_timer timer;   /* the deadline of the current state */
-        usec_t watchdog_usec; /* WatchdogSec=, or WATCHDOG_USEC= */
+        shared_timer timer; /* the deadline of the current state */
 
         /* Restart bookkeeping. */
         unsigned restarts;     /* automatic restarts since boot ("Restarts") */
@@ -190,6 +189,11 @@ struct service {
 
 int service_new(manager *m, unit *u, service **ret);
 service *service_free(service *s);
+/* Its unit's name (NULL only while service_new() gives up). */
+static inline const char *service_name(const service *s) {
+        return s->unit ? s->unit->name : NULL;
+}
+
 /* s->extra, its own from the first call on, to write to; NULL: out of memory. */
 service_extra *service_extra_get(service *s);
 /* s->extra to write to if it is its own already, else NULL (it has nothing to clear). */

@@ -38,7 +38,7 @@ static int start_ctx_init(start_ctx *ctx, service *s, const exec_command *cmd, b
         const manager_settings *set = &s->manager->settings;
         const char *slash = strrchr(set->state_dir, '/');
         int lib = slash ? (int) (slash - set->state_dir) : 0, r;
-        bool notify = u->type == SERVICE_NOTIFY || s->watchdog_usec > 0;
+        bool notify = u->type == SERVICE_NOTIFY || s->extra->watchdog_usec > 0;
 
         /* Images and volumes live beside the state directory: /var/lib/vigil/{images,volumes}. */
         snprintf(ctx->images, sizeof(ctx->images), "%.*s/images", lib, set->state_dir);
@@ -57,7 +57,7 @@ static int start_ctx_init(start_ctx *ctx, service *s, const exec_command *cmd, b
                 .cgroup_fd = s->cgroup_fd,
                 .notify_socket = !control && notify ? s->manager->notify_path : NULL,
                 .main_pid = control ? s->main_pid : 0,
-                .watchdog_usec = control ? 0 : s->watchdog_usec,
+                .watchdog_usec = control ? 0 : s->extra->watchdog_usec,
         };
         if (cmd->flags & EXEC_PRIVILEGED)
                 return 0; /* "+": full privileges, outside the container */
@@ -194,7 +194,7 @@ static int on_spare_timer(sd_event_source *source, uint64_t usec, void *userdata
                                     ctx->iso.image_version[0] ? ctx->iso.image_version : NULL) < 0)
                         kernel_release(s);
         } else if (r < 0)
-                log_warning_errno(r, "%s: cannot prepare the next start: %m", s->name);
+                log_warning_errno(r, "%s: cannot prepare the next start: %m", service_name(s));
         return 0;
 }
 

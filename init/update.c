@@ -603,8 +603,8 @@ static void trial_check(manager *m, image_record *r) {
                         continue;
                 users++;
                 if (failed(s)) {
-                        trial_fail(m, r, "%s failed on version %s (%s)", s->name, r->current,
-                                   service_result_to_string(s->result));
+                        trial_fail(m, r, "%s failed on version %s (%s)", service_name(s),
+                                   r->current, service_result_to_string(s->result));
                         return;
                 }
                 notify = s->unit->type == SERVICE_NOTIFY;
@@ -614,7 +614,7 @@ static void trial_check(manager *m, image_record *r) {
                         waiting = true;
                         r->health_passed = 0; /* a restart: its checks run again */
                         snprintf(r->trial_status, sizeof(r->trial_status),
-                                 "waiting for %s: %s, up %llu s of %llu s", s->name,
+                                 "waiting for %s: %s, up %llu s of %llu s", service_name(s),
                                  service_state_to_string(s->state),
                                  s->state == SERVICE_RUNNING
                                          ? (unsigned long long) ((now - s->active_since) /
@@ -635,8 +635,8 @@ static void trial_check(manager *m, image_record *r) {
                                 what = "its HealthCmd= failed; trying again";
                         else if (health_start(m, r, s) < 0)
                                 what = "its HealthCmd= cannot start";
-                        format_cut(r->trial_status, sizeof(r->trial_status), "%s: %s", s->name,
-                                   what);
+                        format_cut(r->trial_status, sizeof(r->trial_status), "%s: %s",
+                                   service_name(s), what);
                         break;
                 }
         }

@@ -44,7 +44,7 @@ int log_internal(int level, int error, const char *fmt, ...) {
 
 service *manager_find_service(manager *m, const char *name) {
         for (size_t i = 0; i < m->n_services; i++)
-                if (streq(m->services[i]->name, name))
+                if (streq(service_name(m->services[i]), name))
                         return m->services[i];
         return NULL;
 }
@@ -58,7 +58,7 @@ static void fake_log(service *s, const char *line) {
 }
 
 int service_start(service *s) {
-        if (streq(s->name, "fail.service"))
+        if (streq(service_name(s), "fail.service"))
                 return -EIO;
         s->state = SERVICE_RUNNING;
         s->main_pid = 4242;
@@ -74,7 +74,7 @@ int service_stop(service *s) {
         s->main_pid = 0;
         s->active_since = 0;
         /* b@x.service plays a service that goes away when stopped. */
-        if (streq(s->name, "b@x.service"))
+        if (streq(service_name(s), "b@x.service"))
                 bus_service_removed(s->manager->bus, s);
         bus_service_changed(s->manager->bus, s);
         return 0;
@@ -148,7 +148,7 @@ void log_stream_unsubscribe(log_stream *l, unsigned id) {
 int service_reload(service *s) {
         if (s->state != SERVICE_RUNNING)
                 return -EBUSY;
-        return streq(s->name, "a.service") ? -EOPNOTSUPP : 0;
+        return streq(service_name(s), "a.service") ? -EOPNOTSUPP : 0;
 }
 
 void service_reset_failed(service *s) {
@@ -353,7 +353,6 @@ void bus_doubles_setup(manager *m) {
                 units[i].backoff = &unit_backoff_defaults;
                 services[i] = (service){ .manager = m,
                                          .unit = &units[i],
-                                         .name = (char *) names[i],
                                          .main_pid = -1,
                                          .extra = &no_extra,
                                          .log = i < 2 ? &logs[i] : NULL };
