@@ -1236,7 +1236,7 @@ static char **unit_string(unit *u, size_t i) {
 
 /* "NAME\0PREFIX\0INSTANCE\0": its length. */
 static size_t name_block_len(const unit *u) {
-        const char *last = u->instance ?: u->prefix;
+        const char *last = unit_instance(u) ?: u->prefix;
 
         return (size_t) (last + strlen(last) + 1 - u->name);
 }
@@ -1340,8 +1340,6 @@ static void unit_pack_fields(unit *u, packer *p) {
 
         if (p->ptrs) {
                 u->prefix = name + (u->prefix - u->name);
-                if (u->instance)
-                        u->instance = name + (u->instance - u->name);
                 free(u->name);
                 u->name = name;
         }
@@ -1482,7 +1480,6 @@ static int unit_new(const char *name, unit **ret) {
                 return -ENOMEM;
         }
         u->prefix = u->name + strlen(u->name) + 1;
-        u->instance = at ? u->prefix + prefix_len + 1 : NULL;
         *ret = TAKE_PTR(u);
         return 0;
 }
@@ -1494,7 +1491,7 @@ static void load_ctx_init(load_ctx *c, unit *u, diag_list *diags) {
                 .spec = {
                         .name = u->name,
                         .prefix = u->prefix,
-                        .instance = u->instance ?: "",
+                        .instance = unit_instance(u) ?: "",
                 },
         };
 }
@@ -1802,7 +1799,7 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
                 return r;
 
         /* The template's drop-ins first, then the instance's; later names win. */
-        if (u->instance) {
+        if (unit_instance(u)) {
                 _cleanup_free_ char *tdir = NULL;
 
                 if (asprintf_safe(&tdir, "%s/%s@.service.d", dir, u->prefix) < 0)

@@ -1,6 +1,7 @@
 /* The unit model: a service resolved from its policy, unit file and drop-ins. */
 #pragma once
 
+#include <string.h>
 #include <sys/resource.h>
 
 #include "diag.h"
@@ -199,9 +200,8 @@ extern const unit_container unit_container_defaults;
 typedef struct unit unit;
 
 struct unit {
-        char *name;     /* foo@bar.service; one allocation with prefix and instance */
-        char *prefix;   /* foo */
-        char *instance; /* bar, or NULL */
+        char *name;   /* foo@bar.service; one allocation with prefix and instance */
+        char *prefix; /* foo */
         char *policy_path;
         char **files; /* every file that contributed: policy, unit, drop-ins */
 
@@ -216,17 +216,17 @@ struct unit {
         exec_list exec_start;
         const unit_commands *commands; /* unit_no_commands until the unit sets one */
         restart_mode restart;
+        bool packed;        /* its strings and lists are in its own allocation (units/unit.c) */
+        uint16_t n_sources; /* at most one per directive table row */
         usec_t restart_sec;
-        const unit_backoff
-                *backoff; /* unit_backoff_defaults until the unit or its policy sets one */
+        /* unit_backoff_defaults until the unit or its policy sets one */
+        const unit_backoff *backoff;
         /* exit_status_set_empty until the unit or its policy sets one */
         const exit_status_set *restart_prevent_exit_status, *success_exit_status;
         usec_t timeout_start, timeout_stop; /* USEC_INFINITY: no timeout */
         int kill_signal;
         kill_mode kill_mode;
         usec_t watchdog;
-        bool packed;        /* its strings and lists are in its own allocation (units/unit.c) */
-        uint16_t n_sources; /* at most one per directive table row */
         char *user, *group;
         /* unit_process_defaults until the unit or its policy sets one of them */
         const unit_process *process;
@@ -297,6 +297,11 @@ int unit_check(unit *u, char **ret_error);
 
 /* The file:line that set Section.Key: true, or false when it has its default. */
 bool unit_directive_source(const unit *u, const char *section, const char *key, unit_source *ret);
+
+/* The instance, bar of foo@bar.service, or NULL: after the prefix in the name's allocation. */
+static inline const char *unit_instance(const unit *u) {
+        return strchr(u->name, '@') ? u->prefix + strlen(u->prefix) + 1 : NULL;
+}
 
 /* The unit file: the first of unit->files. */
 static inline const char *unit_path(const unit *u) {

@@ -101,7 +101,7 @@ static void check_unit(const unit *u) {
                 fail("unit has the wrong name", NULL);
         if (!u->prefix || !streq(u->prefix, "fuzz"))
                 fail("unit has the wrong prefix", NULL);
-        if (!u->instance || !streq(u->instance, "inst"))
+        if (!unit_instance(u) || !streq(unit_instance(u), "inst"))
                 fail("unit has the wrong instance", NULL);
         if (u->type >= _SERVICE_TYPE_MAX || u->restart >= _RESTART_MODE_MAX ||
             u->kill_mode >= _KILL_MODE_MAX)

@@ -214,7 +214,8 @@ static void test_template(void) {
                         "template drop-ins, then the instance's");
         }
         if (t)
-                tap_streq(t->instance, "instance", "a template alone is checked as an instance");
+                tap_streq(unit_instance(t), "instance",
+                          "a template alone is checked as an instance");
 }
 
 static void test_oneshot(void) {
