@@ -928,7 +928,7 @@ int mark_source(load_ctx *c, size_t offset) {
         unit_source_slot *slot;
         uint16_t file = 0;
 
-        if (row == SIZE_MAX)
+        if (row == SIZE_MAX || row >= UNIT_SOURCE_ROWS_MAX)
                 return 0;
         for (size_t i = 0; u->files && u->files[i]; i++)
                 if (u->files[i] == c->path)
@@ -941,7 +941,7 @@ int mark_source(load_ctx *c, size_t offset) {
                 u->sources = slot;
                 slot = &u->sources[u->n_sources++];
         }
-        *slot = (unit_source_slot){ .row = (uint16_t) row, .file = file, .line = c->line };
+        *slot = (unit_source_slot){ .row = row, .file = file, .line = c->line };
         return 0;
 }
 

@@ -145,11 +145,13 @@ typedef struct unit_source {
         unsigned line;
 } unit_source;
 
-/* The same, stored compactly, for each directive table row that was set. */
-typedef struct unit_source_slot {
-        uint16_t row;
-        uint16_t file; /* 1 + index into unit->files */
-        uint32_t line;
+#define UNIT_SOURCE_ROWS_MAX 1024 /* directive table rows a source can name (units/unit.c) */
+
+/* The same, stored compactly (5 bytes), for each directive table row that was set. */
+typedef struct __attribute__((packed)) unit_source_slot {
+        uint64_t row : 10;  /* < UNIT_SOURCE_ROWS_MAX */
+        uint64_t file : 9;  /* 1 + index into unit->files: unit, drop-ins, policy */
+        uint64_t line : 21; /* files are at most UNIT_FILE_MAX bytes, so fewer lines */
 } unit_source_slot;
 
 typedef enum network_mode {
@@ -254,6 +256,8 @@ typedef struct unit_load_options {
 
 #define UNIT_FILE_MAX (1024 * 1024)
 #define UNIT_DROPINS_MAX 256
+_Static_assert(UNIT_FILE_MAX + 1 < (1 << 21) && 1 + UNIT_DROPINS_MAX + 1 < (1 << 9),
+               "unit_source_slot holds every line and file");
 #define UNIT_LIST_MAX 4096 /* entries in one list directive */
 
 unit *unit_free(unit *u);

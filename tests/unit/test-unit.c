@@ -368,6 +368,22 @@ static void test_caps_reset(void) {
         diag_list_done(&diags);
 }
 
+/* Sources are kept in 10 bits of row: the last row of the last table still has one. */
+static void test_last_row_source(void) {
+        static const char text[] = "[Service]\nExecStart=/bin/true\n"
+                                   "SystemCallArchitectures=native\n";
+        _cleanup_unit_free_ unit *u = NULL;
+        diag_list diags = {};
+        unit_source src = {};
+
+        tap_ok(unit_load_buffer("r.service", "r.service", text, sizeof(text) - 1, &diags, &u) >= 0,
+               "SystemCallArchitectures= loads");
+        tap_ok(u && unit_directive_source(u, "Service", "SystemCallArchitectures", &src) &&
+                       src.line == 3 && sizeof(unit_source_slot) == 5,
+               "the last directive row has its source, in a 5-byte slot");
+        diag_list_done(&diags);
+}
+
 static void test_mounts_reset(void) {
         static const char text[] = "[Service]\nExecStart=/bin/true\nRootDirectory=/srv/root\n"
                                    "BindReadOnlyPaths=/etc/game\nBindPaths=/srv/a\n"
@@ -389,6 +405,7 @@ int main(void) {
         test_full();
         test_container();
         test_caps_reset();
+        test_last_row_source();
         test_mounts_reset();
         test_defaults();
         test_policy_merge();
