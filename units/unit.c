@@ -1745,7 +1745,8 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
                    diag_list *diags, unit **ret) {
         _cleanup_unit_free_ unit *u = NULL;
         _cleanup_free_ char *dir = NULL, *base = NULL, *policy = NULL, *pdir = NULL;
-        file_events files[1 + UNIT_DROPINS_MAX] = {}, policy_events = {};
+        _cleanup_free_ file_events *files = NULL; /* the unit's, then its drop-ins' */
+        file_events policy_events = {};
         dropin *dropins = NULL;
         size_t n_dropins = 0, n_files = 0, errors_before = diags->n_errors;
         const char *slash, *name, *stored;
@@ -1818,6 +1819,11 @@ int unit_load_file(const char *path, const char *load_as, const unit_load_option
                 goto finish;
         if (n_dropins > 0)
                 qsort(dropins, n_dropins, sizeof(dropin), dropin_cmp);
+        files = calloc(1 + n_dropins, sizeof(file_events));
+        if (!files) {
+                r = -ENOMEM;
+                goto finish;
+        }
 
         r = lex_file(stored, diags, &files[n_files++]);
         if (r == -ENOMEM)
