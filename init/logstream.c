@@ -61,31 +61,31 @@ typedef struct log_dir {
 static log_dir *log_dirs;
 
 /* One per service, so the small fields come in pairs and the counters are 32 bits (the ring
- * is at most RING_MAX, a partial line at most LOG_LINE_MAX). */
+ * is at most RING_MAX, a partial line at most LOG_LINE_MAX, an errno below 256). */
 struct log_stream {
         fd_watch watch; /* of the read end (watch.fd); watch.poller NULL once no longer watched */
         int write_fd;
 
         /* A line still waiting for its newline: LOG_LINE_MAX bytes, allocated only while
          * partial_len > 0, since most lines arrive whole in one read. */
-        uint32_t partial_len;
+        uint16_t partial_len;
+        bool console_owned;
+        uint8_t file_errno; /* why the file is closed, 0 if it is not */
         char *partial;
 
         /* Records packed back to back in one buffer, wrapping around: the memory bound.
          * ring_alloc grows up to ring_size; it stays below only while nothing was evicted,
          * so ring_head is 0 and the records are contiguous whenever it grows. */
-        uint32_t ring_size, ring_alloc, ring_head, ring_used, ring_lines;
         char *ring;
+        uint32_t ring_size, ring_alloc, ring_head, ring_used, ring_lines;
 
-        log_dir *dir; /* DIR of DIR/NAME.log; NULL: no file */
         int file_fd;
-        int file_error; /* why the file is closed, 0 if it is not */
+        log_dir *dir; /* DIR of DIR/NAME.log; NULL: no file */
         uint64_t file_size;
         uint64_t file_retry_at;  /* CLOCK_MONOTONIC ns; no reopen before */
-        unsigned long long lost; /* lines not written to the file since file_error */
+        unsigned long long lost; /* lines not written to the file since file_errno was set */
 
         int console_fd, kmsg_fd;
-        bool console_owned;
 
         log_subscribers *subs; /* NULL: none so far */
 
@@ -388,7 +388,7 @@ static void file_fail(log_stream *l, int error) {
         if (l->file_fd >= 0)
                 close(l->file_fd);
         l->file_fd = -1;
-        l->file_error = error;
+        l->file_errno = (uint8_t) (-error < UINT8_MAX ? -error : UINT8_MAX);
         l->file_retry_at = now_monotonic() + FILE_RETRY_NSEC;
         if (wbuf.owner == l) {
                 l->lost += wbuf.lines;
@@ -438,11 +438,11 @@ static void file_note_lost(log_stream *l) {
         format_timestamp(ts);
         wbuf_take(l);
         n = snprintf(wbuf.buf, sizeof(wbuf.buf), "%.*s [vigil: %llu lines not written: %s]\n",
-                     TS_LEN, ts, l->lost, strerror(-l->file_error));
+                     TS_LEN, ts, l->lost, strerror(l->file_errno));
         wbuf.len = n > 0 ? MIN((size_t) n, sizeof(wbuf.buf) - 1) : 0;
         wbuf.lines = 0;
         l->lost = 0;
-        l->file_error = 0;
+        l->file_errno = 0;
 }
 
 static void file_write(log_stream *l, const char *rec, size_t n) {
@@ -463,7 +463,7 @@ static void file_write(log_stream *l, const char *rec, size_t n) {
                 }
                 if (l->lost > 0)
                         file_note_lost(l);
-                l->file_error = 0;
+                l->file_errno = 0;
         }
 
         if (l->file_size + wbuf_len(l) + n > l->dir->file_max && l->file_size + wbuf_len(l) > 0) {
@@ -601,7 +601,7 @@ static void feed_segment(log_stream *l, const char *p, size_t seg, bool nl) {
                                 partial_cut(l);
                         continue;
                 }
-                k = MIN(seg, LOG_LINE_MAX - l->partial_len);
+                k = MIN(seg, (size_t) LOG_LINE_MAX - l->partial_len);
                 memcpy(l->partial + l->partial_len, p, k);
                 l->partial_len += k;
                 p += k;
