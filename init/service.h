@@ -54,7 +54,7 @@
  *   if a process survives SIGKILL), WatchdogSec= in RUNNING (SIGABRT, result
  *   watchdog). EXTEND_TIMEOUT_USEC= pushes the current deadline.
  */
-typedef enum service_state {
+typedef enum __attribute__((packed)) service_state {
         SERVICE_DEAD,
         SERVICE_START_PRE,
         SERVICE_START,
@@ -69,13 +69,13 @@ typedef enum service_state {
         _SERVICE_STATE_MAX,
 } service_state;
 
-typedef enum service_target {
+typedef enum __attribute__((packed)) service_target {
         TARGET_STOPPED,
         TARGET_STARTED,
 } service_target;
 
 /* Why the service last stopped or failed (systemd's Result= values). */
-typedef enum service_result {
+typedef enum __attribute__((packed)) service_result {
         RESULT_SUCCESS,
         RESULT_RESOURCES, /* could not even fork/exec */
         RESULT_TIMEOUT,
@@ -138,33 +138,33 @@ struct service {
         manager *manager;
         unit *unit; /* owned; replaced on reload */
 
-        service_state state;
+        service_state state; /* the small fields first, in pairs (one-byte enums) */
         service_target target;
         service_result result;
+        service_state state_before_stop; /* DEAD while no stop was asked for */
+        uint16_t control_index;          /* in control_list (at most UNIT_LIST_MAX) */
+        uint16_t exec_start_index;       /* oneshot: which ExecStart= command runs */
 
         /* The main process and the current control process (ExecStartPre=...). */
         pid_t main_pid, control_pid;
         int main_pidfd, control_pidfd;
-        pid_t pgid;                    /* without cgroups: the main process's group */
-        const exec_list *control_list; /* the list control_index walks */
-        unsigned control_index;
-        unsigned exec_start_index; /* oneshot: which ExecStart= command runs */
+        pid_t pgid; /* without cgroups: the main process's group */
 
         /* The last main-process exit. */
         int exit_code;   /* CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 */
         int exit_status; /* exit status or signal */
 
-        shared_timer timer; /* the deadline of the current state */
-
         /* Restart bookkeeping. */
         unsigned restarts;     /* automatic restarts since boot ("Restarts") */
         unsigned backoff_step; /* restarts since the backoff was last reset */
-        usec_t *start_times;   /* ring of the last StartLimitBurst= start times; NULL: no limit */
         unsigned n_start_times;
-        service_state state_before_stop; /* DEAD while no stop was asked for */
-        usec_t active_since;             /* CLOCK_MONOTONIC, 0 when not running */
+        usec_t *start_times; /* ring of the last StartLimitBurst= start times; NULL: no limit */
+        usec_t active_since; /* CLOCK_MONOTONIC, 0 when not running */
         usec_t active_since_realtime;
         usec_t last_active_since; /* active_since of the run that just ended */
+
+        const exec_list *control_list; /* the list control_index walks */
+        shared_timer timer;            /* the deadline of the current state */
 
         /* Resolved dependencies, every kind in one array, kind after kind (most services
          * have few or none): see service_deps(). */
