@@ -551,6 +551,18 @@ WantedBy=multi-user.target
         open(os.path.join(data, "fresh"), "w").close()
         started_afresh(waiting, "/data", "fresh",
                        "... so does a BindPaths= directory made anew: the start binds the new one")
+
+        # A live settings change while it waits: dropped, and the start gets the new one.
+        waiting = stopped()
+        sb.ctl("set-property", "--runtime", "ready.service", "Nice=7", check=True)
+        sb.wait_for(lambda: read(procs).split() not in ([], waiting), 5)
+        sb.ctl("start", "ready.service", check=True)
+        sb.wait_state("ready.service", "active", 10)
+        main = main_pid(sb, "ready.service")
+        nice = read(f"/proc/{main}/stat").rsplit(")", 1)[-1].split()[16:17] if main else []
+        t.ok(waiting and main != int(waiting[0]) and nice == ["7"],
+             "... and so does SetProperties: the start has the new Nice=",
+             f"waiting {waiting}, main {main}, nice {nice}")
         stopped()
         sb.stop()
         t.ok("Cannot remove cgroup" not in sb.output,
