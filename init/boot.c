@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "blkid.h"
 #include "boot.h"
 #include "fileio.h"
 #include "log.h"
@@ -713,46 +714,27 @@ static int udev_encode(const char *s, char **ret) {
 }
 
 int boot_fstab_source(const char *what, const char *disk_dir, char **ret) {
-        static const struct {
-                const char *prefix, *dir;
-        } tags[] = {
-                { "UUID=", "by-uuid" },
-                { "LABEL=", "by-label" },
-                { "PARTUUID=", "by-partuuid" },
-                { "PARTLABEL=", "by-partlabel" },
-        };
         _cleanup_free_ char *value = NULL, *encoded = NULL;
+        BlkidTag tag;
+        int r;
 
-        for (size_t i = 0; i < ELEMENTSOF(tags); i++) {
-                const char *v = startswith(what, tags[i].prefix);
-                size_t l;
-                int r;
-
-                if (!v)
-                        continue;
-                l = strlen(v);
-                if (l >= 2 && v[0] == '"' && v[l - 1] == '"')
-                        value = strndup(v + 1, l - 2);
-                else
-                        value = strdup(v);
-                if (!value)
-                        return -ENOMEM;
-                if (*value == '\0')
-                        return -EINVAL;
-                r = udev_encode(value, &encoded);
-                if (r < 0)
-                        return r;
-                /* '/' is encoded, but "." and ".." would still walk out of by-*. */
-                if (streq(encoded, ".") || streq(encoded, ".."))
-                        return -EINVAL;
-                if (asprintf_safe(ret, "%s/%s/%s", disk_dir ? disk_dir : "/dev/disk", tags[i].dir,
-                                  encoded) < 0)
-                        return -ENOMEM;
-                return 0;
+        r = blkid_parse_spec(what, &tag, &value);
+        if (r == -ENOENT) {
+                *ret = strdup(what);
+                return *ret ? 0 : -ENOMEM;
         }
-
-        *ret = strdup(what);
-        return *ret ? 0 : -ENOMEM;
+        if (r < 0)
+                return r;
+        r = udev_encode(value, &encoded);
+        if (r < 0)
+                return r;
+        /* '/' is encoded, but "." and ".." would still walk out of by-*. */
+        if (streq(encoded, ".") || streq(encoded, ".."))
+                return -EINVAL;
+        if (asprintf_safe(ret, "%s/%s/%s", disk_dir ? disk_dir : "/dev/disk",
+                          blkid_tag_disk_dir(tag), encoded) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 /* fstab(5) and mountinfo escape blanks and backslashes as \ooo; decodes in place. */
@@ -1083,6 +1065,63 @@ static void wait_for_device(const char *path) {
                 sleep_msec(50);
 }
 
+/* The device of a UUID=/LABEL= source: udev's /dev/disk/by-* link when there is one, else
+ * the device whose superblock carries it (an appliance has no udev). Both are retried while
+ * modules may still be probing. Logs why it failed (a warning for nofail lines). For a
+ * plain source only waits for it, leaving *ret_device NULL. */
+static int fstab_find_device(const BootFstabEntry *e, const char *link, bool nofail,
+                             char **ret_device) {
+        _cleanup_free_ char *value = NULL;
+        int level = nofail ? LOG_WARNING : LOG_ERR;
+        bool waiting = false;
+        BlkidTag tag;
+        int r;
+
+        r = blkid_parse_spec(e->what, &tag, &value);
+        if (r == -ENOENT) {
+                wait_for_device(link);
+                return 0;
+        }
+        if (r < 0)
+                return log_internal(level, r, "%s:%u: bad source \"%s\": %m", e->file, e->line,
+                                    e->what);
+
+        for (unsigned waited = 0;; waited += 100) {
+                _cleanup_free_ char *node = NULL, *other = NULL;
+
+                if (access(link, F_OK) == 0) {
+                        *ret_device = realpath(link, NULL);
+                        if (!*ret_device)
+                                *ret_device = strdup(link);
+                        return *ret_device ? 0 : log_oom();
+                }
+                r = blkid_find("/sys/class/block", "/dev", tag, value, &node, &other, NULL);
+                if (r == 0) {
+                        *ret_device = TAKE_PTR(node);
+                        return 0;
+                }
+                if (r == -ENOTUNIQ)
+                        return log_internal(level, r,
+                                            "%s:%u: %s and %s both carry %s: not mounting "
+                                            "either on %s.",
+                                            e->file, e->line, node, other, e->what, e->where);
+                if (r != -ENXIO)
+                        return log_internal(level, r,
+                                            "%s:%u: failed to look for %s in /sys/class/block: %m",
+                                            e->file, e->line, e->what);
+                if (waited >= DEVICE_WAIT_MSEC)
+                        return log_internal(
+                                level, r,
+                                "%s:%u: no device carries %s (no link %s, and no ext2/3/4, xfs, "
+                                "btrfs, vfat or swap superblock or GPT entry has it).",
+                                e->file, e->line, e->what, link);
+                if (!waiting)
+                        log_info("Waiting for a device with %s...", e->what);
+                waiting = true;
+                sleep_msec(100);
+        }
+}
+
 /* fstype "auto": try what the kernel has registered for block devices, as mount(8) and
  * busybox do without libblkid. Only loaded filesystems are listed, so name the type. */
 static int mount_auto(const char *what, const char *where, unsigned long flags, const char *data) {
@@ -1114,9 +1153,10 @@ static int mount_auto(const char *what, const char *where, unsigned long flags, 
 
 static int fstab_mount_one(const BootFstabEntry *e, void *userdata) {
         _cleanup_(boot_mount_options_done) BootMountOptions o = {};
-        _cleanup_free_ char *source = NULL, *where = NULL;
+        _cleanup_free_ char *source = NULL, *device = NULL, *where = NULL;
         const unsigned long per_mount = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME |
                                         MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME;
+        const char *dev;
         int r;
 
         r = boot_mount_options_parse(e->options, &o);
@@ -1157,12 +1197,14 @@ static int fstab_mount_one(const BootFstabEntry *e, void *userdata) {
                 return 0;
         }
 
-        wait_for_device(source);
+        r = fstab_find_device(e, source, o.nofail, &device);
+        if (r < 0)
+                return o.nofail ? 0 : r;
+        dev = device ? device : source;
         if (streq(e->type, "auto") && !(o.flags & MS_BIND))
-                r = mount_auto(source, where, o.flags, o.data);
+                r = mount_auto(dev, where, o.flags, o.data);
         else
-                r = mount(source, where, streq(e->type, "none") ? NULL : e->type, o.flags, o.data) <
-                                    0
+                r = mount(dev, where, streq(e->type, "none") ? NULL : e->type, o.flags, o.data) < 0
                             ? -errno
                             : 0;
         if (r < 0)
@@ -1178,17 +1220,19 @@ static int fstab_mount_one(const BootFstabEntry *e, void *userdata) {
                 r = -errno;
                 goto fail;
         }
-        log_info("Mounted %s on %s.", source, where);
+        if (device)
+                log_info("Mounted %s (%s) on %s.", e->what, device, where);
+        else
+                log_info("Mounted %s on %s.", source, where);
         return 0;
 
 fail:
-        if (o.nofail) {
-                log_warning_errno(r, "%s:%u: failed to mount %s on %s (nofail): %m", e->file,
-                                  e->line, source, e->where);
-                return 0;
-        }
-        return log_error_errno(r, "%s:%u: failed to mount %s on %s: %m", e->file, e->line, source,
-                               e->where);
+        /* "LABEL=data (/dev/vdb)" once found, else the source as it is. */
+        r = log_internal(o.nofail ? LOG_WARNING : LOG_ERR, r,
+                         "%s:%u: failed to mount %s%s%s%s on %s%s: %m", e->file, e->line,
+                         device ? e->what : source, device ? " (" : "", device ? device : "",
+                         device ? ")" : "", e->where, o.nofail ? " (nofail)" : "");
+        return o.nofail ? 0 : r;
 }
 
 int boot_mount_fstab(const char *fstab) {

@@ -72,20 +72,6 @@ static int write_file_at(int dir_fd, const char *name, const char *value) {
         return 0;
 }
 
-static int read_file_at(int dir_fd, const char *name, char *buf, size_t size) {
-        _cleanup_close_ int fd = -1;
-        ssize_t n;
-
-        fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, size - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        return (int) n;
-}
-
 /* Where vigil's subtree goes: "vigil" below the hierarchy's root for the real PID 1,
  * "vigil-sandbox.HOSTPID" next to ourselves for a sandbox. */
 static int vigil_cgroup_path(pid_t sandbox_id, char **ret) {
@@ -151,7 +137,7 @@ static unsigned parse_controllers(const char *buf) {
 static unsigned read_controllers(int dir_fd, const char *file) {
         char buf[512];
 
-        return read_file_at(dir_fd, file, buf, sizeof(buf)) < 0 ? 0 : parse_controllers(buf);
+        return read_small_at(dir_fd, file, buf, sizeof(buf)) < 0 ? 0 : parse_controllers(buf);
 }
 
 /* Enables each controller of want in the subtree of dir_fd that its cgroup has; one at a
@@ -844,7 +830,7 @@ int cgroup_service_kill(service *s, int sig) {
                 s->cgroup_killed = true;
                 return 0;
         }
-        r = read_file_at(s->cgroup_fd, "cgroup.procs", buf, sizeof(buf));
+        r = read_small_at(s->cgroup_fd, "cgroup.procs", buf, sizeof(buf));
         if (r < 0)
                 return r;
         for (p = buf; *p; p = e) {

@@ -13,6 +13,10 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
 /* Reads fd from its offset to its end: at most max bytes (-EFBIG beyond), NUL-terminated. */
 int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_size);
 
+/* Reads at most size - 1 bytes of dir_fd/name (a sysfs or cgroupfs attribute) into buf,
+ * NUL-terminated: the number read, or -errno. */
+int read_small_at(int dir_fd, const char *name, char *buf, size_t size);
+
 /* mkdir -p: every missing directory of path with mode; existing ones are fine. */
 int mkdir_p(const char *path, mode_t mode);
 
