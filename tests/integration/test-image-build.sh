@@ -5,6 +5,7 @@
 # unknown package reported at its own Packages= line, a bad unit at the appliance's file.
 # The cache: unchanged inputs are up to date (image and appliance) without redoing work,
 # a change of the builder rebuilds both; hostile layers write nothing outside the root.
+# The data disk carries the label /etc/fstab mounts it by, a kept one relabelled in place.
 # Usage: test-image-build.sh SOURCE_ROOT BUILD_DIR
 set -u
 root=$1
@@ -159,6 +160,16 @@ out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cac
 echo "$out" | grep -q "appliance.conf:5: error: invalid OCI= value"
 ok $? "a missing OCI layout is an error naming file:line"
 
+cat > "$app/appliance.conf" <<EOC
+[Appliance]
+Name=imgtest
+DataDiskDevice=vda
+EOC
+out=$("$root/image/build" --appliance "$app" --images-only --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+echo "$out" | grep -q "appliance.conf:3: error: invalid DataDiskDevice= value \"vda\""
+ok $? "DataDiskDevice= must be a path under /dev/" || echo "$out" | sed 's/^/#   /'
+
 # An unknown package is reported at its own line, in [Image] as in [Appliance].
 cat > "$app/appliance.conf" <<EOC
 [Appliance]
@@ -218,6 +229,11 @@ rc=$?
 first_id=$(stat -c %i.%Y "$tmp/out/initrd.img" 2> /dev/null)
 [ $rc = 0 ] && echo "$out" | grep -q '^\[7/7\]' && echo "$out" | grep -q ": built in "
 ok $? "an appliance is built, every step shown" || echo "$out" | sed 's/^/#   /'
+fstab=$(zcat "$tmp/out/initrd.img" | (cd "$tmp" && cpio -i --quiet --to-stdout etc/fstab))
+echo "$fstab" | grep -q '^LABEL=unittest-data[[:space:]]/var[[:space:]]ext4' &&
+        [ "$(e2label "$tmp/out/data.img")" = unittest-data ]
+ok $? "/etc/fstab mounts the data disk on /var by its label, which data.img carries" ||
+        echo "$fstab" | sed 's/^/#   /'
 out=$("$root/image/build" --appliance "$app" --out "$tmp/out" --cache-dir "$tmp/cache" \
         --vigil-build "$build" 2>&1)
 rc=$?
@@ -230,6 +246,16 @@ out=$("$tmp/changed/image/build" --appliance "$app" --out "$tmp/out" --cache-dir
 rc=$?
 [ $rc = 0 ] && echo "$out" | grep -q '^\[6/7\] initrd.img' && ! echo "$out" | grep -q 'up to date'
 ok $? "a change in image/build itself builds the appliance again" ||
+        echo "$out" | sed 's/^/#   /'
+tune2fs -L old-label "$tmp/out/data.img" > /dev/null 2>&1
+data_id=$(stat -c %i "$tmp/out/data.img")
+out=$("$root/image/build" --appliance "$app" --out "$tmp/out" --cache-dir "$tmp/cache" \
+        --vigil-build "$build" 2>&1)
+rc=$?
+[ $rc = 0 ] && [ "$(e2label "$tmp/out/data.img")" = unittest-data ] &&
+        [ "$(stat -c %i "$tmp/out/data.img")" = "$data_id" ] &&
+        echo "$out" | grep -q 'label "old-label" changed to "unittest-data"'
+ok $? "a kept data.img with another label is relabelled, not remade" ||
         echo "$out" | sed 's/^/#   /'
 fi
 

@@ -33,6 +33,20 @@ def main(tap, adir):
                 raise AssertionError(f"PID 1 is comm={comm!r} exe={exe!r}, not /sbin/vigil")
         step(tap, vm, "vigil is PID 1 (/proc/1/exe is /sbin/vigil)", pid1)
 
+        def data_disk_by_label():
+            # No udev: vigil finds the LABEL= of /etc/fstab in the disk's ext4 superblock.
+            fstab = vm.check("grep ' /var ' /etc/fstab")
+            if not fstab.startswith("LABEL="):
+                raise AssertionError(f"/etc/fstab names /var by {fstab.split()[0]!r}, not LABEL=")
+            mounts = vm.check("grep ' /var ' /proc/mounts")
+            if not mounts.startswith("/dev/vda "):
+                raise AssertionError(f"/var is not /dev/vda: {mounts!r}")
+            said = vm.console() + vm.check("dmesg")
+            if not re.search(r"Mounted LABEL=\S+ \(/dev/vda\) on /var", said):
+                raise AssertionError("no \"Mounted LABEL=... (/dev/vda) on /var\" in the log")
+        step(tap, vm, "/var is the data disk, found by its label without udev",
+             data_disk_by_label)
+
         def units():
             deadline = time.monotonic() + BOOT_TIMEOUT
             while True:
