@@ -566,23 +566,22 @@ static int find_partitions(int sysfd, int devfd, const char *name, BlkidTag tag,
 int blkid_find(const char *sys_block_dir, const char *dev_dir, BlkidTag tag, const char *value,
                char **ret_devnode, char **ret_other, BlkidInfo *ret_info) {
         _cleanup_(matches_done) Matches m = { .dev_dir = dev_dir };
-        _cleanup_close_ int sysfd = -1, devfd = -1;
         _cleanup_(closedirp) DIR *d = NULL;
+        _cleanup_close_ int devfd = -1;
         struct dirent *de;
         unsigned n = 0;
-        int r = 0;
+        int sysfd, r = 0;
 
         if (tag < 0 || tag >= _BLKID_TAG_MAX || isempty(value))
                 return -EINVAL;
 
-        sysfd = open(sys_block_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (sysfd < 0)
-                return -errno;
-        devfd = open(dev_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (devfd < 0)
-                return -errno;
         d = opendir(sys_block_dir);
         if (!d)
+                return -errno;
+        /* Names are opened relative to it; that moves no readdir() position. */
+        sysfd = dirfd(d);
+        devfd = open(dev_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (devfd < 0)
                 return -errno;
 
         while (r >= 0 && (de = readdir(d))) {
