@@ -35,9 +35,11 @@ def main(tap, adir):
 
         def data_disk_by_label():
             # No udev: vigil finds the LABEL= of /etc/fstab in the disk's ext4 superblock.
-            fstab = vm.check("grep ' /var ' /etc/fstab")
-            if not fstab.startswith("LABEL="):
-                raise AssertionError(f"/etc/fstab names /var by {fstab.split()[0]!r}, not LABEL=")
+            lines = [ln.split() for ln in vm.check("cat /etc/fstab").splitlines()
+                     if ln.strip() and not ln.startswith("#")]
+            what = [f[0] for f in lines if len(f) > 1 and f[1] == "/var"]
+            if len(what) != 1 or not what[0].startswith("LABEL="):
+                raise AssertionError(f"/etc/fstab names /var by {what!r}, not one LABEL=")
             mounts = vm.check("grep ' /var ' /proc/mounts")
             if not mounts.startswith("/dev/vda "):
                 raise AssertionError(f"/var is not /dev/vda: {mounts!r}")
