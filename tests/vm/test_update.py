@@ -22,7 +22,7 @@ TRIAL_HEALTHY = 30  # [Update] TrialHealthySec= default: the appliance's vigil.c
 CUTS = int(os.environ.get("VIGIL_VM_CUTS") or 20)
 # Filler in the power-cut series' bundles: a longer install copy to cut.
 FILLER = 24 << 20
-MOUNTED = r"Mounted /dev/vda on /var\."
+MOUNTED = r"Mounted (LABEL=\S+ \()?/dev/vda\)? on /var\."
 LOADED = r"Loaded \d+ services from"  # then the staged bundles are installed
 INSTALLED = r"Image teeworlds: installed version"
 STARTED = r"teeworlds\.service: Started\."
