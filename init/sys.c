@@ -211,8 +211,8 @@ static void kernel_down(service *s) {
                                           on_spare_timer, s);
 }
 
-/* Starts the prepared process, if it was prepared from this unit, image version and
- * environment files: it is in the service's cgroup already, so it only has to exec. */
+/* Starts the prepared process, if it was prepared from this unit and image version and
+ * prepared_from() still holds: it is in the service's cgroup already, so it only execs. */
 static bool spare_start(service *s, const start_ctx *ctx, pid_t *ret_pid, int *ret_pidfd,
                         int *ret_exec_fd) {
         service_extra *c = service_extra_own(s);
