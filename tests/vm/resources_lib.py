@@ -37,11 +37,11 @@ def weighted_shares(vm, weights, seconds=15, settle=3):
             for n, u in zip(names, used)}
 
 
-def tick_run(vm, tick, hogs, ticks=640, settle=2, timeout=None):
-    """Runs the tick service (64 Hz, 2 ms of work) with the hog services busy; returns the
-    lateness of each tick's completion after its deadline, in µs."""
+def tick_run(vm, tick, hogs, ticks=640, settle=2, timeout=None, ms=2):
+    """Runs the tick service (64 Hz, ms of work per tick) with the hog services busy; returns
+    the lateness of each tick's completion after its deadline, in µs."""
     out = "/run/" + tick.replace(".service", ".txt")
-    vm.check(f"rm -f {out}; echo TICKS={ticks} > /run/vres.env")
+    vm.check(f"rm -f {out}; printf 'TICKS={ticks}\\nMS={ms}\\n' > /run/vres.env")
     if timeout is None:
         timeout = 60 + ticks / 64 * 3
     try:
@@ -66,14 +66,14 @@ def tick_run(vm, tick, hogs, ticks=640, settle=2, timeout=None):
     return vals
 
 
-def tick_rounds(vm, scenarios, rounds=3, ticks=320, progress=None):
+def tick_rounds(vm, scenarios, rounds=3, ticks=320, progress=None, ms=2):
     """Runs each scenario (key -> (tick service, hog services)) for `ticks` ticks, round after
     round, and returns key -> the lateness of all its ticks. Interleaving spreads whatever
     else the host does over every scenario alike."""
     out = {k: [] for k in scenarios}
     for r in range(rounds):
         for key, (tick, hogs) in scenarios.items():
-            out[key] += tick_run(vm, tick, hogs, ticks=ticks)
+            out[key] += tick_run(vm, tick, hogs, ticks=ticks, ms=ms)
             if progress:
                 progress(r, key, out[key])
     return out

@@ -115,6 +115,25 @@ def main(tap, adir):
              "(median over rounds)",
              tick_priority if ticks else lambda: False)
 
+        def heavy_tick():
+            # The 2 ms tick needs 13% of a CPU, well under an equal share, and 6.1's CFS serves
+            # a sleeper that stays under its share at once: one tier costs it little. A tick
+            # needing more than an equal share (9 ms per 64 Hz tick, 58% of a CPU, against an
+            # equal share of 2 CPUs / 5 = 40%) shows what the tiers are for: in one tier it
+            # falls further behind with every tick; in the high tier it keeps up.
+            heavy = rl.tick_rounds(vm, {
+                "one tier": ("tick-flat.service", [f"hog-flat{i}.service" for i in range(1, 5)]),
+                "priority": ("tick-prio.service", [f"hog-low{i}.service" for i in range(1, 5)]),
+            }, rounds=2, ticks=PER_ROUND, ms=9)
+            flat = rl.round_p99(heavy["one tier"], PER_ROUND)
+            prio = rl.round_p99(heavy["priority"], PER_ROUND)
+            log(f"9 ms tick p99: one tier {flat / 1000:.1f} ms, priority {prio / 1000:.1f} ms")
+            if flat < 3 * prio:
+                raise AssertionError(f"a 9 ms tick in one tier (p99 {flat} us) is not clearly "
+                                     f"later than in the high tier ({prio} us)")
+        step(tap, vm, "resources: a tick needing more than an equal share falls behind in one "
+             "tier (p99 at least 3x) and keeps up in the high tier", heavy_tick)
+
         def list_times(n, cmd="vigilctl list"):
             times = []
             for _ in range(n):
