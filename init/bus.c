@@ -41,6 +41,7 @@
 #define ERROR_FAILED "org.vigil1.Error.Failed"
 #define ERROR_NO_SUCH_IMAGE "org.vigil1.Error.NoSuchImage"
 #define ERROR_NO_PREVIOUS_VERSION "org.vigil1.Error.NoPreviousVersion"
+#define ERROR_START_REFUSED "org.vigil1.Error.StartRefused"
 
 /* Each connection costs a little memory and an fd; the socket is root-only, so this only
  * guards against runaway scripts. */
@@ -692,11 +693,14 @@ static int method_get_crash_records(sd_bus_message *msg, void *userdata, sd_bus_
 /* ---- org.vigil1.Manager: changing ------------------------------------------------------ */
 
 static int operation_error(service *s, int r, const char *verb, sd_bus_error *error) {
+        char why[512] = "it cannot start";
+
         switch (r) {
         case -ELOOP:
-                return sd_bus_error_setf(error, ERROR_FAILED,
-                                         "cannot %s %s: it is part of an ordering cycle", verb,
-                                         service_name(s));
+        case -ECANCELED:
+                (void) service_start_refused(s, why, sizeof(why));
+                return sd_bus_error_setf(error, ERROR_START_REFUSED, "cannot %s %s: %s", verb,
+                                         service_name(s), why);
         case -EBUSY:
         case -ESRCH:
                 return sd_bus_error_setf(error, ERROR_NOT_RUNNING,
@@ -737,7 +741,8 @@ static int service_operation(sd_bus_message *msg, bus_conn *c, sd_bus_error *err
 
 /* StartService(s name), StopService(s name), RestartService(s name), ReloadService(s name)
  * → (): they change the service's target and return at once; watch State/SubState (or the
- * ServiceStateChanged signal) for the outcome. */
+ * ServiceStateChanged signal) for the outcome. A start of a stopped service that can never
+ * succeed (service_start_refused()) is answered with StartRefused and the reason. */
 static int method_start_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return service_operation(msg, userdata, error, service_start, VERB_START);
 }

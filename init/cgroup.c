@@ -722,24 +722,17 @@ static int watch_memory_events(service *s) {
         return r;
 }
 
-/* ResourceEnforcement=required: a setting that is not enforced keeps the service down. */
-static void check_enforcement(service *s) {
+/* Logs each setting of s that is not enforced and was not logged by the apply already
+ * (ResourceEnforcement=required then keeps it down: service_start_refused()). */
+static void log_unenforced(service *s) {
         _cleanup_strv_free_ char **warnings = NULL;
-        service_extra *x;
+        char *const *failed = cgroup_apply_failures(service_name(s));
 
-        if (resource_warnings(s->unit, &warnings) < 0 || !warnings)
+        if (resource_warnings(s->unit, &warnings) < 0)
                 return;
         STRV_FOREACH(w, warnings)
-                if (!cgroup_apply_failures(service_name(s)) ||
-                    !strv_contains((char **) cgroup_apply_failures(service_name(s)), *w))
+                if (!failed || !strv_contains((char **) failed, *w))
                         log_warning("%s: %s", service_name(s), *w);
-        if (s->unit->resource->enforcement != ENFORCEMENT_REQUIRED || s->extra->missing_requirement)
-                return;
-        x = service_extra_get(s);
-        if (x &&
-            asprintf_safe(&x->missing_requirement, "ResourceEnforcement=required, but %s%s",
-                          warnings[0], warnings[1] ? " (and more: see vigilctl status)" : "") < 0)
-                x->missing_requirement = NULL;
 }
 
 int cgroup_service_create(service *s) {
@@ -748,7 +741,7 @@ int cgroup_service_create(service *s) {
         int r;
 
         if (m->cgroup_root_fd < 0) {
-                check_enforcement(s);
+                log_unenforced(s);
                 return 0;
         }
         r = open_group(m, service_group(s), &parent);
@@ -775,7 +768,7 @@ int cgroup_service_create(service *s) {
                                   "recorded: %m",
                                   service_name(s));
         (void) cgroup_service_apply(s);
-        check_enforcement(s);
+        log_unenforced(s);
         return 0;
 }
 

@@ -34,9 +34,8 @@ const char *cgroup_controller_to_string(cgroup_controller c);
 
 /* Creates the service's leaf (in its CPUPriority= tier's group), watches its
  * cgroup.events and memory.events, and writes the unit's limits with
- * cgroup_service_apply(). A unit with ResourceEnforcement=required whose settings cannot
- * all be enforced gets s->missing_requirement, so it never starts. Logs what it cannot
- * enforce. */
+ * cgroup_service_apply(). Logs what it cannot enforce (a unit with
+ * ResourceEnforcement=required then never starts: service_start_refused()). */
 int cgroup_service_create(service *s);
 void cgroup_service_remove(service *s);
 

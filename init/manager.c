@@ -106,14 +106,11 @@ void manager_service_requested(manager *m, service *s, service_target target) {
 /* May s start now? 1: yes, 0: wait, -1: it can never start (already failed). */
 static int start_allowed(service *s) {
         service *const *d;
+        char why[512];
         size_t n;
 
-        if (s->in_cycle) {
-                service_dependency_failed(s, "it is part of an ordering cycle");
-                return -1;
-        }
-        if (s->extra->missing_requirement) {
-                service_dependency_failed(s, s->extra->missing_requirement);
+        if (service_start_refused(s, why, sizeof(why))) {
+                service_dependency_failed(s, why);
                 return -1;
         }
         d = service_deps(s, DEP_AFTER, &n);
@@ -128,8 +125,6 @@ static int start_allowed(service *s) {
                 service *t = d[i];
 
                 if (t->target == TARGET_STOPPED && !service_is_started(t)) {
-                        char why[300];
-
                         snprintf(why, sizeof(why), "required service %s did not start",
                                  service_name(t));
                         service_dependency_failed(s, why);

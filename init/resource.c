@@ -130,22 +130,27 @@ static const resource_check checks[] = {
         { "IOWeight", CGROUP_IO, io_weight_set },
 };
 
+/* The missing-controller line of checks[i] for u into buf; false when it has none. */
+static bool check_warning(const unit *u, size_t i, char *buf, size_t size) {
+        if (!checks[i].is_set(u->resource) || (cgroup_controllers() & checks[i].controller))
+                return false;
+        if (!cgroup_have_tree())
+                snprintf(buf, size, "%s= not enforced: no cgroup v2 hierarchy", checks[i].key);
+        else
+                snprintf(buf, size, "%s= not enforced: %s controller unavailable", checks[i].key,
+                         cgroup_controller_to_string(checks[i].controller));
+        return true;
+}
+
 int resource_warnings(const unit *u, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
-        unsigned have = cgroup_controllers();
         int r;
 
         for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
                 char buf[160];
 
-                if (!checks[i].is_set(u->resource) || (have & checks[i].controller))
+                if (!check_warning(u, i, buf, sizeof(buf)))
                         continue;
-                if (!cgroup_have_tree())
-                        snprintf(buf, sizeof(buf), "%s= not enforced: no cgroup v2 hierarchy",
-                                 checks[i].key);
-                else
-                        snprintf(buf, sizeof(buf), "%s= not enforced: %s controller unavailable",
-                                 checks[i].key, cgroup_controller_to_string(checks[i].controller));
                 r = strv_extend(&l, buf);
                 if (r < 0)
                         return r;
@@ -157,4 +162,18 @@ int resource_warnings(const unit *u, char ***ret) {
         }
         *ret = TAKE_PTR(l);
         return 0;
+}
+
+size_t resource_unenforced(const unit *u, char *buf, size_t size) {
+        char *const *failed = cgroup_apply_failures(u->name);
+        size_t n = 0;
+        char line[160];
+
+        for (size_t i = 0; i < ELEMENTSOF(checks); i++)
+                if (check_warning(u, i, line, sizeof(line)) && n++ == 0)
+                        snprintf(buf, size, "%s", line);
+        STRV_FOREACH(f, failed)
+                if (n++ == 0)
+                        snprintf(buf, size, "%s", *f);
+        return n;
 }

@@ -14,3 +14,7 @@ int resource_apply_child(const unit_resource *r);
  * ("CPUWeight= not enforced: cpu controller unavailable"), including what could not be
  * written to its cgroup; *ret NULL when none. Returns 0 or -ENOMEM. */
 int resource_warnings(const unit *u, char ***ret);
+
+/* Like resource_warnings() without allocating (for the start path): the number of such
+ * lines, the first one in buf (untouched when none). */
+size_t resource_unenforced(const unit *u, char *buf, size_t size);

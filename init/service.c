@@ -10,6 +10,7 @@
 #include "crash.h"
 #include "log.h"
 #include "manager.h"
+#include "resource.h"
 #include "sys.h"
 
 static const char *const state_names[_SERVICE_STATE_MAX] = {
@@ -916,7 +917,32 @@ void service_dependency_failed(service *s, const char *why) {
         service_set_state(s, SERVICE_FAILED);
 }
 
+bool service_start_refused(const service *s, char *why, size_t size) {
+        char first[256];
+        size_t n;
+
+        if (s->in_cycle) {
+                snprintf(why, size, "it is part of an ordering cycle");
+                return true;
+        }
+        if (s->extra->missing_requirement) {
+                snprintf(why, size, "%s", s->extra->missing_requirement);
+                return true;
+        }
+        /* Asked each time: a reload or SetProperties may have changed the settings. */
+        if (s->unit->resource->enforcement != ENFORCEMENT_REQUIRED)
+                return false;
+        n = resource_unenforced(s->unit, first, sizeof(first));
+        if (n == 0)
+                return false;
+        snprintf(why, size, "ResourceEnforcement=required, but %s%s", first,
+                 n > 1 ? " (and more: see vigilctl status)" : "");
+        return true;
+}
+
 int service_start(service *s) {
+        char why[512];
+
         if (s->in_cycle) {
                 if (s->state != SERVICE_FAILED)
                         service_dependency_failed(s, "it is part of an ordering cycle");
@@ -927,6 +953,14 @@ int service_start(service *s) {
         if (s->target == TARGET_STARTED && (!s->start_done || service_is_active(s)) &&
             s->state != SERVICE_FAILED)
                 return 0;
+        /* While it is down the answer can go to the caller; otherwise the dispatch pass
+         * refuses the start once the current run has ended. */
+        if (!service_is_active(s) && s->state != SERVICE_AUTO_RESTART &&
+            service_start_refused(s, why, sizeof(why))) {
+                if (s->state != SERVICE_FAILED || s->result != RESULT_DEPENDENCY)
+                        service_dependency_failed(s, why);
+                return -ECANCELED;
+        }
         s->target = TARGET_STARTED;
         s->start_done = false;
         /* An admin's start is a fresh chance: forget the start limit and the backoff. */

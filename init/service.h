@@ -207,7 +207,10 @@ service *const *service_deps(const service *s, service_dep kind, size_t *ret_n);
 int service_dep_add(service *s, service_dep kind, service *t);
 void service_deps_clear(service *s);
 
-/* Admin and dependency requests: they change the target and dispatch. */
+/* Admin and dependency requests: they change the target and dispatch. A start that can
+ * never succeed is refused at once while the service is down (it fails with result
+ * dependency): -ELOOP for an ordering cycle, -ECANCELED for the other reasons of
+ * service_start_refused(). */
 int service_start(service *s);
 int service_stop(service *s);
 int service_restart(service *s);
@@ -223,6 +226,10 @@ int service_replace_unit(service *s, unit *u);
 void service_dispatch(service *s);
 /* The start request cannot be met (cycle, missing or failed requirement). */
 void service_dependency_failed(service *s, const char *why);
+/* Whether s can never start as things stand, whatever other services do: an ordering
+ * cycle, a required service that does not exist, or ResourceEnforcement=required with a
+ * setting this machine does not enforce. The reason goes to why. */
+bool service_start_refused(const service *s, char *why, size_t size);
 
 /* Events from the manager. */
 void service_sigchld(service *s, pid_t pid, int code, int status);

@@ -1,7 +1,8 @@
 /* Test doubles of the manager, its services, their log streams and the update engine, for
  * init/bus.c in tests/unit/test-bus.c and tests/fuzz/fuzz-bus.c: four fake services
- * (a.service, b@x.service, c.service, fail.service), the first two with logs, and two images
- * (game on trial with a rejected digest, fresh without a previous version). */
+ * (a.service, b@x.service, c.service, fail.service), the first two with logs, c refused a
+ * start, and two images (game on trial with a rejected digest, fresh without a previous
+ * version). */
 #include <signal.h>
 #include <stdarg.h>
 #include <systemd/sd-bus.h>
@@ -57,9 +58,21 @@ static void fake_log(service *s, const char *line) {
                         s->log->subs[i].fn(line, strlen(line), s->log->subs[i].userdata);
 }
 
+/* c.service plays one that ResourceEnforcement=required keeps down. */
+bool service_start_refused(const service *s, char *why, size_t size) {
+        if (!streq(service_name(s), "c.service"))
+                return false;
+        snprintf(why, size,
+                 "ResourceEnforcement=required, but CPUWeight= not enforced: cpu "
+                 "controller unavailable");
+        return true;
+}
+
 int service_start(service *s) {
         if (streq(service_name(s), "fail.service"))
                 return -EIO;
+        if (streq(service_name(s), "c.service"))
+                return -ECANCELED;
         s->state = SERVICE_RUNNING;
         s->main_pid = 4242;
         s->active_since = 1;

@@ -332,6 +332,12 @@ static void test_operations(sd_bus *bus) {
                "a failing start is reported with a message");
         printf("# %s: %s\n", e.name, e.message);
         sd_bus_error_free(&e);
+        r = call(bus, "StartService", &e, &reply, "s", "c.service");
+        tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.StartRefused") && e.message &&
+                       streq(e.message, "cannot start c.service: ResourceEnforcement=required, "
+                                        "but CPUWeight= not enforced: cpu controller unavailable"),
+               "a refused start: StartRefused with the reason");
+        sd_bus_error_free(&e);
 
         r = call(bus, "KillService", &e, &reply, "si", "a.service", 0);
         tap_ok(r < 0 && sd_bus_error_has_name(&e, "org.vigil1.Error.InvalidArgument"),
@@ -1175,6 +1181,19 @@ static int vigilctl_output(const char *const *argv, char *out, size_t size) {
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* vigilctl start of a service vigil refuses to start: exit 1, and the reason on stderr. */
+static void test_vigilctl_refused(void) {
+        char out[1024];
+        int r;
+
+        r = vigilctl_output((const char *[]){ "start", "c.service", NULL }, out, sizeof(out));
+        tap_ok(r == 1 && strstr(out, "cannot start c.service: ResourceEnforcement=required, but "
+                                     "CPUWeight= not enforced: cpu controller unavailable"),
+               "vigilctl start of a refused service: exit 1 and the reason");
+        if (r != 1)
+                printf("# exit %d: %s\n", r, out);
+}
+
 /* vigilctl update: what it prints, and each way of naming a bundle. */
 static void test_vigilctl_update(void) {
         static const char *const forms[] = { ".squashfs", ".manifest", ".manifest.minisig", "" };
@@ -1249,6 +1268,7 @@ static void test_vigilctl(void) {
                 { { "stop", "a.service" }, 0 },
                 { { "kill", "a.service" }, 1 }, /* not running */
                 { { "start", "fail.service" }, 1 },
+                { { "start", "c.service" }, 1 },
                 { { "start" }, 2 },
                 { { "logs", "a.service" }, 0 },
                 { { "logs", "a.service", "-n", "1" }, 0 },
@@ -1305,6 +1325,7 @@ static void test_vigilctl(void) {
         }
         test_vigilctl_follow();
         test_vigilctl_update();
+        test_vigilctl_refused();
         snprintf(missing, sizeof(missing), "unix:path=%s.missing", socket_path);
         tap_inteq(run_vigilctl((const char *[]){ "--address", missing, "list", NULL }, true), 1,
                   "vigilctl against a missing socket exits 1");

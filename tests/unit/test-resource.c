@@ -323,11 +323,25 @@ static void test_warnings(void) {
                "CPUWeight= is reported");
         tap_ok(strv_contains(w, "MemoryMax= not enforced: no cgroup v2 hierarchy"),
                "MemoryMax= is reported");
+        {
+                char first[64] = "untouched";
+
+                tap_inteq(resource_unenforced(u, first, sizeof(first)), strv_length(w),
+                          "resource_unenforced() counts the same lines");
+                tap_streq(first, w ? w[0] : "", "and gives the first one");
+        }
         w = strv_free(w);
         plain = load_text("[Service]\nExecStart=/bin/true\n", &diags);
         diag_list_done(&diags);
         tap_ok(plain && resource_warnings(plain, &w) == 0 && !w,
                "a unit that sets nothing has no warning");
+        {
+                char first[64] = "untouched";
+
+                tap_ok(plain && resource_unenforced(plain, first, sizeof(first)) == 0 &&
+                               streq(first, "untouched"),
+                       "resource_unenforced(): none, and the buffer is left alone");
+        }
 }
 
 /* Runs resource_apply_child() in a child and reports what it then has. */
