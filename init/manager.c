@@ -678,6 +678,7 @@ static void override_free(property_override *o) {
         free(o->key);
         free(o->value);
         free(o->source);
+        free(o->persisted);
 }
 
 static property_override *override_find(manager *m, const char *name, const char *key) {
@@ -701,7 +702,12 @@ static int override_record(manager *m, const char *name, const char *key, const 
         n.key = strdup(key);
         n.value = strdup(value);
         n.source = strdup(source);
-        if (!n.service || !n.key || !n.value || !n.source) {
+        /* A runtime change hides the file's value until the next boot; the file keeps it
+         * when it is written again for another key. */
+        if (runtime && o && (o->persisted || !o->runtime))
+                n.persisted = strdup(o->runtime ? o->persisted : o->value);
+        if (!n.service || !n.key || !n.value || !n.source ||
+            (runtime && o && (o->persisted || !o->runtime) && !n.persisted)) {
                 override_free(&n);
                 return -ENOMEM;
         }
@@ -777,13 +783,13 @@ static int overrides_save(manager *m, const char *name, char *const *extra) {
                 const property_override *o = &m->overrides[i];
                 bool replaced = false;
 
-                if (!streq(o->service, name) || o->runtime)
+                if (!streq(o->service, name) || (o->runtime && !o->persisted))
                         continue;
                 STRV_FOREACH(a, extra)
                         if (startswith(*a, o->key) && (*a)[strlen(o->key)] == '=')
                                 replaced = true;
                 if (!replaced)
-                        fprintf(f, "%s=%s\n", o->key, o->value);
+                        fprintf(f, "%s=%s\n", o->key, o->runtime ? o->persisted : o->value);
         }
         STRV_FOREACH(a, extra)
                 fprintf(f, "%s\n", *a);

@@ -31,7 +31,8 @@ typedef struct bus_server bus_server;
 /* A setting changed with SetProperties, applied over the unit (also after ReloadUnits). */
 typedef struct property_override {
         char *service, *key, *value;
-        char *source; /* the file that keeps it, or "SetProperties (runtime)" */
+        char *source;    /* the file that keeps it, or "SetProperties (runtime)" */
+        char *persisted; /* a runtime one: the value its file keeps underneath, or NULL */
         bool runtime;
 } property_override;
 typedef struct sys_ops sys_ops;

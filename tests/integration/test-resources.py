@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Resource control in the sandbox, where the cgroup v2 controllers may be missing (or, under
 no-cgroup.sh, cgroup v2 itself): the boot log names them, `vigilctl status` shows each setting that is not enforced, and
-ResourceEnforcement=required keeps such a service down, also when asked by hand."""
+ResourceEnforcement=required keeps such a service down, also when asked by hand; and how
+set-property's runtime and persistent changes of resource settings are kept."""
 
 import json
 import os
@@ -126,6 +127,51 @@ def test_unavailable(missing, tree=True):
         t.ok(sb.state_of("other.service") == "active", "a service without settings is unaffected")
 
 
+def test_overrides():
+    """set-property: a runtime change hides a persistent one until the next boot, and the
+    file keeps the persistent value when another key is written to it later. (Settings
+    shows RestartSec=, not the resource settings: their values are checked in the VM.)"""
+    units = {"live.service": unit("live", "MemoryMax=64M")}
+    with Sandbox(units) as sb:
+        sb.start()
+        sb.wait_state("live.service", "active")
+        path = os.path.join(sb.state, "overrides", "live.service.conf")
+
+        def settings():
+            st = json.loads(sb.ctl("--json", "status", "live").stdout)
+            return {s["key"]: (s["value"], s["source"]) for s in st["settings"]}
+
+        def saved():
+            if not os.path.exists(path):
+                return None
+            with open(path) as f:
+                return sorted(line for line in f.read().splitlines()
+                              if not line.startswith("#"))
+
+        r = sb.ctl("set-property", "live", "MemoryMax=40M", "RestartSec=1s")
+        t.ok(r.returncode == 0 and saved() == ["MemoryMax=40M", "RestartSec=1s"],
+             "set-property keeps both settings in STATE/overrides/live.service.conf",
+             f"{r.stderr} {saved()}")
+        r = sb.ctl("set-property", "--runtime", "live", "MemoryMax=50M", "RestartSec=2s")
+        st = settings()
+        t.ok(r.returncode == 0 and st["Service.RestartSec"][0] == "2s" and
+             "runtime" in st["Service.RestartSec"][1] and
+             saved() == ["MemoryMax=40M", "RestartSec=1s"],
+             "set-property --runtime: in effect, the file unchanged", f"{r.stderr} {st} {saved()}")
+        r = sb.ctl("set-property", "live", "TasksMax=77")
+        t.ok(r.returncode == 0 and saved() == ["MemoryMax=40M", "RestartSec=1s", "TasksMax=77"],
+             "a later persistent change of another key keeps the hidden values in the file",
+             f"{r.stderr} {saved()}")
+        t.ok(settings()["Service.RestartSec"][0] == "2s", "and the runtime value stays in effect",
+             settings())
+        sb.stop()
+        sb.start()
+        sb.wait_state("live.service", "active")
+        st = settings()
+        t.ok(st["Service.RestartSec"][0] == "1s" and "overrides" in st["Service.RestartSec"][1],
+             "after a restart of vigil the persistent value is back", st)
+
+
 def main():
     log, missing = probe()
     m = re.search(r"Services run in cgroups below \S+ \(controllers: ([a-z ]+)\)", log)
@@ -134,11 +180,13 @@ def main():
         t.ok("No cgroup v2 hierarchy: services are tracked by process group" in log,
              "the boot log says there is no cgroup v2 hierarchy", log)
         test_unavailable(["cpu"], tree=False)
+        test_overrides()
         t.done()
     have = m.group(1).split()
     t.ok(missing is not None or have == ["cpu", "cpuset", "memory", "pids", "io"],
          "the boot log names the controllers it could not get",
          log)
+    test_overrides()
     if not missing:
         t.ok(True, "settings not enforced # SKIP every controller is available here")
         t.done()
