@@ -100,6 +100,7 @@ static unsigned enabled;      /* controllers enabled for the services' leaves */
 static uint64_t memory_total; /* bytes of RAM, for MemoryMax=N% */
 static uint64_t pid_space;    /* for TasksMax=N% */
 static cpu_set_bits cpus_online;
+static cpu_set_bits reserved_applied; /* CPUExclusive= CPUs when the leaves were written */
 
 bool cgroup_have_tree(void) {
         return have_tree;
@@ -210,6 +211,7 @@ int cgroup_setup(manager *m) {
         m->cgroup_root_fd = -1;
         have_tree = false;
         enabled = 0;
+        reserved_applied = (cpu_set_bits){};
         machine_totals();
         r = vigil_cgroup_path(m->settings.sandbox ? m->settings.sandbox_id : 0, &path);
         if (r == -ENOMEM)
@@ -516,10 +518,12 @@ static void apply_cpuset(service *s, char ***lines) {
                         want = left;
         }
         if (cpu_set_bits_is_empty(&r->allowed_cpus) && !have_reserved) {
-                /* Nothing asked: an empty cpuset.cpus follows the parent's CPUs. */
-                if (write_file_at(s->cgroup_fd, "cpuset.cpus", "\n") < 0)
-                        log_debug("%s: cannot reset cpuset.cpus: %m", service_name(s));
-                return;
+                /* Nothing asked: an empty cpuset.cpus follows the parent's CPUs. The kernel
+                 * refuses to empty it while the leaf has processes (ENOSPC): then all of
+                 * them, e.g. when CPUs another service reserved come back. */
+                if (write_file_at(s->cgroup_fd, "cpuset.cpus", "\n") >= 0)
+                        return;
+                want = cpus_online;
         }
         if (cpu_set_bits_is_empty(&want) || cpu_set_bits_format(&want, buf, sizeof(buf)) < 0) {
                 add_failure(lines, "AllowedCPUs= not enforced: no usable CPU in it");
@@ -615,6 +619,23 @@ static void apply_io(service *s, char ***lines) {
                 apply_one(s, lines, "IOWeight", "io.weight", buf);
 }
 
+/* A service's CPUExclusive= or AllowedCPUs= changed the reserved CPUs (a live change, a
+ * reload): every other leaf's cpuset.cpus is written again. */
+static void reserved_update(manager *m, const service *changed) {
+        cpu_set_bits now = reserved_cpus(m, NULL);
+
+        if (!(enabled & CGROUP_CPUSET) || memcmp(&now, &reserved_applied, sizeof(now)) == 0)
+                return;
+        reserved_applied = now;
+        for (size_t i = 0; i < m->n_services; i++)
+                if (m->services[i] != changed && m->services[i]->cgroup_fd >= 0)
+                        (void) cgroup_service_apply(m->services[i]);
+}
+
+void cgroup_services_removed(manager *m) {
+        reserved_update(m, NULL);
+}
+
 int cgroup_service_apply(service *s) {
         _cleanup_strv_free_ char **lines = NULL;
         size_t n;
@@ -642,6 +663,7 @@ int cgroup_service_apply(service *s) {
                 log_warning("%s: %s", service_name(s), *l);
         n = strv_length(lines);
         failures_set(service_name(s), TAKE_PTR(lines));
+        reserved_update(s->manager, s);
         return (int) n;
 }
 

@@ -43,9 +43,15 @@ void cgroup_service_remove(service *s);
  * after they changed at run time (SetProperties). Processes already running keep
  * their Nice= and scheduling settings; the cgroup limits apply at once. A change of
  * CPUPriority= that moves the service to another tier group needs the service to be
- * stopped: -EBUSY while it has processes. Returns the number of settings that could
- * not be written (each logged, and listed by resource_warnings()), or -errno. */
+ * stopped: -EBUSY while it has processes. When the CPUs that CPUExclusive= services
+ * reserve changed, every other leaf's settings are written again too. Returns the number
+ * of settings of s that could not be written (each logged, and listed by
+ * resource_warnings()), or -errno. */
 int cgroup_service_apply(service *s);
+
+/* After services left m->services (a reload removed their units): the CPUs they reserved
+ * go back to the others. */
+void cgroup_services_removed(manager *m);
 
 /* The lines of what the last cgroup_service_apply() for the service NAME could not
  * write ("MemorySwapMax= not enforced: ..."); NULL when everything was written. */

@@ -1075,6 +1075,8 @@ static void manager_apply_pending(manager *m) {
                         bus_service_removed(m->bus, gone[i]);
                 service_free(gone[i]);
         }
+        if (n_gone > 0)
+                cgroup_services_removed(m);
 }
 
 static bool service_wanted_at_boot(const service *s) {

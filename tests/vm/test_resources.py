@@ -1,5 +1,6 @@
 """Resource control on the real kernel (cgroup v2 in the resource-test appliance, 2 vCPUs):
-controllers and limits in each leaf, weighted CPU shares, the game tick under the priority
+controllers and limits in each leaf, what every other setting writes (and does), live
+set-property changes, CPUExclusive= set live, weighted CPU shares, the game tick under the priority
 policy against busy low-tier hogs (and in one tier for contrast), a fork bomb held by
 TasksMax=, and an allocation OOM-killed by MemoryMax=, recorded and restarted.
 
@@ -61,6 +62,137 @@ def main(tap, adir):
             log(f"leaves as written; default pids.max {default}; PID 1 oom_score_adj {oom}")
         step(tap, vm, "resources: each leaf holds its unit's limits (and the tier groups)",
              leaves)
+
+        def read(path):
+            return vm.check(f"cat {path}").strip()
+
+        def main_pid(name):
+            st = json.loads(vm.check(f"vigilctl --json status {name} || true"))
+            return st["main_pid"], st["active"]
+
+        def cpus_used(leaf, samples=30):
+            """{cpu: count} of the CPU each process of the leaf last ran on, sampled every
+            0.1 s, and the Cpus_allowed_list of each."""
+            out = vm.check(
+                f"i=0; while [ $i -lt {samples} ]; do for p in $(cat {leaf}/cgroup.procs); do "
+                f"awk '{{print \"cpu\", $39}}' /proc/$p/stat; done; i=$((i+1)); sleep 0.1; "
+                f"done; for p in $(cat {leaf}/cgroup.procs); do "
+                f"sed -n 's/^Cpus_allowed_list:[[:space:]]*/allowed /p' /proc/$p/status; done",
+                timeout=60)
+            used, allowed = {}, set()
+            for line in out.split("\n"):
+                k, _, v = line.partition(" ")
+                if k == "cpu":
+                    used[v] = used.get(v, 0) + 1
+                elif k == "allowed":
+                    allowed.add(v)
+            return used, allowed
+
+        def knobs():
+            leaf = f"{CG}/knobs.service"
+            want = {"cpu.idle": "1", "cpu.max": "15000 50000", "cpuset.cpus": "1",
+                    "memory.high": str(48 << 20), "io.weight": "default 300"}
+            got = {f: read(f"{leaf}/{f}").split("\n")[0] for f in want}
+            bad = {f: (got[f], w) for f, w in want.items() if got[f] != w}
+            if bad:
+                raise AssertionError("knobs.service leaf (got, want): " + json.dumps(bad))
+            vm.check("vigilctl start knobs.service")
+            try:
+                time.sleep(2)
+                used, allowed = cpus_used(leaf)
+                stat0 = vm.check(f"cat /proc/uptime {leaf}/cpu.stat").split()
+                time.sleep(5)
+                stat1 = vm.check(f"cat /proc/uptime {leaf}/cpu.stat").split()
+                warnings = vm.check("vigilctl status knobs.service | grep Warning: || true")
+            finally:
+                vm.run("vigilctl stop knobs.service", timeout=120)
+
+            def val(stat, key):
+                return int(stat[stat.index(key) + 1])
+            share = (val(stat1, "usage_usec") - val(stat0, "usage_usec")) / 1e6 / \
+                (float(stat1[0]) - float(stat0[0]))
+            throttled = val(stat1, "nr_throttled")
+            log(f"knobs.service: {json.dumps(got)}; ran on CPUs {used}, allowed {allowed}; "
+                f"{share * 100:.1f}% of a CPU for two busy processes, nr_throttled {throttled}")
+            if set(used) != {"1"} or allowed != {"1"}:
+                raise AssertionError(f"AllowedCPUs=1: ran on {used}, allowed {allowed}")
+            if not 0.2 <= share <= 0.4 or throttled == 0:
+                raise AssertionError(f"CPUQuota=30%: {share * 100:.1f}% of a CPU, "
+                                     f"nr_throttled {throttled}")
+            if warnings.strip():
+                raise AssertionError(f"vigilctl status warns: {warnings}")
+        step(tap, vm, "resources: CPUWeight=idle, CPUQuota=30%/50ms, AllowedCPUs=1, "
+             "MemoryHigh=48M, IOWeight=300 in the leaf (cpu.idle, cpu.max, cpuset.cpus, "
+             "memory.high, io.weight), and two busy processes get 30% of CPU 1 only", knobs)
+
+        def live():
+            leaf = f"{CG}/live.service"
+            conf = "/var/lib/vigil/state/overrides/live.service.conf"
+            vm.check("vigilctl start live.service")
+            time.sleep(1)
+            pid, active = main_pid("live.service")
+            before = (read(f"{leaf}/memory.max"), read(f"{leaf}/cpu.weight"))
+            if before != (str(64 << 20), "100") or active != "active":
+                raise AssertionError(f"live.service before: {before}, {active}")
+
+            def set_live(args, files, want):
+                vm.check(f"vigilctl set-property {args}")
+                got = tuple(read(f"{leaf}/{f}") for f in files)
+                if got != want:
+                    raise AssertionError(f"set-property {args}: {files} {got}, want {want}")
+                return vm.check(f"cat {conf}")
+
+            saved = set_live("live.service MemoryMax=40M CPUWeight=250",
+                             ("memory.max", "cpu.weight"), (str(40 << 20), "250"))
+            if "MemoryMax=40M" not in saved or "CPUWeight=250" not in saved:
+                raise AssertionError(f"{conf}:\n{saved}")
+            saved2 = set_live("--runtime live.service MemoryMax=50M TasksMax=33",
+                              ("memory.max", "pids.max"), (str(50 << 20), "33"))
+            if saved2 != saved:
+                raise AssertionError(f"--runtime changed {conf}:\n{saved2}")
+            if main_pid("live.service") != (pid, "active"):
+                raise AssertionError(f"live.service restarted: {main_pid('live.service')}")
+            vm.check("vigilctl stop live.service", timeout=60)
+            log(f"live.service: set-property reached memory.max/cpu.weight at once; {conf}: "
+                + " ".join(x for x in saved.split("\n") if x and not x.startswith("#")))
+        step(tap, vm, "resources: vigilctl set-property MemoryMax=40M CPUWeight=250 reaches "
+             "memory.max and cpu.weight at once and is kept in the overrides file; --runtime "
+             "reaches the leaf and leaves the file alone", live)
+
+        def exclusive():
+            others = [f"{CG}/w100.service", f"{CG}/tick-prio.service",
+                      f"{CG}/low.tier/hog-low1.service"]
+            excl = f"{CG}/excl.service"
+            before = [read(f"{o}/cpuset.cpus") for o in others]
+            vm.check("vigilctl start excl.service w100.service")
+            try:
+                vm.check("vigilctl set-property --runtime excl.service CPUExclusive=yes")
+                during = [read(f"{o}/cpuset.cpus") for o in others]
+                time.sleep(1)
+                used, allowed = cpus_used(f"{CG}/w100.service", samples=30)
+                mine, _ = cpus_used(excl, samples=10)
+                knobs_warn = vm.check("vigilctl status knobs.service | grep Warning: || true")
+                vm.check("vigilctl set-property --runtime excl.service CPUExclusive=no")
+                after = [read(f"{o}/cpuset.cpus") for o in others]
+            finally:
+                vm.run("vigilctl stop excl.service w100.service", timeout=120)
+            log(f"CPUExclusive=yes on CPU 1: others' cpuset.cpus {before} -> {during} -> "
+                f"{after}; w100.service (2 busy processes) ran on {used}, allowed {allowed}; "
+                f"excl.service ran on {mine}; knobs.service: {knobs_warn.strip()}")
+            # A running leaf cannot be emptied again (ENOSPC): it gets every CPU instead.
+            if any(d != "0" for d in during) or any(b != "" for b in before) or \
+                    after not in (["", "", ""], ["0-1", "", ""]):
+                raise AssertionError(f"cpuset.cpus of others: {before} -> {during} -> {after}")
+            if set(used) != {"0"} or allowed != {"0"}:
+                raise AssertionError(f"a busy service ran on the reserved CPU: {used} {allowed}")
+            if set(mine) != {"1"}:
+                raise AssertionError(f"excl.service ran on {mine}")
+            if "CPUExclusive= of other services leaves no CPU" not in knobs_warn:
+                raise AssertionError("knobs.service (AllowedCPUs=1 only) is not warned that "
+                                     f"CPU 1 is reserved: {knobs_warn!r}")
+        step(tap, vm, "resources: CPUExclusive=yes set live keeps every other service's "
+             "cpuset.cpus off CPU 1 (a busy one never runs there) and gives it back when unset",
+             exclusive)
 
         def weighted():
             shares = rl.weighted_shares(vm, {"w100.service": 100, "w200.service": 200,
@@ -198,6 +330,40 @@ def main(tap, adir):
                 f"PID 1 ({pid1}) answers")
         step(tap, vm, "resources: MemoryMax=32M vs 200 MiB: OOM-killed, Result=oom-kill "
              "recorded, restarted, PID 1 unaffected", oom)
+
+        def partition_probe():
+            # What Linux 6.1 answers to the cpuset partitions a reserved CPU would need (see
+            # policies/README.md, CPUExclusive=): logged for the record; the check is only
+            # that everything is put back.
+            cmds = [
+                "uname -r; cat /proc/1/cgroup; wc -l < /sys/fs/cgroup/cgroup.procs",
+                f"cat {CG}/cpuset.cpus.partition {CG}/cpuset.cpus.effective",
+                f"echo 0-1 > {CG}/cpuset.cpus; echo root > {CG}/cpuset.cpus.partition; "
+                f"cat {CG}/cpuset.cpus.partition",
+                f"echo member > {CG}/cpuset.cpus.partition; echo 1 > {CG}/cpuset.cpus; "
+                f"echo root > {CG}/cpuset.cpus.partition; cat {CG}/cpuset.cpus.partition "
+                f"{CG}/cpuset.cpus.effective",
+                f"echo member > {CG}/cpuset.cpus.partition; echo 0-1 > {CG}/cpuset.cpus; "
+                f"cat {CG}/cpuset.cpus.partition {CG}/cpuset.cpus.effective",
+                "mkdir /sys/fs/cgroup/probe.reserved && echo 1 > "
+                "/sys/fs/cgroup/probe.reserved/cpuset.cpus && echo root > "
+                "/sys/fs/cgroup/probe.reserved/cpuset.cpus.partition; "
+                "cat /sys/fs/cgroup/probe.reserved/cpuset.cpus.partition "
+                f"/sys/fs/cgroup/cpuset.cpus.effective {CG}/cpuset.cpus.effective "
+                f"{CG}/w100.service/cpuset.cpus.effective",
+                "echo member > /sys/fs/cgroup/probe.reserved/cpuset.cpus.partition; "
+                "rmdir /sys/fs/cgroup/probe.reserved; "
+                f"cat /sys/fs/cgroup/cpuset.cpus.effective {CG}/cpuset.cpus.effective",
+            ]
+            for c in cmds:
+                status, out = vm.run(c)
+                log(f"partition probe: {c}\n  -> exit {status}: "
+                    + " | ".join(x for x in out.strip().split("\n")))
+            back = (read(f"{CG}/cpuset.cpus.partition"), read(f"{CG}/cpuset.cpus.effective"))
+            if back != ("member", "0-1"):
+                raise AssertionError(f"vigil's cgroup not restored: {back}")
+        step(tap, vm, "resources: cpuset partition probe (the kernel's answers are logged)",
+             partition_probe)
 
         step(tap, vm, "resources: clean poweroff",
              lambda: log(f"powered off in {vm.poweroff():.1f} s"))
